@@ -1,0 +1,44 @@
+# Ladder's developer commands. Each creates the venv and installs what it needs on first run.
+STACK ?= dev
+PYTHON ?= python3
+VENV := venv
+PY := $(VENV)/bin/python
+CHECKOV_VENV := .venv-checkov
+
+.PHONY: plan test lint typecheck pytest bench validators clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# checkov pins packaging<24, which conflicts with pulumi: it gets its own venv.
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
+validators: $(VENV)/.installed $(CHECKOV_VENV)/.installed
+
+## plan: evaluate STACK (default dev) under mocks; print resources, exposure, cost; write build/STACK/
+plan: $(VENV)/.installed
+	$(PY) -m tools.plan $(STACK)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+pytest: validators
+	$(VENV)/bin/pytest -n auto -q
+
+## test: ruff, mypy and pytest (the offline validators run inside pytest)
+test: lint typecheck pytest
+
+## bench: evaluation time of each stack under mocks vs the floor (SDK imports + empty program)
+bench: $(VENV)/.installed
+	$(PY) -m tools.bench
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache

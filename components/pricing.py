@@ -1,0 +1,214 @@
+"""A dated price table and the pure function that turns a stack's settings into `monthlyCost`.
+
+Prices are list prices per month, excluding VAT, for the sizes the rungs use. They go
+stale: the table carries its date and sources so a reader knows how old the numbers
+are, and `make plan` prints them next to the total.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.settings import Settings
+
+PRICES_AS_OF = "2026-11-23"
+
+
+@dataclass(frozen=True)
+class ProviderPrices:
+    currency: str
+    source: str
+    servers: dict[str, float]
+    volume_gb: float
+    load_balancer: float
+    ipv4: float = 0.0
+    backups_fraction: float = 0.2
+    ha_control_plane: float = 0.0
+    databases: dict[str, float] = field(default_factory=dict)
+    object_storage: float = 0.0
+
+
+PRICES: dict[str, ProviderPrices] = {
+    "hetzner": ProviderPrices(
+        currency="EUR",
+        source="https://www.hetzner.com/cloud (prices excl. VAT, Germany/Finland)",
+        servers={
+            "cx23": 3.49,
+            "cx33": 5.49,
+            "cx43": 9.49,
+            "cx53": 17.49,
+            "cpx22": 5.99,
+            "cpx32": 10.49,
+            "cax11": 3.79,
+            "cax21": 6.49,
+        },
+        volume_gb=0.044,
+        load_balancer=5.39,
+        ipv4=0.50,
+        backups_fraction=0.20,
+    ),
+    "digitalocean": ProviderPrices(
+        currency="USD",
+        source="https://www.digitalocean.com/pricing (droplets, volumes, load balancers, DOKS, databases)",
+        servers={
+            "s-1vcpu-1gb": 6.0,
+            "s-1vcpu-2gb": 12.0,
+            "s-2vcpu-2gb": 18.0,
+            "s-2vcpu-4gb": 24.0,
+            "s-4vcpu-8gb": 48.0,
+            "s-8vcpu-16gb": 96.0,
+        },
+        volume_gb=0.10,
+        load_balancer=12.0,
+        ipv4=0.0,
+        backups_fraction=0.20,
+        ha_control_plane=40.0,
+        databases={
+            "db-s-1vcpu-1gb": 15.15,
+            "db-s-1vcpu-2gb": 30.45,
+            "db-s-2vcpu-4gb": 60.90,
+            "db-s-4vcpu-8gb": 121.80,
+        },
+        object_storage=5.0,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class CostItem:
+    name: str
+    quantity: float
+    unit_price: float
+
+    @property
+    def monthly(self) -> float:
+        return round(self.quantity * self.unit_price, 2)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "quantity": self.quantity,
+            "unitPrice": self.unit_price,
+            "monthly": self.monthly,
+        }
+
+
+@dataclass(frozen=True)
+class CostReport:
+    currency: str
+    items: tuple[CostItem, ...]
+    source: str
+    as_of: str = PRICES_AS_OF
+
+    @property
+    def total(self) -> float:
+        return round(sum(item.monthly for item in self.items), 2)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "currency": self.currency,
+            "total": self.total,
+            "items": [item.as_dict() for item in self.items],
+            "asOf": self.as_of,
+            "source": self.source,
+        }
+
+
+class UnknownPrice(KeyError):
+    """A size is missing from the table: say which, rather than report a wrong total."""
+
+
+def _price(table: dict[str, float], size: str, what: str) -> float:
+    try:
+        return table[size]
+    except KeyError:
+        raise UnknownPrice(f"no {what} price for size {size!r} in components/pricing.py") from None
+
+
+def _server_items(p: ProviderPrices, label: str, size: str, count: int, backups: bool) -> list[CostItem]:
+    unit = _price(p.servers, size, "server")
+    items = [CostItem(f"{label} {size}", count, unit)]
+    if backups:
+        items.append(
+            CostItem(f"{label} backups ({int(p.backups_fraction * 100)}%)", count, round(unit * p.backups_fraction, 2))
+        )
+    if p.ipv4:
+        items.append(CostItem(f"{label} public IPv4", count, p.ipv4))
+    return items
+
+
+def _managed_items(s: Settings, p: ProviderPrices, copies: int) -> list[CostItem]:
+    items = []
+    if s.postgres.mode == "managed" and s.postgres.size:
+        nodes = max(1, s.postgres.instances)
+        items.append(
+            CostItem(
+                f"managed Postgres {s.postgres.size} ({nodes} node)",
+                nodes * copies,
+                _price(p.databases, s.postgres.size, "database"),
+            )
+        )
+    if s.redis.mode == "managed" and s.redis.size:
+        items.append(CostItem(f"managed Valkey {s.redis.size}", copies, _price(p.databases, s.redis.size, "database")))
+    return items
+
+
+def _vps_items(s: Settings, p: ProviderPrices) -> list[CostItem]:
+    vps = s.vps
+    count = vps.server_count
+    size = vps.size or ""
+    items = _server_items(p, "app server", size, count, vps.server_backups)
+    data_on_own_server = count > 1 and s.postgres.mode == "container"
+    if data_on_own_server:
+        items += _server_items(p, "data server", size, 1, vps.server_backups)
+    if s.postgres.mode == "container":
+        items.append(CostItem("data volume (GB)", vps.volume_gb, p.volume_gb))
+    if count > 1:
+        items.append(CostItem("load balancer", 1, p.load_balancer))
+    return items + _managed_items(s, p, 1)
+
+
+def _cluster_items(s: Settings, p: ProviderPrices, provider: str) -> list[CostItem]:
+    cl = s.cluster
+    tenants = len(s.effective_tenants)
+    items: list[CostItem] = []
+    if provider == "hetzner":
+        control_planes = 3 if cl.ha_control_plane else 1
+        items += _server_items(p, "k3s control plane", s.vps.size or "", control_planes, False)
+        items += _server_items(p, "k3s agent (minNodes)", cl.node_size or "", cl.min_nodes, False)
+    else:
+        items.append(
+            CostItem(
+                f"DOKS node {cl.node_size} (minNodes)", cl.min_nodes, _price(p.servers, cl.node_size or "", "node")
+            )
+        )
+        if cl.ha_control_plane:
+            items.append(CostItem("DOKS HA control plane", 1, p.ha_control_plane))
+    items.append(CostItem("ingress load balancer", 1, p.load_balancer))
+    if s.postgres.mode == "operator":
+        items.append(
+            CostItem(
+                "Postgres volumes (GB, all instances and tenants)",
+                s.postgres.storage_gb * s.postgres.instances * tenants,
+                p.volume_gb,
+            )
+        )
+    if s.redis.mode == "container":
+        items.append(CostItem("Valkey volumes (GB, per tenant)", tenants, p.volume_gb))
+    return items + _managed_items(s, p, 1)
+
+
+def monthly_cost(s: Settings) -> CostReport:
+    """What the stack's settings cost per month at list prices."""
+    provider = s.provider_name
+    if s.phase == "local" or provider in ("docker", "existing"):
+        if s.phase != "local" and provider == "existing":
+            note = "hosts or cluster you already run (not billed by Ladder)"
+            return CostReport("USD", (CostItem(note, 1, 0.0),), source="n/a")
+        return CostReport("USD", (), source="your own machine")
+    p = PRICES[provider]
+    items = _vps_items(s, p) if s.phase == "vps" else _cluster_items(s, p, provider)
+    if s.backups is not None and s.backups.create and provider == "digitalocean":
+        items.append(CostItem("Spaces bucket (250 GB included)", 1, p.object_storage))
+    return CostReport(p.currency, tuple(items), source=p.source)

@@ -1,0 +1,712 @@
+"""The config contract: every `ladder:` key as a typed, frozen model.
+
+Validation happens here, once, before any resource is registered. Everything is pure:
+`parse_settings` takes the raw key/value map (what Pulumi hands the program) and returns
+a frozen `Settings` or raises `ConfigError` listing every problem with its full key path,
+so a typo in a stack file fails `pulumi preview` with a message a human can act on
+instead of a half-built stack or a Python traceback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from components import versions
+
+NAMESPACE = "ladder"
+
+Phase = Literal["local", "vps", "cluster"]
+ProviderName = Literal["docker", "hetzner", "digitalocean", "existing"]
+PostgresMode = Literal["container", "managed", "operator", "external", "none"]
+RedisMode = Literal["container", "managed", "external", "none"]
+IngressController = Literal["traefik", "ingress-nginx"]
+
+# Where each rung may run, and what each provider offers for data stores. One table, so
+# the error messages and the rung code cannot disagree.
+PROVIDERS_BY_PHASE: dict[str, tuple[str, ...]] = {
+    "local": ("docker",),
+    "vps": ("hetzner", "digitalocean", "existing"),
+    "cluster": ("digitalocean", "hetzner", "existing"),
+}
+POSTGRES_MODES_BY_PHASE: dict[str, tuple[str, ...]] = {
+    "local": ("container", "external", "none"),
+    "vps": ("container", "managed", "external", "none"),
+    "cluster": ("operator", "managed", "external", "none"),
+}
+REDIS_MODES_BY_PHASE: dict[str, tuple[str, ...]] = {
+    "local": ("container", "external", "none"),
+    "vps": ("container", "managed", "external", "none"),
+    "cluster": ("container", "managed", "external", "none"),
+}
+MANAGED_DATA_PROVIDERS = ("digitalocean",)
+DEFAULT_POSTGRES_MODE = {"local": "container", "vps": "container", "cluster": "operator"}
+
+# Environment variables Ladder injects itself; letting users set them would shadow the
+# connection strings of the stores Ladder provisions.
+INJECTED_ENV = ("DATABASE_URL", "REDIS_URL")
+
+DNS_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_DNS_LABEL_RE = re.compile(rf"^{DNS_LABEL}$")
+_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@([a-zA-Z0-9-]+\.)+[a-zA-Z]{2,63}$")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CPU_RE = re.compile(r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$")
+_MEMORY_RE = re.compile(r"^[0-9]+(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+# Docker's reference grammar (distribution/reference), split into its parts.
+_IMAGE_RE = re.compile(
+    r"^(?P<name>"
+    r"(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+    r"(?::[0-9]+)?)/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+)
+_SSH_KEY_RE = re.compile(
+    r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|"
+    r"sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( .*)?$"
+)
+_CRON_FIELD_RE = re.compile(r"^[0-9*/,\-]+$")
+_K8S_VERSION_RE = re.compile(r"^1\.[0-9]{2}$")
+
+
+class ConfigError(Exception):
+    """A stack's configuration is wrong; `problems` pairs each key path with what is expected."""
+
+    def __init__(self, problems: Iterable[tuple[str, str]]) -> None:
+        self.problems: list[tuple[str, str]] = list(problems)
+        lines = [f"  {path}: {what}" for path, what in self.problems]
+        count = len(self.problems)
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(f"invalid Ladder configuration ({count} {noun}):\n" + "\n".join(lines))
+
+
+# ---------------------------------------------------------------------------------------
+# Field types
+
+
+def _image(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    match = _IMAGE_RE.match(value)
+    if not match:
+        raise ValueError("expected an image reference like ghcr.io/acme/api:1.4.2")
+    tag, digest = match.group("tag"), match.group("digest")
+    if not tag and not digest:
+        raise ValueError("pin the image with a tag or digest (ghcr.io/acme/api:1.4.2)")
+    if tag == "latest" and not digest:
+        raise ValueError("`latest` is not a version: pin a tag such as :1.4.2 or a digest")
+    return value
+
+
+def _dns_label(value: Any) -> Any:
+    if isinstance(value, str) and not _DNS_LABEL_RE.match(value):
+        raise ValueError(
+            "expected a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit"
+        )
+    return value
+
+
+def _hostname(value: Any) -> Any:
+    if isinstance(value, str) and not _HOSTNAME_RE.match(value):
+        raise ValueError("expected a DNS name such as shop.example.com")
+    return value.lower() if isinstance(value, str) else value
+
+
+def _email(value: Any) -> Any:
+    if isinstance(value, str) and not _EMAIL_RE.match(value):
+        raise ValueError("expected an email address such as ops@example.com")
+    return value
+
+
+def _env_name(value: Any) -> Any:
+    if isinstance(value, str) and not _ENV_NAME_RE.match(value):
+        raise ValueError("expected an environment variable name like STRIPE_KEY")
+    return value
+
+
+def _url_path(value: Any) -> Any:
+    if isinstance(value, str) and (not value.startswith("/") or " " in value):
+        raise ValueError("expected a URL path starting with '/', such as /api")
+    return value
+
+
+def _cidr(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise ValueError("expected an IP address or CIDR such as 203.0.113.7/32") from None
+
+
+def _ssh_key(value: Any) -> Any:
+    if isinstance(value, str) and not _SSH_KEY_RE.match(value.strip()):
+        raise ValueError("expected an OpenSSH public key line such as 'ssh-ed25519 AAAA... you@laptop'")
+    return value.strip() if isinstance(value, str) else value
+
+
+def _cron(value: Any) -> Any:
+    if isinstance(value, str):
+        fields = value.split()
+        if len(fields) != 5 or not all(_CRON_FIELD_RE.match(f) for f in fields):
+            raise ValueError("expected a 5-field cron schedule such as '0 */6 * * *'")
+    return value
+
+
+def _quoted_version(value: Any) -> Any:
+    # YAML reads `1.30` as the float 1.3: refuse numbers instead of guessing.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError('quote the version, e.g. "1.34" (YAML reads 1.30 as the number 1.3)')
+    if isinstance(value, str) and not _K8S_VERSION_RE.match(value):
+        raise ValueError('expected a Kubernetes minor version prefix such as "1.34"')
+    return value
+
+
+def _version_key(choices: Mapping[str, str]) -> Any:
+    def check(value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and value not in choices:
+            raise ValueError(f"expected one of {', '.join(sorted(choices))}")
+        return value
+
+    return check
+
+
+def _quantity(pattern: re.Pattern[str], example: str) -> Any:
+    def check(value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and not pattern.match(value):
+            raise ValueError(f"expected a Kubernetes quantity such as {example}")
+        return value
+
+    return check
+
+
+Image = Annotated[str, BeforeValidator(_image)]
+DnsLabel = Annotated[str, Field(max_length=40), BeforeValidator(_dns_label)]
+Hostname = Annotated[str, BeforeValidator(_hostname)]
+Email = Annotated[str, BeforeValidator(_email)]
+EnvName = Annotated[str, BeforeValidator(_env_name)]
+UrlPath = Annotated[str, BeforeValidator(_url_path)]
+Cidr = Annotated[str, BeforeValidator(_cidr)]
+SshPublicKey = Annotated[str, BeforeValidator(_ssh_key)]
+Cron = Annotated[str, BeforeValidator(_cron)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+CpuQuantity = Annotated[str, BeforeValidator(_quantity(_CPU_RE, "250m or 0.5"))]
+MemoryQuantity = Annotated[str, BeforeValidator(_quantity(_MEMORY_RE, "256Mi or 1Gi"))]
+
+
+class _Model(BaseModel):
+    """Strict-ish base: camelCase keys as users write them, unknown keys rejected, frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# ---------------------------------------------------------------------------------------
+# ladder:app
+
+
+class Autoscale(_Model):
+    min: int = Field(ge=1, le=1000)
+    max: int = Field(ge=1, le=1000)
+    cpu: int | None = Field(default=70, ge=1, le=100)
+    memory: int | None = Field(default=None, ge=1, le=100)
+
+
+class Resources(_Model):
+    cpu: CpuQuantity = "100m"
+    memory: MemoryQuantity = "128Mi"
+
+
+class Service(_Model):
+    image: Image
+    port: Port | None = None
+    path: UrlPath | None = None
+    replicas: int | None = Field(default=None, ge=0, le=1000)
+    health: UrlPath | None = None
+    command: list[str] | None = Field(default=None, min_length=1)
+    autoscale: Autoscale | None = None
+    resources: Resources = Resources()
+
+    @property
+    def routed(self) -> bool:
+        return self.port is not None
+
+    @property
+    def route(self) -> str:
+        return self.path or "/"
+
+    @property
+    def health_path(self) -> str:
+        return self.health or "/"
+
+    @property
+    def replica_count(self) -> int:
+        if self.replicas is not None:
+            return self.replicas
+        return self.autoscale.min if self.autoscale else 1
+
+
+class Release(_Model):
+    service: str
+    command: list[str] = Field(min_length=1)
+
+
+class App(_Model):
+    name: DnsLabel
+    env: dict[EnvName, str] = {}
+    secret_env: list[EnvName] = Field(default=[], alias="secretEnv")
+    release: Release | None = None
+    services: dict[DnsLabel, Service] = Field(min_length=1)
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _stringify_env(cls, value: Any) -> Any:
+        # YAML turns `DEBUG: 1` into an int; environment values are strings.
+        if isinstance(value, dict):
+            return {
+                k: (str(v).lower() if isinstance(v, bool) else str(v)) if isinstance(v, (int, float, bool)) else v
+                for k, v in value.items()
+            }
+        return value
+
+    @property
+    def routed_services(self) -> dict[str, Service]:
+        return {name: svc for name, svc in self.services.items() if svc.routed}
+
+
+# ---------------------------------------------------------------------------------------
+# data stores
+
+
+class PostgresConfig(_Model):
+    mode: PostgresMode | None = None
+    version: Annotated[str, BeforeValidator(_version_key(versions.POSTGRES_IMAGES))] = versions.DEFAULT_POSTGRES_VERSION
+    storage_gb: int = Field(default=10, ge=1, le=16384, alias="storageGb")
+    instances: int = Field(default=1, ge=1, le=9)
+    size: str | None = None
+
+
+class RedisConfig(_Model):
+    mode: RedisMode = "container"
+    version: Annotated[str, BeforeValidator(_version_key(versions.VALKEY_IMAGES))] = versions.DEFAULT_VALKEY_VERSION
+    max_memory_mb: int = Field(default=128, ge=16, le=65536, alias="maxMemoryMb")
+    size: str | None = None
+
+
+# ---------------------------------------------------------------------------------------
+# where it runs
+
+
+class Host(_Model):
+    address: str = Field(min_length=1)
+    user: str = Field(default="root", min_length=1)
+    port: Port = 22
+
+
+class VpsConfig(_Model):
+    count: int | None = Field(default=None, ge=1, le=20)
+    size: str | None = None
+    region: str | None = None
+    image: str | None = None
+    ssh_keys: list[SshPublicKey] = Field(default=[], alias="sshKeys")
+    ssh_allow_from: list[Cidr] = Field(default=[], alias="sshAllowFrom")
+    volume_gb: int = Field(default=10, ge=10, le=10240, alias="volumeGb")
+    hosts: list[Host] = []
+    server_backups: bool = Field(default=False, alias="serverBackups")
+    ssh_private_key: SecretStr | None = Field(default=None, alias="sshPrivateKey")
+
+    @property
+    def server_count(self) -> int:
+        if self.hosts:
+            return len(self.hosts)
+        return self.count or 1
+
+
+class ClusterConfig(_Model):
+    version: Annotated[str, BeforeValidator(_quoted_version)] = versions.DEFAULT_KUBERNETES_MINOR
+    node_size: str | None = Field(default=None, alias="nodeSize")
+    min_nodes: int = Field(default=2, ge=1, le=100, alias="minNodes")
+    max_nodes: int = Field(default=4, ge=1, le=100, alias="maxNodes")
+    region: str | None = None
+    ha_control_plane: bool = Field(default=False, alias="haControlPlane")
+    ingress: IngressController = "traefik"
+    kubeconfig: SecretStr | None = None
+
+
+class Tenant(_Model):
+    name: DnsLabel
+    domain: Hostname
+
+
+class BackupsConfig(_Model):
+    bucket: str = Field(min_length=3, max_length=63)
+    endpoint: str | None = None
+    region: str = "us-east-1"
+    schedule: Cron = "0 */6 * * *"
+    retention_days: int = Field(default=30, ge=1, le=3650, alias="retentionDays")
+    create: bool = False
+    access_key_id: SecretStr | None = Field(default=None, alias="accessKeyId")
+    secret_access_key: SecretStr | None = Field(default=None, alias="secretAccessKey")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https://[A-Za-z0-9.-]+(:[0-9]+)?/?$", value):
+            raise ValueError("expected an https:// endpoint such as https://fra1.digitaloceanspaces.com")
+        return value
+
+
+class MonitoringConfig(_Model):
+    enabled: bool = False
+    alert_email: Email | None = Field(default=None, alias="alertEmail")
+
+
+class Settings(_Model):
+    """The whole, validated stack configuration. Built only by `parse_settings`."""
+
+    phase: Phase = "local"
+    provider: ProviderName | None = None
+    domain: Annotated[str, BeforeValidator(_hostname)] | None = None
+    acme_email: Email | None = Field(default=None, alias="acmeEmail")
+    app: App
+    postgres: PostgresConfig = PostgresConfig()
+    redis: RedisConfig = RedisConfig()
+    vps: VpsConfig = VpsConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    tenants: list[Tenant] = []
+    backups: BackupsConfig | None = None
+    monitoring: MonitoringConfig = MonitoringConfig()
+    secrets: dict[EnvName, SecretStr] = {}
+    protect: bool | None = None
+
+    # Filled in by `parse_settings`; always set on a returned Settings.
+    @property
+    def provider_name(self) -> str:
+        assert self.provider is not None
+        return self.provider
+
+    @property
+    def protected(self) -> bool:
+        return bool(self.protect)
+
+    @property
+    def public_host(self) -> str:
+        return self.domain or "localhost"
+
+    @property
+    def effective_tenants(self) -> list[Tenant]:
+        """Tenants as listed, or one named after the app on `ladder:domain` (seed 004)."""
+        if self.tenants:
+            return list(self.tenants)
+        return [Tenant(name=self.app.name, domain=self.public_host)]
+
+    def secret(self, name: str) -> str | None:
+        value = self.secrets.get(name)
+        return value.get_secret_value() if value is not None else None
+
+
+TOP_LEVEL_KEYS = tuple((field.alias or name) for name, field in Settings.model_fields.items())
+
+
+# ---------------------------------------------------------------------------------------
+# parsing
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    path = f"{NAMESPACE}:"
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += part if i == 0 else f".{part}"
+    return path
+
+
+def _describe(error: Any, secret_paths: set[str]) -> str:
+    kind = str(error["type"])
+    message = str(error["msg"])
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling against the README's config reference)"
+    if kind == "missing":
+        return "required"
+    top = error["loc"][0] if error["loc"] else ""
+    if top in secret_paths or top == "secrets":
+        return message
+    shown = repr(error.get("input"))
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"{message} (got {shown})"
+
+
+# Sizes and places a reader would pick first: the cheapest sensible shape on each provider.
+PROVIDER_DEFAULTS: dict[tuple[str, str], dict[str, dict[str, str]]] = {
+    ("vps", "hetzner"): {"vps": {"size": "cx23", "region": "nbg1", "image": "ubuntu-24.04"}},
+    ("vps", "digitalocean"): {
+        "vps": {"size": "s-1vcpu-2gb", "region": "fra1", "image": "ubuntu-24-04-x64"},
+        "data": {"postgresSize": "db-s-1vcpu-1gb", "redisSize": "db-s-1vcpu-1gb"},
+    },
+    ("cluster", "digitalocean"): {
+        "cluster": {"nodeSize": "s-2vcpu-4gb", "region": "fra1"},
+        "data": {"postgresSize": "db-s-1vcpu-1gb", "redisSize": "db-s-1vcpu-1gb"},
+    },
+    ("cluster", "hetzner"): {
+        "vps": {"size": "cx23", "region": "nbg1", "image": "ubuntu-24.04"},
+        "cluster": {"nodeSize": "cx33", "region": "nbg1"},
+    },
+}
+
+
+def _defaults(phase: str, provider: str) -> dict[str, dict[str, str]]:
+    return PROVIDER_DEFAULTS.get((phase, provider), {})
+
+
+def parse_settings(raw: Mapping[str, Any], secret_keys: Iterable[str] = ()) -> Settings:
+    """Validate the `ladder:` config map (keys without the namespace) into `Settings`.
+
+    Raises `ConfigError` with every problem found; never returns a half-valid Settings.
+    """
+    secret_tops = {k.split(":", 1)[-1] for k in secret_keys}
+    try:
+        settings = Settings.model_validate(dict(raw), by_alias=True)
+    except ValidationError as exc:
+        problems = [(_key_path(tuple(err["loc"])), _describe(err, secret_tops)) for err in exc.errors()]
+        raise ConfigError(problems) from None
+    problems = list(_cross_checks(settings))
+    if problems:
+        raise ConfigError(problems)
+    return _resolve(settings)
+
+
+def _cross_checks(s: Settings) -> Iterable[tuple[str, str]]:
+    """Rules that span fields; each yields (key path, what is expected)."""
+    ns = NAMESPACE
+    phase = s.phase
+    provider = s.provider or ("docker" if phase == "local" else None)
+    allowed = PROVIDERS_BY_PHASE[phase]
+    if provider is None:
+        yield f"{ns}:provider", f"required for phase {phase}: one of {', '.join(allowed)}"
+        return
+    if provider not in allowed:
+        yield (
+            f"{ns}:provider",
+            f"{provider!r} does not run phase {phase}; use one of {', '.join(allowed)}",
+        )
+        return
+
+    if phase != "local":
+        if not s.domain:
+            yield f"{ns}:domain", f"required for phase {phase}: the public host name, e.g. shop.example.com"
+        if not s.acme_email:
+            yield f"{ns}:acmeEmail", "required where TLS certificates are issued (Let's Encrypt account email)"
+    elif s.domain and s.domain != "localhost":
+        yield f"{ns}:domain", "phase local serves on localhost; leave ladder:domain unset"
+
+    yield from _app_checks(s)
+    yield from _data_checks(s, provider)
+    yield from _where_checks(s, provider)
+
+    names = [t.name for t in s.tenants]
+    domains = [t.domain for t in s.tenants]
+    for i, tenant in enumerate(s.tenants):
+        if names.count(tenant.name) > 1:
+            yield f"{ns}:tenants[{i}].name", f"duplicate tenant name {tenant.name!r}"
+        if domains.count(tenant.domain) > 1:
+            yield f"{ns}:tenants[{i}].domain", f"duplicate tenant domain {tenant.domain!r}"
+    if s.tenants and phase != "cluster":
+        yield f"{ns}:tenants", "tenants need phase cluster (one namespace per tenant)"
+
+    if s.monitoring.enabled and not s.monitoring.alert_email and phase != "local":
+        yield f"{ns}:monitoring.alertEmail", "required when monitoring is enabled"
+
+    if s.backups is not None:
+        has_id = s.backups.access_key_id is not None
+        has_secret = s.backups.secret_access_key is not None
+        if has_id != has_secret:
+            yield (
+                f"{ns}:backups.{'secretAccessKey' if has_id else 'accessKeyId'}",
+                "set both accessKeyId and secretAccessKey (as secrets) or neither",
+            )
+        if phase == "local":
+            yield f"{ns}:backups", "phase local has no backups; remove ladder:backups from this stack"
+
+
+def _app_checks(s: Settings) -> Iterable[tuple[str, str]]:
+    ns = NAMESPACE
+    app = s.app
+    routed = app.routed_services
+    if not routed:
+        yield f"{ns}:app.services", "at least one service needs a `port` so it can be routed"
+    seen: dict[str, str] = {}
+    for name, svc in app.services.items():
+        at = f"{ns}:app.services.{name}"
+        if svc.routed:
+            if svc.route in seen:
+                yield f"{at}.path", f"path {svc.route!r} is already routed to service {seen[svc.route]!r}"
+            seen[svc.route] = name
+        else:
+            if svc.path is not None:
+                yield f"{at}.path", "a path needs a `port` to route to"
+            if svc.health is not None:
+                yield f"{at}.health", "a health check path needs a `port`"
+        if svc.autoscale:
+            if svc.autoscale.min > svc.autoscale.max:
+                yield f"{at}.autoscale.min", f"must be <= autoscale.max ({svc.autoscale.max})"
+            elif svc.replicas is not None and not svc.autoscale.min <= svc.replicas <= svc.autoscale.max:
+                yield (
+                    f"{at}.replicas",
+                    f"must lie within autoscale {svc.autoscale.min}..{svc.autoscale.max} (or leave it unset)",
+                )
+            if svc.autoscale.cpu is None and svc.autoscale.memory is None:
+                yield f"{at}.autoscale", "set a `cpu` or `memory` utilisation target"
+    if app.release and app.release.service not in app.services:
+        yield (
+            f"{ns}:app.release.service",
+            f"no service named {app.release.service!r}; one of {', '.join(app.services)}",
+        )
+    for key in app.env:
+        if key in INJECTED_ENV:
+            yield f"{ns}:app.env.{key}", "is injected by Ladder from ladder:postgres / ladder:redis; remove it"
+    for i, key in enumerate(app.secret_env):
+        if key in INJECTED_ENV:
+            yield f"{ns}:app.secretEnv[{i}]", f"{key} is injected by Ladder; remove it"
+        elif key in app.env:
+            yield f"{ns}:app.secretEnv[{i}]", f"{key} is also set in ladder:app.env; keep it in one place"
+        elif key not in s.secrets:
+            yield (
+                f"{ns}:secrets.{key}",
+                f"required by ladder:app.secretEnv: pulumi config set --secret --path 'ladder:secrets.{key}' ...",
+            )
+    expected = set(app.secret_env)
+    if s.postgres.mode == "external":
+        expected.add("DATABASE_URL")
+    if s.redis.mode == "external":
+        expected.add("REDIS_URL")
+    for key in s.secrets:
+        if key not in expected:
+            yield f"{ns}:secrets.{key}", "not used: list it in ladder:app.secretEnv (or remove it)"
+
+
+def _data_checks(s: Settings, provider: str) -> Iterable[tuple[str, str]]:
+    ns = NAMESPACE
+    phase = s.phase
+    stores = (
+        ("postgres", s.postgres.mode or DEFAULT_POSTGRES_MODE[phase], POSTGRES_MODES_BY_PHASE, "DATABASE_URL"),
+        ("redis", s.redis.mode, REDIS_MODES_BY_PHASE, "REDIS_URL"),
+    )
+    for key, mode, table, url_secret in stores:
+        modes = table[phase]
+        if mode not in modes:
+            hint = " (CloudNativePG runs Postgres on the cluster)" if mode == "container" else ""
+            yield f"{ns}:{key}.mode", f"{mode!r} is not available on phase {phase}; use one of {', '.join(modes)}{hint}"
+        elif mode == "managed" and provider not in MANAGED_DATA_PROVIDERS:
+            instead = "operator" if (key == "postgres" and phase == "cluster") else "container"
+            yield (
+                f"{ns}:{key}.mode",
+                f"provider {provider} offers no managed {key}; use {instead!r} "
+                f"(or provider digitalocean for managed databases)",
+            )
+        elif mode == "external" and url_secret not in s.secrets:
+            yield (
+                f"{ns}:secrets.{url_secret}",
+                f"required for {key}.mode external: "
+                f"pulumi config set --secret --path 'ladder:secrets.{url_secret}' ...",
+            )
+        if mode != "managed" and getattr(s, key).size is not None:
+            yield f"{ns}:{key}.size", "only used with mode managed"
+    if s.postgres.instances > 1 and (s.postgres.mode or DEFAULT_POSTGRES_MODE[phase]) not in ("operator", "managed"):
+        yield f"{ns}:postgres.instances", "more than one instance needs mode operator or managed"
+
+
+def _where_checks(s: Settings, provider: str) -> Iterable[tuple[str, str]]:
+    ns = NAMESPACE
+    phase = s.phase
+    vps = s.vps
+    uses_servers = phase == "vps" or (phase == "cluster" and provider == "hetzner")
+    if phase == "vps" and provider == "existing":
+        if not vps.hosts:
+            yield f"{ns}:vps.hosts", "required for provider existing: [{address, user}] of each host"
+        if vps.count is not None and vps.count != len(vps.hosts):
+            yield f"{ns}:vps.count", "with provider existing the count is the number of vps.hosts; remove it"
+        if vps.ssh_private_key is None:
+            yield (
+                f"{ns}:vps.sshPrivateKey",
+                "required for provider existing: pulumi config set --secret --path 'ladder:vps.sshPrivateKey' < key",
+            )
+    elif vps.hosts:
+        yield f"{ns}:vps.hosts", "only used with phase vps and provider existing"
+    if uses_servers and provider != "existing" and not vps.ssh_keys:
+        yield f"{ns}:vps.sshKeys", "at least one OpenSSH public key, for the non-root deploy user"
+    if uses_servers and not vps.ssh_allow_from:
+        yield (
+            f"{ns}:vps.sshAllowFrom",
+            "at least one CIDR allowed to reach SSH (e.g. your office IP as 203.0.113.7/32)",
+        )
+    cl = s.cluster
+    if phase == "cluster":
+        if cl.min_nodes > cl.max_nodes:
+            yield f"{ns}:cluster.minNodes", f"must be <= cluster.maxNodes ({cl.max_nodes})"
+        if provider == "existing" and cl.kubeconfig is None:
+            yield (
+                f"{ns}:cluster.kubeconfig",
+                "required for provider existing: "
+                "pulumi config set --secret --path 'ladder:cluster.kubeconfig' < kubeconfig",
+            )
+    if cl.kubeconfig is not None and not (phase == "cluster" and provider == "existing"):
+        yield f"{ns}:cluster.kubeconfig", "only used with phase cluster and provider existing"
+
+
+def _resolve(s: Settings) -> Settings:
+    """Fill the defaults that depend on the phase and provider."""
+    provider = s.provider or "docker"
+    defaults = _defaults(s.phase, provider)
+    vps_defaults = defaults.get("vps", {})
+    cluster_defaults = defaults.get("cluster", {})
+    data_defaults = defaults.get("data", {})
+    pg_mode = s.postgres.mode or DEFAULT_POSTGRES_MODE[s.phase]
+    return s.model_copy(
+        update={
+            "provider": provider,
+            "protect": s.phase != "local" if s.protect is None else s.protect,
+            "postgres": s.postgres.model_copy(
+                update={
+                    "mode": pg_mode,
+                    "size": s.postgres.size or (data_defaults.get("postgresSize") if pg_mode == "managed" else None),
+                }
+            ),
+            "redis": s.redis.model_copy(
+                update={"size": s.redis.size or (data_defaults.get("redisSize") if s.redis.mode == "managed" else None)}
+            ),
+            "vps": s.vps.model_copy(
+                update={
+                    "count": s.vps.server_count,
+                    "size": s.vps.size or vps_defaults.get("size"),
+                    "region": s.vps.region or vps_defaults.get("region"),
+                    "image": s.vps.image or vps_defaults.get("image"),
+                }
+            ),
+            "cluster": s.cluster.model_copy(
+                update={
+                    "node_size": s.cluster.node_size or cluster_defaults.get("nodeSize"),
+                    "region": s.cluster.region or cluster_defaults.get("region"),
+                }
+            ),
+        }
+    )

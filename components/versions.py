@@ -1,0 +1,40 @@
+"""Every pinned version in one place: images, Helm charts, Kubernetes and k3s.
+
+Bumping a version is a one-line change here, reviewed in a PR whose `pulumi preview`
+shows exactly what it touches. Tags are immutable upstream tags (never `latest`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+# --- images (official images only) -----------------------------------------------------
+
+# `ladder:postgres.version` (the major) -> the official image tag.
+POSTGRES_IMAGES: dict[str, str] = {
+    "16": "postgres:16.10-alpine",
+    "17": "postgres:17.6-alpine",
+    "18": "postgres:18.0-alpine",
+}
+DEFAULT_POSTGRES_VERSION = "17"
+
+# `ladder:redis.version` -> Valkey's official image (BSD-licensed Redis fork, same protocol).
+VALKEY_IMAGES: dict[str, str] = {
+    "8.0": "valkey/valkey:8.0.6-alpine",
+    "8.1": "valkey/valkey:8.1.4-alpine",
+}
+DEFAULT_VALKEY_VERSION = "8.1"
+
+CADDY_IMAGE = "caddy:2.10.2-alpine"
+
+# --- Kubernetes --------------------------------------------------------------------------
+
+DEFAULT_KUBERNETES_MINOR = "1.34"
+
+
+class Chart(NamedTuple):
+    """A Helm chart pinned by repository, name and exact version."""
+
+    repo: str
+    name: str
+    version: str

@@ -1,0 +1,1 @@
+"""Developer tools: the mock harness, the offline plan and the benchmark."""
