@@ -77,13 +77,16 @@ PRICES: dict[str, ProviderPrices] = {
 
 @dataclass(frozen=True)
 class CostItem:
+    """One billed line. `unit_price` is None when the size is not in the table: the
+    report says so (see `CostReport.unpriced`) instead of guessing or failing the deploy."""
+
     name: str
     quantity: float
-    unit_price: float
+    unit_price: float | None
 
     @property
     def monthly(self) -> float:
-        return round(self.quantity * self.unit_price, 2)
+        return round(self.quantity * (self.unit_price or 0.0), 2)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -105,33 +108,37 @@ class CostReport:
     def total(self) -> float:
         return round(sum(item.monthly for item in self.items), 2)
 
+    @property
+    def unpriced(self) -> list[str]:
+        return [item.name for item in self.items if item.unit_price is None]
+
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "currency": self.currency,
             "total": self.total,
             "items": [item.as_dict() for item in self.items],
             "asOf": self.as_of,
             "source": self.source,
         }
+        if self.unpriced:
+            out["unpriced"] = self.unpriced
+        return out
 
 
-class UnknownPrice(KeyError):
-    """A size is missing from the table: say which, rather than report a wrong total."""
-
-
-def _price(table: dict[str, float], size: str, what: str) -> float:
-    try:
-        return table[size]
-    except KeyError:
-        raise UnknownPrice(f"no {what} price for size {size!r} in components/pricing.py") from None
+def _price(table: dict[str, float], size: str) -> float | None:
+    return table.get(size)
 
 
 def _server_items(p: ProviderPrices, label: str, size: str, count: int, backups: bool) -> list[CostItem]:
-    unit = _price(p.servers, size, "server")
+    unit = _price(p.servers, size)
     items = [CostItem(f"{label} {size}", count, unit)]
     if backups:
         items.append(
-            CostItem(f"{label} backups ({int(p.backups_fraction * 100)}%)", count, round(unit * p.backups_fraction, 2))
+            CostItem(
+                f"{label} backups ({int(p.backups_fraction * 100)}%)",
+                count,
+                None if unit is None else round(unit * p.backups_fraction, 2),
+            )
         )
     if p.ipv4:
         items.append(CostItem(f"{label} public IPv4", count, p.ipv4))
@@ -146,11 +153,11 @@ def _managed_items(s: Settings, p: ProviderPrices, copies: int) -> list[CostItem
             CostItem(
                 f"managed Postgres {s.postgres.size} ({nodes} node)",
                 nodes * copies,
-                _price(p.databases, s.postgres.size, "database"),
+                _price(p.databases, s.postgres.size),
             )
         )
     if s.redis.mode == "managed" and s.redis.size:
-        items.append(CostItem(f"managed Valkey {s.redis.size}", copies, _price(p.databases, s.redis.size, "database")))
+        items.append(CostItem(f"managed Valkey {s.redis.size}", copies, _price(p.databases, s.redis.size)))
     return items
 
 
@@ -179,9 +186,7 @@ def _cluster_items(s: Settings, p: ProviderPrices, provider: str) -> list[CostIt
         items += _server_items(p, "k3s agent (minNodes)", cl.node_size or "", cl.min_nodes, False)
     else:
         items.append(
-            CostItem(
-                f"DOKS node {cl.node_size} (minNodes)", cl.min_nodes, _price(p.servers, cl.node_size or "", "node")
-            )
+            CostItem(f"DOKS node {cl.node_size} (minNodes)", cl.min_nodes, _price(p.servers, cl.node_size or ""))
         )
         if cl.ha_control_plane:
             items.append(CostItem("DOKS HA control plane", 1, p.ha_control_plane))

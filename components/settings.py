@@ -414,7 +414,7 @@ class Settings(_Model):
         """Tenants as listed, or one named after the app on `ladder:domain` (seed 004)."""
         if self.tenants:
             return list(self.tenants)
-        return [Tenant(name=self.app.name, domain=self.public_host)]
+        return [Tenant.model_construct(name=self.app.name, domain=self.public_host)]
 
     def secret(self, name: str) -> str | None:
         value = self.secrets.get(name)
@@ -516,7 +516,7 @@ def _cross_checks(s: Settings) -> Iterable[tuple[str, str]]:
             yield f"{ns}:domain", f"required for phase {phase}: the public host name, e.g. shop.example.com"
         if not s.acme_email:
             yield f"{ns}:acmeEmail", "required where TLS certificates are issued (Let's Encrypt account email)"
-    elif s.domain and s.domain != "localhost":
+    elif s.domain:
         yield f"{ns}:domain", "phase local serves on localhost; leave ladder:domain unset"
 
     yield from _app_checks(s)

@@ -298,6 +298,7 @@ def run_program(
     mocks: pulumi.runtime.Mocks | None = None,
     base: Mapping[str, Any] | None = None,
     with_placeholders: bool = True,
+    main: Path = MAIN,
 ) -> ProgramResult:
     """Evaluate `__main__.py` under mocks.
 
@@ -329,7 +330,7 @@ def run_program(
         def program() -> None:
             if str(ROOT) not in sys.path:
                 sys.path.insert(0, str(ROOT))
-            runpy.run_path(str(MAIN), run_name="__main__")
+            runpy.run_path(str(main), run_name="__main__")
 
         try:
             _sync_await(run_pulumi_func(program))
@@ -348,3 +349,26 @@ def run_program(
         loop.close()
         asyncio.set_event_loop(None)
     return result
+
+
+# ---------------------------------------------------------------------------------------
+# secrets in recorded inputs
+
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+
+
+def is_secret(value: Any) -> bool:
+    """True when a recorded input value was sent to the engine as a secret."""
+    return isinstance(value, dict) and value.get(_SIG_KEY) == _SECRET_SIG
+
+
+def unwrap(value: Any) -> Any:
+    """The recorded value with every secret wrapper removed (for assertions on content)."""
+    if is_secret(value):
+        return unwrap(value["value"])
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result = run_program(args.stack)
     if result.error is not None:
-        console.print(f"[bold red]error:[/] {result.error}")
+        console.print(f"[bold red]error:[/] {result.error}", soft_wrap=True, markup=True, highlight=False)
         return 1
 
     console.rule(f"[bold]Ladder offline plan: {args.stack}[/] (Pulumi mocks; no cloud, CLI or Docker)")
