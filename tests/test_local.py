@@ -42,7 +42,9 @@ def test_every_resource_hangs_under_the_local_stack(dev: ProgramResult) -> None:
 
 
 def test_only_the_proxy_publishes_and_only_on_loopback(dev: ProgramResult) -> None:
-    published = {r.name: r.inputs.get("ports") for r in dev.of_type(CONTAINER) if r.inputs.get("ports")}
+    published: dict[str, list[dict[str, Any]]] = {
+        r.name: r.inputs["ports"] for r in dev.of_type(CONTAINER) if r.inputs.get("ports")
+    }
     assert list(published) == ["shop-proxy"]
     (port,) = published["shop-proxy"]
     assert (port["ip"], port["external"], port["internal"]) == ("127.0.0.1", 8080, 8080)

@@ -69,7 +69,7 @@ def _bases() -> list[dict[str, Any]]:
 
 @st.composite
 def mangled_configs(draw: st.DrawFn) -> dict[str, Any]:
-    raw = copy.deepcopy(draw(st.sampled_from(_bases())))
+    raw: dict[str, Any] = copy.deepcopy(draw(st.sampled_from(_bases())))
     for _ in range(draw(st.integers(min_value=0, max_value=3))):
         node = raw
         parts = draw(st.sampled_from(PATHS)).split(".")
