@@ -39,6 +39,7 @@ class Chart(NamedTuple):
     name: str
     version: str
 
+
 # --- day-2 operations -------------------------------------------------------------------
 
 # Runs the S3-compatible upload/list/prune of the VPS backup job (`docker run --rm`, no install
