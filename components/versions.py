@@ -38,3 +38,19 @@ class Chart(NamedTuple):
     repo: str
     name: str
     version: str
+
+
+# --- day-2 operations -------------------------------------------------------------------
+
+# Runs the S3-compatible upload/list/prune of the VPS backup job (`docker run --rm`, no install
+# on the host). Official AWS image; speaks to Spaces, Hetzner Object Storage, R2, MinIO via
+# `--endpoint-url`.
+AWS_CLI_IMAGE = "amazon/aws-cli:2.37.5"
+
+# Prometheus, Grafana and Alertmanager for the cluster rung (prometheus-community).
+# Verify the exact version against the chart index before the first `pulumi up` on a cluster.
+KUBE_PROMETHEUS_STACK = Chart(
+    repo="https://prometheus-community.github.io/helm-charts",
+    name="kube-prometheus-stack",
+    version="89.1.0",
+)

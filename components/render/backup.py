@@ -1,0 +1,470 @@
+"""Backups and restores, rendered as plain text and plain dicts (no Pulumi in here).
+
+VPS rung: a shell script on the data host, started by a systemd timer, dumps Postgres
+with `pg_dump --format=custom` through `docker compose exec -T`, gzips it, uploads it to
+S3-compatible storage with the official `amazon/aws-cli` image (`docker run --rm`, nothing
+installed on the host) and prunes objects older than `retentionDays`. Credentials live
+only in an env file of mode 600 that the rung writes (a secret output of
+`backup_env_file`). A companion restore script restores the latest or a named dump.
+
+Why a systemd timer and not cron: `Persistent=true` runs a backup that was missed while
+the host was down (cron silently skips it), runs are logged to the journal with their exit
+status (`systemctl status ladder-backup`), a failed run is visible in `systemctl --failed`,
+and `RandomizedDelaySec` spreads the S3 traffic. The cron schedule in `ladder:backups.schedule`
+is converted to `OnCalendar=` lines by `cron_to_oncalendar` (checked with
+`systemd-analyze calendar` in the tests).
+
+Cluster rung: CloudNativePG objects for the Barman Cloud Plugin (`ObjectStore`, the
+Cluster's `plugins` entry, a `ScheduledBackup` with `method: plugin`) and the recovery
+Cluster spec that bootstraps a new cluster from the object store.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from components import versions
+
+BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
+
+BACKUP_SCRIPT_PATH = "/usr/local/sbin/ladder-backup"
+RESTORE_SCRIPT_PATH = "/usr/local/sbin/ladder-restore"
+ENV_FILE_PATH = "/etc/ladder/backup.env"
+SERVICE_PATH = "/etc/systemd/system/ladder-backup.service"
+TIMER_PATH = "/etc/systemd/system/ladder-backup.timer"
+WORK_DIR = "/var/lib/ladder-backup"
+
+# --- cron -> systemd ---------------------------------------------------------------------
+
+_DOW = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
+_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
+
+
+def _expand(text: str, name: str, low: int, high: int) -> list[int] | None:
+    """The values a cron field selects, or None for `*` (every value)."""
+    if text == "*":
+        return None
+    values: set[int] = set()
+    for part in text.split(","):
+        base, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if step < 1:
+            raise ValueError(f"cron {name}: step must be at least 1 in {part!r}")
+        if base == "*":
+            start, end = low, high
+        elif "-" in base:
+            a, _, b = base.partition("-")
+            start, end = int(a), int(b)
+        else:
+            start = int(base)
+            end = high if step_text else start
+        if not (low <= start <= high and low <= end <= high and start <= end):
+            raise ValueError(f"cron {name}: {part!r} is outside {low}-{high}")
+        values.update(range(start, end + 1, step))
+    return sorted(values)
+
+
+def _join(values: list[int] | None, width: int = 2) -> str:
+    return "*" if values is None else ",".join(f"{v:0{width}d}" for v in values)
+
+
+def cron_to_oncalendar(schedule: str) -> list[str]:
+    """Convert a 5-field cron schedule to systemd `OnCalendar=` expressions (their union).
+
+    cron runs when day-of-month OR day-of-week matches if both are restricted; systemd
+    requires both, so that case becomes two expressions.
+    """
+    fields = schedule.split()
+    if len(fields) != 5:
+        raise ValueError(f"expected a 5-field cron schedule, got {schedule!r}")
+    minute, hour, dom, month, dow = (
+        _expand(text, name, low, high) for text, (name, low, high) in zip(fields, _FIELDS, strict=True)
+    )
+    days = None if dow is None else sorted({_DOW[d % 7] for d in dow}, key=_DOW.index)
+    time = f"{_join(hour)}:{_join(minute)}:00"
+
+    def expr(weekdays: list[str] | None, monthdays: list[int] | None) -> str:
+        date = f"*-{_join(month)}-{_join(monthdays)}"
+        return f"{','.join(weekdays)} {date} {time}" if weekdays else f"{date} {time}"
+
+    if days is not None and dom is not None:
+        return [expr(None, dom), expr(days, None)]
+    return [expr(days, dom)]
+
+
+def cron_to_cnpg(schedule: str) -> str:
+    """CloudNativePG's ScheduledBackup takes a 6-field cron with SECONDS first."""
+    fields = schedule.split()
+    if len(fields) != 5:
+        raise ValueError(f"expected a 5-field cron schedule, got {schedule!r}")
+    return " ".join(["0", *fields])
+
+
+def schedule_interval_hours(schedule: str) -> float:
+    """The longest gap between two runs in a day, in hours: the VPS rung's recovery point objective."""
+    fields = schedule.split()
+    minute = _expand(fields[0], "minute", 0, 59) or list(range(60))
+    hour = _expand(fields[1], "hour", 0, 23) or list(range(24))
+    if fields[2:] != ["*", "*", "*"]:
+        return 24.0 * 7 if fields[4] != "*" else 24.0 * 31
+    times = sorted(h * 60 + m for h in hour for m in minute)
+    gaps = [b - a for a, b in itertools.pairwise(times)] + [times[0] + 1440 - times[-1]]
+    return max(gaps) / 60
+
+
+# --- VPS: script, units, env file --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VpsBackupArgs:
+    """What the VPS backup and restore need to know; everything here is non-secret.
+
+    `compose_file` is the Compose project on the data host; `app_services` are stopped
+    during a restore so nothing writes while the dump is loaded.
+    """
+
+    project: str
+    compose_file: str
+    database: str
+    db_user: str
+    bucket: str
+    prefix: str
+    endpoint: str | None = None
+    region: str = "us-east-1"
+    schedule: str = "0 */6 * * *"
+    retention_days: int = 30
+    postgres_service: str = "postgres"
+    app_services: Sequence[str] = field(default_factory=tuple)
+    aws_cli_image: str = versions.AWS_CLI_IMAGE
+
+
+def vps_backup_args(settings: Any, stack: str, compose_file: str, app_services: Sequence[str] = ()) -> VpsBackupArgs:
+    """Build the args from a validated `Settings` (its `backups` must be set)."""
+    b = settings.backups
+    if b is None:
+        raise ValueError("ladder:backups is not configured")
+    name = settings.app.name
+    return VpsBackupArgs(
+        project=name,
+        compose_file=compose_file,
+        database=name.replace("-", "_"),
+        db_user=name.replace("-", "_"),
+        bucket=b.bucket,
+        prefix=f"{name}/{stack}/postgres",
+        endpoint=b.endpoint,
+        region=b.region,
+        schedule=b.schedule,
+        retention_days=b.retention_days,
+        app_services=tuple(app_services),
+    )
+
+
+def backup_env_file(access_key_id: str, secret_access_key: str, region: str) -> str:
+    """The credentials file (`ENV_FILE_PATH`, mode 600, root-owned): wrap the result in a secret."""
+    for value in (access_key_id, secret_access_key, region):
+        if "\n" in value:
+            raise ValueError("credentials must be single-line values")
+    return (
+        f"AWS_ACCESS_KEY_ID={access_key_id}\nAWS_SECRET_ACCESS_KEY={secret_access_key}\nAWS_DEFAULT_REGION={region}\n"
+    )
+
+
+def _common(a: VpsBackupArgs) -> str:
+    q = shlex.quote
+    endpoint = f"--endpoint-url {q(a.endpoint)}" if a.endpoint else ""
+    return f"""\
+set -Eeuo pipefail
+umask 077
+
+ENV_FILE={q(ENV_FILE_PATH)}
+COMPOSE_FILE={q(a.compose_file)}
+PROJECT={q(a.project)}
+PG_SERVICE={q(a.postgres_service)}
+DB_NAME={q(a.database)}
+DB_USER={q(a.db_user)}
+BUCKET={q(a.bucket)}
+PREFIX={q(a.prefix)}
+AWS_IMAGE={q(a.aws_cli_image)}
+WORK_DIR={q(WORK_DIR)}
+ENDPOINT_ARGS=({endpoint})
+
+log() {{ printf '%s %s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }}
+
+if [[ ! -r "$ENV_FILE" ]]; then
+  log "missing $ENV_FILE (credentials)"; exit 2
+fi
+if [[ "$(stat -c %a "$ENV_FILE")" != "600" ]]; then
+  log "$ENV_FILE must be mode 600"; exit 2
+fi
+mkdir -p "$WORK_DIR"
+chmod 700 "$WORK_DIR"
+
+compose() {{ docker compose -p "$PROJECT" -f "$COMPOSE_FILE" "$@"; }}
+
+# The official AWS CLI image; the work dir is mounted at /backup.
+aws() {{
+  docker run --rm -i --env-file "$ENV_FILE" -v "$WORK_DIR:/backup" "$AWS_IMAGE" "${{ENDPOINT_ARGS[@]}}" "$@"
+}}
+"""
+
+
+def vps_backup_script(a: VpsBackupArgs) -> str:
+    """`/usr/local/sbin/ladder-backup`: dump, compress, upload, prune."""
+    return f"""\
+#!/usr/bin/env bash
+# Rendered by Ladder (components/render/backup.py); changes on the host are overwritten.
+# Dumps Postgres (custom format), gzips it, uploads it and prunes dumps older than
+# {a.retention_days} days. Started by ladder-backup.timer; logs go to the journal.
+{_common(a)}
+RETENTION_DAYS={a.retention_days}
+stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+file="$stamp.dump.gz"
+trap 'rm -f "$WORK_DIR/$file"' EXIT
+
+log "dumping $DB_NAME from service $PG_SERVICE"
+compose exec -T "$PG_SERVICE" pg_dump --format=custom --compress=0 --no-owner -U "$DB_USER" -d "$DB_NAME" \\
+  | gzip -6 > "$WORK_DIR/$file"
+gzip -t "$WORK_DIR/$file"
+size="$(stat -c %s "$WORK_DIR/$file")"
+if [[ "$size" -lt 64 ]]; then
+  log "dump is suspiciously small ($size bytes)"; exit 1
+fi
+
+log "uploading s3://$BUCKET/$PREFIX/$file ($size bytes)"
+aws s3 cp --only-show-errors "/backup/$file" "s3://$BUCKET/$PREFIX/$file"
+
+cutoff="$(date -u -d "-$RETENTION_DAYS days" +%Y-%m-%dT%H:%M:%S)"
+log "pruning dumps older than $cutoff"
+old="$(aws s3api list-objects-v2 --bucket "$BUCKET" --prefix "$PREFIX/" \\
+  --query "Contents[?LastModified<'$cutoff'].Key" --output text)"
+for key in $old; do
+  [[ "$key" == "None" ]] && continue
+  aws s3 rm --only-show-errors "s3://$BUCKET/$key"
+  log "pruned $key"
+done
+log "backup $file done"
+"""
+
+
+def vps_restore_script(a: VpsBackupArgs) -> str:
+    """`/usr/local/sbin/ladder-restore [latest|NAME]`: restore a dump into the stack's database.
+
+    Takes a local safety dump first, stops the app services, restores with
+    `pg_restore --clean --if-exists --single-transaction`, starts the app services again.
+    """
+    services = " ".join(shlex.quote(s) for s in a.app_services)
+    return f"""\
+#!/usr/bin/env bash
+# Rendered by Ladder (components/render/backup.py); changes on the host are overwritten.
+# Usage: ladder-restore [latest|NAME]   (NAME as listed by `ladder-restore --list`, e.g. 20260101T000000Z.dump.gz)
+{_common(a)}
+APP_SERVICES=({services})
+target="${{1:-latest}}"
+
+if [[ "$target" == "--list" ]]; then
+  aws s3 ls "s3://$BUCKET/$PREFIX/"
+  exit 0
+fi
+if [[ "$target" == "latest" ]]; then
+  key="$(aws s3api list-objects-v2 --bucket "$BUCKET" --prefix "$PREFIX/" \\
+    --query 'sort_by(Contents, &LastModified)[-1].Key' --output text)"
+  if [[ -z "$key" || "$key" == "None" ]]; then
+    log "no backups under s3://$BUCKET/$PREFIX/"; exit 1
+  fi
+  name="${{key##*/}}"
+else
+  name="${{target##*/}}"
+fi
+if [[ ! "$name" =~ ^[0-9A-Za-z._-]+$ ]]; then
+  log "invalid backup name: $name"; exit 2
+fi
+
+log "downloading s3://$BUCKET/$PREFIX/$name"
+aws s3 cp --only-show-errors "s3://$BUCKET/$PREFIX/$name" "/backup/restore-$name"
+gzip -t "$WORK_DIR/restore-$name"
+
+safety="$WORK_DIR/pre-restore-$(date -u +%Y%m%dT%H%M%SZ).dump"
+log "safety dump of the current database to $safety"
+compose exec -T "$PG_SERVICE" pg_dump --format=custom --no-owner -U "$DB_USER" -d "$DB_NAME" > "$safety"
+
+if [[ ${{#APP_SERVICES[@]}} -gt 0 ]]; then
+  log "stopping ${{APP_SERVICES[*]}}"
+  compose stop "${{APP_SERVICES[@]}}"
+fi
+trap 'if [[ ${{#APP_SERVICES[@]}} -gt 0 ]]; then compose start "${{APP_SERVICES[@]}}"; fi' EXIT
+
+log "restoring $name into $DB_NAME"
+gunzip -c "$WORK_DIR/restore-$name" \\
+  | compose exec -T "$PG_SERVICE" pg_restore --clean --if-exists --no-owner --single-transaction \\
+      -U "$DB_USER" -d "$DB_NAME"
+rm -f "$WORK_DIR/restore-$name"
+log "restored $name; the safety dump stays in $safety"
+"""
+
+
+def vps_backup_units(a: VpsBackupArgs) -> dict[str, str]:
+    """The systemd service and timer, keyed by their paths."""
+    calendars = "\n".join(f"OnCalendar={c}" for c in cron_to_oncalendar(a.schedule))
+    service = f"""\
+[Unit]
+Description=Ladder: back up Postgres of {a.project} to s3://{a.bucket}/{a.prefix}/
+Wants=network-online.target docker.service
+After=network-online.target docker.service
+
+[Service]
+Type=oneshot
+ExecStart={BACKUP_SCRIPT_PATH}
+Nice=10
+IOSchedulingClass=best-effort
+IOSchedulingPriority=7
+TimeoutStartSec=2h
+"""
+    timer = f"""\
+[Unit]
+Description=Ladder: Postgres backups of {a.project} ({a.schedule} in cron terms)
+
+[Timer]
+{calendars}
+Persistent=true
+RandomizedDelaySec=5min
+Unit=ladder-backup.service
+
+[Install]
+WantedBy=timers.target
+"""
+    return {SERVICE_PATH: service, TIMER_PATH: timer}
+
+
+@dataclass(frozen=True)
+class HostFile:
+    path: str
+    content: str
+    mode: str
+
+
+def vps_backup_files(a: VpsBackupArgs) -> list[HostFile]:
+    """Every non-secret file to copy to the data host (the env file is `backup_env_file`)."""
+    files = [
+        HostFile(BACKUP_SCRIPT_PATH, vps_backup_script(a), "0755"),
+        HostFile(RESTORE_SCRIPT_PATH, vps_restore_script(a), "0755"),
+    ]
+    files += [HostFile(path, text, "0644") for path, text in vps_backup_units(a).items()]
+    return files
+
+
+INSTALL_COMMAND = (
+    f"install -d -m 700 /etc/ladder && chmod 600 {ENV_FILE_PATH} && "
+    "systemctl daemon-reload && systemctl enable --now ladder-backup.timer"
+)
+
+
+# --- cluster: CloudNativePG + Barman Cloud Plugin ------------------------------------------
+
+
+@dataclass(frozen=True)
+class CnpgBackupArgs:
+    cluster: str
+    namespace: str
+    bucket: str
+    prefix: str
+    credentials_secret: str
+    endpoint: str | None = None
+    schedule: str = "0 */6 * * *"
+    retention_days: int = 30
+
+    @property
+    def store_name(self) -> str:
+        return f"{self.cluster}-store"
+
+
+def cnpg_object_store(a: CnpgBackupArgs) -> dict[str, Any]:
+    """The plugin's `ObjectStore`: where base backups and WAL go, and how long they stay.
+
+    The credentials Secret holds `ACCESS_KEY_ID` and `ACCESS_SECRET_KEY`.
+    """
+    configuration: dict[str, Any] = {
+        "destinationPath": f"s3://{a.bucket}/{a.prefix}",
+        "s3Credentials": {
+            "accessKeyId": {"name": a.credentials_secret, "key": "ACCESS_KEY_ID"},
+            "secretAccessKey": {"name": a.credentials_secret, "key": "ACCESS_SECRET_KEY"},
+        },
+        "wal": {"compression": "gzip", "maxParallel": 2},
+        "data": {"compression": "gzip", "jobs": 2},
+    }
+    if a.endpoint:
+        configuration["endpointURL"] = a.endpoint
+    return {
+        "apiVersion": "barmancloud.cnpg.io/v1",
+        "kind": "ObjectStore",
+        "metadata": {"name": a.store_name, "namespace": a.namespace},
+        "spec": {"retentionPolicy": f"{a.retention_days}d", "configuration": configuration},
+    }
+
+
+def cnpg_cluster_plugins(a: CnpgBackupArgs, server_name: str | None = None) -> list[dict[str, Any]]:
+    """The Cluster's `spec.plugins`: the plugin archives WAL continuously (point-in-time recovery)."""
+    parameters = {"barmanObjectName": a.store_name}
+    if server_name:
+        parameters["serverName"] = server_name
+    return [{"name": BARMAN_PLUGIN, "isWALArchiver": True, "parameters": parameters}]
+
+
+def cnpg_scheduled_backup(a: CnpgBackupArgs) -> dict[str, Any]:
+    """Base backups on `ladder:backups.schedule` (seconds field added), through the plugin."""
+    return {
+        "apiVersion": "postgresql.cnpg.io/v1",
+        "kind": "ScheduledBackup",
+        "metadata": {"name": f"{a.cluster}-scheduled", "namespace": a.namespace},
+        "spec": {
+            "schedule": cron_to_cnpg(a.schedule),
+            "immediate": True,
+            "backupOwnerReference": "self",
+            "cluster": {"name": a.cluster},
+            "method": "plugin",
+            "pluginConfiguration": {"name": BARMAN_PLUGIN},
+        },
+    }
+
+
+def cnpg_recovery_cluster_spec(
+    a: CnpgBackupArgs,
+    new_cluster: str,
+    instances: int,
+    storage_gb: int,
+    target_time: str | None = None,
+    backup_id: str | None = None,
+) -> dict[str, Any]:
+    """`spec` of a NEW Cluster bootstrapped from the object store (CNPG never restores in place).
+
+    The origin's WAL is read under the old cluster's server name; the new cluster archives
+    under its own name (`serverName` = `new_cluster`) so it never overwrites the origin's
+    archive. `target_time` (RFC 3339) gives point-in-time recovery; `backup_id` pins a base
+    backup; neither means "latest".
+    """
+    recovery: dict[str, Any] = {"source": "origin"}
+    target: dict[str, Any] = {}
+    if target_time:
+        target["targetTime"] = target_time
+    if backup_id:
+        target["backupID"] = backup_id
+    if target:
+        recovery["recoveryTarget"] = target
+    return {
+        "instances": instances,
+        "storage": {"size": f"{storage_gb}Gi"},
+        "bootstrap": {"recovery": recovery},
+        "externalClusters": [
+            {
+                "name": "origin",
+                "plugin": {
+                    "name": BARMAN_PLUGIN,
+                    "parameters": {"barmanObjectName": a.store_name, "serverName": a.cluster},
+                },
+            }
+        ],
+        "plugins": cnpg_cluster_plugins(a, server_name=new_cluster),
+    }

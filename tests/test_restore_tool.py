@@ -1,0 +1,87 @@
+"""`python -m tools.restore`: rendered restore steps per rung, offline."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.render.backup import RESTORE_SCRIPT_PATH
+from tools import restore
+
+BACKUPS = {"ladder:backups": {"bucket": "shop-backups", "endpoint": "https://fra1.digitaloceanspaces.com"}}
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("tools.restore must never connect or run anything")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(subprocess, "run", refuse)
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+
+
+def _steps(stack: str, overrides: dict[str, Any] | None = None, **kw: Any) -> list[str]:
+    return restore.restore_steps(restore.load_stack_settings(stack, overrides), stack, **kw)
+
+
+def _bash_ok(tmp_path: Path, lines: list[str]) -> None:
+    script = tmp_path / "steps.sh"
+    script.write_text("\n".join(lines) + "\n")
+    # `bash -n` only parses; subprocess is patched to refuse, so spawn it directly
+    assert os.spawnlp(os.P_WAIT, "bash", "bash", "-n", str(script)) == 0
+
+
+def test_local(tmp_path: Path) -> None:
+    steps = _steps("dev", source="backup.dump")
+    assert any(
+        s.startswith("docker exec -i shop-dev-postgres pg_restore --clean") and "< backup.dump" in s for s in steps
+    )
+    _bash_ok(tmp_path, steps)
+
+
+def test_vps_latest_and_named(tmp_path: Path) -> None:
+    latest = _steps("staging", BACKUPS)
+    assert f"ssh deploy@$HOST sudo {RESTORE_SCRIPT_PATH} latest" in latest
+    assert any("at most 6h" in s for s in latest)
+    named = _steps("staging", BACKUPS, source="20261123T060000Z.dump.gz")
+    assert f"ssh deploy@$HOST sudo {RESTORE_SCRIPT_PATH} 20261123T060000Z.dump.gz" in named
+    _bash_ok(tmp_path, named)
+
+
+def test_vps_without_backups_says_so() -> None:
+    steps = _steps("staging")
+    assert "no ladder:backups configured" in steps[1]
+    assert not any("ladder-restore" in s for s in steps)
+
+
+def test_cluster_cnpg(tmp_path: Path) -> None:
+    steps = _steps("production", BACKUPS, at="2026-11-23T06:00:00Z")
+    text = "\n".join(steps)
+    start, end = steps.index("cat > shop-postgres-restore.yaml <<'YAML'"), steps.index("YAML")
+    manifest = yaml.safe_load("\n".join(steps[start + 1 : end]))
+    assert manifest["kind"] == "Cluster"
+    spec = manifest["spec"]
+    assert spec["bootstrap"]["recovery"]["recoveryTarget"] == {"targetTime": "2026-11-23T06:00:00Z"}
+    assert spec["externalClusters"][0]["plugin"]["parameters"]["serverName"] == "shop-postgres"
+    assert "kubectl --kubeconfig kubeconfig-production -n shop apply -f shop-postgres-restore.yaml" in text
+    assert "pg_restore --clean --if-exists" in text
+    _bash_ok(tmp_path, steps)
+
+
+def test_cluster_managed() -> None:
+    steps = _steps("production", {"ladder:postgres": {"mode": "managed", "version": "17", "size": "db-s-1vcpu-1gb"}})
+    assert any(s.startswith("doctl databases create shop-production-restore") for s in steps)
+
+
+def test_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    assert restore.main(["dev", "--from", "x.dump"]) == 0
+    assert "pg_restore" in capsys.readouterr().out
+    assert restore.main(["nope"]) == 2

@@ -1,0 +1,203 @@
+"""`python -m tools.restore STACK [--from NAME] [--at TIME]`: print the exact restore steps.
+
+It reads the stack file, validates it like the program does, and renders the commands
+for the stack's rung (local, vps, cluster with CloudNativePG or a managed database). It
+never connects anywhere and never runs them: a human runs them, in order, reading along.
+See docs/operations.md for the runbook around them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import yaml
+
+from components.render import backup as b
+from components.settings import NAMESPACE, ConfigError, Settings, parse_settings
+from tools.harness import placeholder_secrets, stack_config
+
+
+def load_stack_settings(stack: str, overrides: Mapping[str, Any] | None = None) -> Settings:
+    config = stack_config(stack)
+    config.update(overrides or {})
+    config.update(placeholder_secrets(config))
+    prefix = f"{NAMESPACE}:"
+    raw: dict[str, Any] = {}
+    for key, value in config.items():
+        if not key.startswith(prefix):
+            continue
+        name, _, path = key[len(prefix) :].partition(".")
+        if path:
+            node = raw.setdefault(name, {})
+            *parents, leaf = path.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        else:
+            raw[name] = value
+    return parse_settings(raw)
+
+
+def _db(s: Settings) -> str:
+    return s.app.name.replace("-", "_")
+
+
+def _local(s: Settings, stack: str, source: str | None) -> list[str]:
+    container = f"{s.app.name}-{stack}-postgres"
+    dump = source or f"{s.app.name}-{stack}.dump"
+    q = shlex.quote
+    return [
+        "# local rung: no scheduled backups; restore a custom-format dump file you made or copied.",
+        f"# make one:  docker exec {container} pg_dump --format=custom --no-owner -U {_db(s)} -d {_db(s)} > {q(dump)}",
+        f"docker exec -i {container} pg_restore --clean --if-exists --no-owner --single-transaction "
+        f"-U {_db(s)} -d {_db(s)} < {q(dump)}",
+    ]
+
+
+def _vps(s: Settings, stack: str, source: str | None) -> list[str]:
+    if s.backups is None:
+        return _no_backups(stack)
+    target = shlex.quote(source) if source else "latest"
+    if s.provider == "existing" and s.vps.hosts:
+        host = s.vps.hosts[-1]
+        login = f"{host.user}@{host.address}"
+        find = [f"# data host: {login} (ladder:vps.hosts)"]
+    else:
+        which = "the data server (last IP)" if s.vps.server_count > 1 else "the server"
+        find = [
+            f"# data host: {which} of `pulumi stack output serverIps --stack {stack}`",
+            f"HOST=$(pulumi stack output serverIps --stack {stack} --json"
+            " | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1])')",
+        ]
+        login = "deploy@$HOST"
+    return [
+        f"# vps rung: pg_dump archives in s3://{s.backups.bucket}/{s.app.name}/{stack}/postgres/",
+        f"# recovery point: the last successful run of '{s.backups.schedule}' "
+        f"(at most {b.schedule_interval_hours(s.backups.schedule):g}h of writes lost)",
+        *find,
+        f"ssh {login} sudo {b.RESTORE_SCRIPT_PATH} --list",
+        f"ssh {login} sudo {b.RESTORE_SCRIPT_PATH} {target}",
+        "# the script takes a safety dump, stops the app services, restores in one transaction, starts them",
+        f"curl -fsS https://{s.public_host}{_health(s)}",
+    ]
+
+
+def _health(s: Settings) -> str:
+    routed = s.app.routed_services
+    return next(iter(routed.values())).health_path if routed else "/"
+
+
+def _no_backups(stack: str) -> list[str]:
+    return [
+        f"# stack {stack} has no ladder:backups configured: there is nothing to restore from.",
+        f"pulumi config set --stack {stack} --path 'ladder:backups.bucket' <bucket>",
+        f"pulumi config set --stack {stack} --path 'ladder:backups.endpoint' https://<region>.<provider-endpoint>",
+        f"pulumi config set --stack {stack} --secret --path 'ladder:backups.accessKeyId' <key>",
+        f"pulumi config set --stack {stack} --secret --path 'ladder:backups.secretAccessKey' <secret>",
+    ]
+
+
+def cnpg_names(s: Settings) -> tuple[str, str]:
+    """(namespace, Cluster name) the cluster rung gives the app's CloudNativePG cluster."""
+    tenant = s.effective_tenants[0].name
+    return tenant, f"{s.app.name}-postgres"
+
+
+def _cluster_operator(s: Settings, stack: str, source: str | None, at: str | None) -> list[str]:
+    if s.backups is None:
+        return _no_backups(stack)
+    namespace, cluster = cnpg_names(s)
+    args = b.CnpgBackupArgs(
+        cluster=cluster,
+        namespace=namespace,
+        bucket=s.backups.bucket,
+        prefix=f"{s.app.name}/{stack}/cnpg",
+        credentials_secret=f"{cluster}-backup-s3",
+        endpoint=s.backups.endpoint,
+        schedule=s.backups.schedule,
+        retention_days=s.backups.retention_days,
+    )
+    restored = f"{cluster}-restore"
+    manifest = {
+        "apiVersion": "postgresql.cnpg.io/v1",
+        "kind": "Cluster",
+        "metadata": {"name": restored, "namespace": namespace},
+        "spec": b.cnpg_recovery_cluster_spec(
+            args, restored, instances=1, storage_gb=s.postgres.storage_gb, target_time=at, backup_id=source
+        ),
+    }
+    k = f"kubectl --kubeconfig kubeconfig-{stack} -n {namespace}"
+    db = _db(s)
+    return [
+        "# cluster rung, CloudNativePG: base backups + continuous WAL in the object store",
+        "# recovery point: the last archived WAL segment (minutes); --at TIME restores to a point in time",
+        f"pulumi stack output kubeconfig --stack {stack} --show-secrets > kubeconfig-{stack}",
+        f"{k} get backups.postgresql.cnpg.io",
+        "# 1. recover into a NEW cluster (CloudNativePG never restores in place):",
+        f"cat > {restored}.yaml <<'YAML'",
+        yaml.safe_dump(manifest, sort_keys=False).rstrip(),
+        "YAML",
+        f"{k} apply -f {restored}.yaml",
+        f"{k} wait --for=condition=Ready cluster.postgresql.cnpg.io/{restored} --timeout=30m",
+        "# 2. copy the recovered data into the live cluster (keeps Pulumi's resources and the app's URL):",
+        f"PRIMARY=$({k} get cluster.postgresql.cnpg.io {cluster} -o jsonpath='{{.status.currentPrimary}}')",
+        f"{k} scale deployment --all --replicas=0  # stop writers; the next `pulumi up` restores replicas",
+        f"{k} exec {restored}-1 -c postgres -- pg_dump --format=custom --no-owner -d {db} "
+        f'| {k} exec -i "$PRIMARY" -c postgres -- pg_restore --clean --if-exists --no-owner --single-transaction'
+        f" -d {db}",
+        f"pulumi up --stack {stack} --yes  # puts the app's replicas back",
+        f"{k} delete cluster.postgresql.cnpg.io {restored}",
+    ]
+
+
+def _cluster_managed(s: Settings, stack: str, source: str | None, at: str | None) -> list[str]:
+    when = at or source or "<RFC3339 time within the provider's retention>"
+    return [
+        "# managed database (DigitalOcean): the provider's daily backups + point-in-time recovery (7 days)",
+        "# recovery point: seconds (WAL shipped by the provider); restore = fork a new cluster",
+        "doctl databases list",
+        f"doctl databases create {s.app.name}-{stack}-restore --engine pg "
+        f"--restore-from-cluster-name <current cluster name> --restore-from-timestamp {shlex.quote(when)}",
+        "# then move the data or the app over: pg_dump from the fork, pg_restore into the live cluster",
+        "# (its connection string: `doctl databases connection <fork id>`), or repoint ladder:postgres at the fork",
+    ]
+
+
+def restore_steps(s: Settings, stack: str, source: str | None = None, at: str | None = None) -> list[str]:
+    """The commands, one per line (comments start with '#'), for this stack's rung and database mode."""
+    header = [f"# restore plan for stack {stack} (phase {s.phase}, provider {s.provider}, postgres {s.postgres.mode})"]
+    mode = s.postgres.mode
+    if mode in ("none", "external"):
+        return [*header, f"# postgres mode {mode}: Ladder owns no database here; restore it where it lives."]
+    if s.phase == "local":
+        return header + _local(s, stack, source)
+    if s.phase == "vps":
+        if mode == "managed":
+            return header + _cluster_managed(s, stack, source, at)
+        return header + _vps(s, stack, source)
+    if mode == "managed":
+        return header + _cluster_managed(s, stack, source, at)
+    return header + _cluster_operator(s, stack, source, at)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.restore", description=__doc__.splitlines()[0])
+    parser.add_argument("stack")
+    parser.add_argument("--from", dest="source", help="a named backup (vps: file name; CNPG: backup ID)")
+    parser.add_argument("--at", help="point in time (RFC 3339) for CNPG or managed databases")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_stack_settings(args.stack)
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(restore_steps(settings, args.stack, args.source, args.at)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
