@@ -5,7 +5,7 @@ VENV := venv
 PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
 
-.PHONY: plan test lint typecheck pytest bench validators clean
+.PHONY: plan test lint typecheck pytest bench validators restore clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test: lint typecheck pytest
 ## bench: evaluation time of each stack under mocks vs the floor (SDK imports + empty program)
 bench: $(VENV)/.installed
 	$(PY) -m tools.bench
+
+## restore: print the restore steps for STACK (FROM=backup name, AT=RFC3339 time); runs nothing
+restore: $(VENV)/.installed
+	$(PY) -m tools.restore $(STACK) $(if $(FROM),--from $(FROM)) $(if $(AT),--at $(AT))
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -56,3 +56,18 @@ def kubernetes_validate_bin() -> str:
 @pytest.fixture(scope="session")
 def check_jsonschema_bin() -> str:
     return require_tool(VENV_BIN / "check-jsonschema", "check-jsonschema")
+
+
+@pytest.fixture(scope="session")
+def shellcheck_bin() -> str:
+    return require_tool(shutil.which("shellcheck"), "shellcheck (apt-get install shellcheck)")
+
+
+def check_shell_script(path: Path, shellcheck: str) -> None:
+    """A rendered script must parse (`bash -n`) and pass shellcheck."""
+    import subprocess
+
+    proc = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run([shellcheck, "-s", "bash", str(path)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout

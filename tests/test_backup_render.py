@@ -11,6 +11,7 @@ import pytest
 from components import versions
 from components.render import backup as b
 from components.settings import BackupsConfig
+from tests.conftest import check_shell_script, require_tool
 
 ARGS = b.VpsBackupArgs(
     project="shop",
@@ -44,9 +45,7 @@ def test_cron_to_oncalendar(cron: str, expected: list[str]) -> None:
 
 @pytest.mark.parametrize("cron", ["0 */6 * * *", "*/30 * * * *", "0 0 1 * 1", "5 1-10/3 * 2,4 *"])
 def test_oncalendar_is_accepted_by_systemd(cron: str) -> None:
-    tool = shutil.which("systemd-analyze")
-    if tool is None:
-        pytest.skip("systemd-analyze not available")
+    tool = require_tool(shutil.which("systemd-analyze"), "systemd-analyze (systemd, installed with cloud-init)")
     for expr in b.cron_to_oncalendar(cron):
         proc = subprocess.run([tool, "calendar", expr], capture_output=True, text=True, check=False)
         assert proc.returncode == 0, proc.stderr
@@ -67,24 +66,19 @@ def test_recovery_point_of_default_schedule_is_six_hours() -> None:
     assert b.schedule_interval_hours("30 2 * * *") == 24
 
 
-def _check_bash(tmp_path: Path, name: str, text: str) -> None:
+def _check_bash(tmp_path: Path, name: str, text: str, shellcheck: str) -> None:
     path = tmp_path / name
     path.write_text(text)
-    proc = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stderr
-    shellcheck = shutil.which("shellcheck")
-    if shellcheck:
-        proc = subprocess.run([shellcheck, "-s", "bash", str(path)], capture_output=True, text=True, check=False)
-        assert proc.returncode == 0, proc.stdout
+    check_shell_script(path, shellcheck)
 
 
 @pytest.mark.parametrize("endpoint", ["https://fsn1.your-objectstorage.com", None])
-def test_scripts_are_valid_bash(tmp_path: Path, endpoint: str | None) -> None:
+def test_scripts_are_valid_bash(tmp_path: Path, endpoint: str | None, shellcheck_bin: str) -> None:
     args = b.VpsBackupArgs(**{**ARGS.__dict__, "endpoint": endpoint})
-    _check_bash(tmp_path, "backup.sh", b.vps_backup_script(args))
-    _check_bash(tmp_path, "restore.sh", b.vps_restore_script(args))
+    _check_bash(tmp_path, "backup.sh", b.vps_backup_script(args), shellcheck_bin)
+    _check_bash(tmp_path, "restore.sh", b.vps_restore_script(args), shellcheck_bin)
     no_services = b.VpsBackupArgs(**{**ARGS.__dict__, "app_services": ()})
-    _check_bash(tmp_path, "restore2.sh", b.vps_restore_script(no_services))
+    _check_bash(tmp_path, "restore2.sh", b.vps_restore_script(no_services), shellcheck_bin)
 
 
 def test_backup_script_does_what_it_says() -> None:
