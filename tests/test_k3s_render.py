@@ -1,0 +1,86 @@
+"""k3s node rendering: config, installer, kubeconfig and firewall, as plain data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from components.render import k3s
+from tests.conftest import check_shell_script
+
+VERSION = "v1.34.2+k3s1"
+
+
+def server(**kw: object) -> k3s.K3sNode:
+    args: dict[str, object] = {
+        "role": "server",
+        "version": VERSION,
+        "private_subnet": "10.0.1.0/24",
+        "token": "tok-123",
+        "tls_sans": ("203.0.113.5",),
+    }
+    args.update(kw)
+    return k3s.K3sNode(**args)  # type: ignore[arg-type]
+
+
+def test_first_server_initialises_etcd_only_when_ha() -> None:
+    assert yaml.safe_load(k3s.node_config(server(ha=True)))["cluster-init"] is True
+    assert "cluster-init" not in yaml.safe_load(k3s.node_config(server()))
+    joining = yaml.safe_load(k3s.node_config(server(ha=True, server_url="https://10.0.1.2:6443")))
+    assert "cluster-init" not in joining and joining["server"] == "https://10.0.1.2:6443"
+
+
+def test_server_disables_bundled_ingress_and_uses_external_cloud_provider() -> None:
+    config = yaml.safe_load(k3s.node_config(server()))
+    assert config["disable"] == ["traefik", "servicelb"]
+    assert config["disable-cloud-controller"] is True
+    assert "cloud-provider=external" in config["kubelet-arg"]
+    assert config["tls-san"] == ["203.0.113.5"]
+    assert config["write-kubeconfig-mode"] == "0600"
+    assert config["secrets-encryption"] is True
+
+
+def test_agent_joins_with_token_and_no_server_options() -> None:
+    agent = k3s.K3sNode("agent", VERSION, "10.0.1.0/24", "tok-123", server_url="https://10.0.1.2:6443")
+    config = yaml.safe_load(k3s.node_config(agent))
+    assert (config["token"], config["server"]) == ("tok-123", "https://10.0.1.2:6443")
+    assert "disable" not in config and "tls-san" not in config
+
+
+def test_install_script_is_pinned_idempotent_and_carries_no_token(tmp_path: Path, shellcheck_bin: str) -> None:
+    script = k3s.install_script(server())
+    assert "tok-123" not in script
+    assert f"INSTALL_K3S_VERSION={VERSION}" in script
+    assert "v1.34.2%2Bk3s1/install.sh" in script
+    assert "10\\.0\\.1\\." in script
+    assert "curl -fsSL" in script and "| sh" not in script
+    path = tmp_path / "install.sh"
+    path.write_text(script)
+    check_shell_script(path, shellcheck_bin)
+
+
+def test_kubeconfig_points_at_the_public_address() -> None:
+    raw = yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "default", "cluster": {"server": "https://127.0.0.1:6443"}}],
+            "users": [{"name": "default", "user": {"client-key-data": "K"}}],
+            "contexts": [{"name": "default", "context": {"cluster": "default", "user": "default"}}],
+            "current-context": "default",
+        }
+    )
+    doc = yaml.safe_load(k3s.rewrite_kubeconfig(raw, "203.0.113.5", "shop-prod"))
+    assert doc["clusters"][0]["cluster"]["server"] == "https://203.0.113.5:6443"
+    assert doc["current-context"] == "shop-prod"
+    assert doc["contexts"][0]["context"] == {"cluster": "shop-prod", "user": "shop-prod"}
+    assert doc["users"][0]["user"] == {"client-key-data": "K"}
+
+
+def test_firewall_opens_only_ssh_and_api_to_the_allowlist() -> None:
+    rules = k3s.firewall_rules(["203.0.113.7/32"])
+    assert {(r.port, r.protocol, r.sources) for r in rules} == {
+        ("22", "tcp", ("203.0.113.7/32",)),
+        ("6443", "tcp", ("203.0.113.7/32",)),
+    }
