@@ -94,7 +94,8 @@ install -d -m 0700 /etc/rancher/k3s
 chmod 0600 {CONFIG_PATH}
 if [ "$(k3s --version 2>/dev/null | awk 'NR==1 {{print $3}}')" != {shlex.quote(node.version)} ]; then
   curl -fsSL --retry 5 -o /tmp/k3s-install.sh {shlex.quote(installer_url(node.version))}
-  INSTALL_K3S_VERSION={shlex.quote(node.version)} INSTALL_K3S_EXEC="{exec_role} --node-ip=$private_ip --flannel-iface=$private_if" \\
+  INSTALL_K3S_VERSION={shlex.quote(node.version)} \\
+    INSTALL_K3S_EXEC="{exec_role} --node-ip=$private_ip --flannel-iface=$private_if" \\
     sh /tmp/k3s-install.sh
   rm -f /tmp/k3s-install.sh
 fi
