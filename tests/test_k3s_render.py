@@ -84,3 +84,13 @@ def test_firewall_opens_only_ssh_and_api_to_the_allowlist() -> None:
         ("22", "tcp", ("203.0.113.7/32",)),
         ("6443", "tcp", ("203.0.113.7/32",)),
     }
+
+
+def test_hetzner_storage_retains_volumes_and_lbs_use_private_network() -> None:
+    from components.render import hcloud_k8s
+
+    (storage_class,) = hcloud_k8s.csi_values()["storageClasses"]
+    assert storage_class["reclaimPolicy"] == "Retain" and storage_class["defaultStorageClass"] is True
+    env = hcloud_k8s.ccm_values("nbg1")["env"]
+    assert env["HCLOUD_LOAD_BALANCERS_USE_PRIVATE_IP"] == {"value": "true"}
+    assert env["HCLOUD_LOAD_BALANCERS_LOCATION"] == {"value": "nbg1"}
