@@ -22,7 +22,7 @@ def resolve_version(prefix: str) -> pulumi.Output[str]:
     Used only inside `apply`: a lookup that answers nothing (mocks) yields no version
     instead of crashing the program.
     """
-    result = digitalocean.get_kubernetes_versions_output(version_prefix=f"{prefix}.")
+    result = digitalocean.get_kubernetes_versions_output(version_prefix=prefix)
     slug: pulumi.Output[str] = result.apply(lambda r: str(getattr(r, "latest_version", None) or ""))
     return slug
 

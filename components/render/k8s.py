@@ -497,7 +497,7 @@ def release_job(spec: TenantSpec) -> Obj | None:
     return {
         "metadata": meta(name, spec.namespace, spec, **{NAME: "release"}),
         "spec": {
-            "backoffLimit": 2,
+            "backoffLimit": 4,
             "activeDeadlineSeconds": 1800,
             # No ttlSecondsAfterFinished: a Job that vanished would be re-created (and the
             # release command re-run) by the next `pulumi up`.
@@ -511,9 +511,6 @@ def release_job(spec: TenantSpec) -> Obj | None:
 
 # ---------------------------------------------------------------------------------------
 # Valkey (official image) as a StatefulSet
-
-
-VALKEY_UID = 999  # the `valkey` user of the official image
 
 
 def valkey_resources(max_memory_mb: int) -> Resources:
@@ -546,7 +543,7 @@ def valkey_statefulset(spec: TenantSpec, image: str, password_secret: str) -> Ob
         ],
         "ports": [{"name": "valkey", "containerPort": VALKEY_PORT, "protocol": "TCP"}],
         "resources": resources_block(valkey_resources(mem)),
-        "securityContext": container_security_context(VALKEY_UID),
+        "securityContext": container_security_context(),
         "readinessProbe": {"exec": {"command": ping}, "periodSeconds": 10, "timeoutSeconds": 3},
         "livenessProbe": {"exec": {"command": ping}, "periodSeconds": 20, "timeoutSeconds": 5},
         "volumeMounts": [{"name": "data", "mountPath": "/data"}, {"name": "tmp", "mountPath": "/tmp"}],
@@ -559,11 +556,9 @@ def valkey_statefulset(spec: TenantSpec, image: str, password_secret: str) -> Ob
             "selector": {"matchLabels": sel},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {
-                    **pod_spec(spec, [c]),
-                    "securityContext": pod_security_context(VALKEY_UID),
-                    "terminationGracePeriodSeconds": 30,
-                },
+                # Any non-root UID works: the command bypasses the image's entrypoint and
+                # fsGroup makes the volume writable.
+                "spec": {**pod_spec(spec, [c]), "terminationGracePeriodSeconds": 30},
             },
             "volumeClaimTemplates": [
                 {
@@ -615,7 +610,11 @@ def cnpg_cluster(
         body["plugins"] = [
             {"name": BARMAN_PLUGIN, "isWALArchiver": True, "parameters": {"barmanObjectName": backup_store}}
         ]
-    return {"metadata": meta(POSTGRES_CLUSTER, spec.namespace, spec), "spec": body}
+    m = meta(POSTGRES_CLUSTER, spec.namespace, spec)
+    # pulumi-kubernetes waits for this condition (generic await), so the release Job and
+    # the Deployments start only once the database accepts connections.
+    m["annotations"] = {"pulumi.com/waitFor": "condition=Ready"}
+    return {"metadata": m, "spec": body}
 
 
 def barman_object_store(
