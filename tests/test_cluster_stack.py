@@ -233,3 +233,24 @@ def test_cost_grows_linearly_with_tenants() -> None:
         assert result.error is None
         totals.append(result.outputs["monthlyCost"]["total"])
     assert round(totals[2] - totals[1], 2) == round(totals[1] - totals[0], 2) > 0
+
+
+def test_tenant_namespace_is_protected_with_its_data() -> None:
+    assert all(ns.protect for ns in production("three").of_type("kubernetes:core/v1:Namespace"))
+
+
+def test_helm_values_as_data() -> None:
+    import yaml
+
+    from components.artifacts import rendered_files
+    from tools.plan import _settings_of
+
+    files = rendered_files(_settings_of(production("doks")))
+    traefik = yaml.safe_load(files["helm/traefik.values.yaml"])
+    assert traefik["service"]["type"] == "LoadBalancer"
+    assert traefik["ingressClass"] == {"enabled": True, "isDefaultClass": True, "name": "traefik"}
+    assert traefik["providers"]["kubernetesIngress"]["enabled"] is True
+    assert isinstance(traefik["deployment"]["replicas"], int)
+    cert_manager = yaml.safe_load(files["helm/cert-manager.values.yaml"])
+    assert cert_manager["crds"] == {"enabled": True, "keep": True}
+    assert "helm/cloudnative-pg.values.yaml" in files

@@ -173,3 +173,15 @@ def test_secrets_are_secret() -> None:
     wrapped = secret.inputs["stringData"]
     assert isinstance(wrapped, dict) and "value" in wrapped  # wire-format secret marker
     assert set(wrapped["value"]) == {"DATABASE_URL", "REDIS_URL", "SESSION_SECRET"}
+
+
+def test_https_egress_never_reaches_private_ranges() -> None:
+    policies = {m["metadata"]["name"]: m["spec"] for m in manifests(production("doks"), "NetworkPolicy")}
+    blocks = [
+        peer["ipBlock"]
+        for rule in policies["allow-app-egress"]["egress"]
+        for peer in rule.get("to", [])
+        if "ipBlock" in peer
+    ]
+    (internet,) = [b for b in blocks if b["cidr"] == "0.0.0.0/0"]
+    assert "10.0.0.0/8" in internet["except"] and "172.16.0.0/12" in internet["except"]

@@ -33,10 +33,14 @@ class App(pulumi.ComponentResource):
         super().__init__("ladder:index:App", name, None, opts)
         spec = args.spec
         app = spec.app
-        child = pulumi.ResourceOptions(parent=self)
 
         ns_body = r.namespace(spec)
-        self.namespace = kubernetes.core.v1.Namespace(f"{name}-namespace", metadata=ns_body["metadata"], opts=child)
+        # Deleting the namespace would delete the tenant's Postgres and Valkey volumes with it.
+        self.namespace = kubernetes.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata=ns_body["metadata"],
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
         inside = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
 
         guard: list[pulumi.Resource] = []

@@ -76,8 +76,9 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
             opts,
             pulumi.ResourceOptions(
                 protect=protect,
-                # The autoscaler owns the node count; auto-upgrade moves the patch version.
-                ignore_changes=["nodePool.nodeCount", "version"],
+                # The autoscaler owns the node count. `version` is not ignored: the lookup
+                # follows auto-upgrades to the newest patch, and a new prefix upgrades in place.
+                ignore_changes=["nodePool.nodeCount"],
             ),
         ),
     )

@@ -40,6 +40,7 @@ INGRESS_CONTROLLERS: dict[str, dict[str, str]] = {
     "traefik": {"namespace": "traefik", "pod_name": "traefik", "class": "traefik"},
     "ingress-nginx": {"namespace": "ingress-nginx", "pod_name": "ingress-nginx", "class": "nginx"},
 }
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16")
 CNPG_NAMESPACE = "cnpg-system"
 CERT_MANAGER_NAMESPACE = "cert-manager"
 ISSUER_PROD = "letsencrypt-prod"
@@ -293,7 +294,10 @@ def network_policies(spec: TenantSpec) -> dict[str, Obj]:
         egress.append({"to": [{"podSelector": {"matchLabels": {NAME: VALKEY}}}], "ports": _ports([VALKEY_PORT])})
     for port, cidr in spec.data.external:
         egress.append({"to": [{"ipBlock": {"cidr": cidr}}], "ports": _ports([port])})
-    if egress:
+    # HTTPS to the internet (payment, mail, storage APIs), never to private ranges, so a
+    # tenant cannot reach another tenant's pods or the node network this way.
+    egress.append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}], "ports": _ports([443])})
+    if egress:  # always: HTTPS egress above
         policies["allow-app-egress"] = {"podSelector": app_pods, "policyTypes": ["Egress"], "egress": egress}
     if spec.data.valkey_in_namespace:
         policies["allow-valkey-from-app"] = {
