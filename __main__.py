@@ -8,6 +8,7 @@ from components.config_source import load_settings
 from components.outputs import export_outputs
 
 settings = load_settings()
+rung: object
 
 if settings.phase == "local":
     from components.local import LocalStack, LocalStackArgs

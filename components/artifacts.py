@@ -17,8 +17,28 @@ def _local(settings: Settings) -> dict[str, str]:
     return {"Caddyfile": local_caddyfile(settings.app)}
 
 
+def _cluster(settings: Settings) -> dict[str, str]:
+    import yaml
+
+    from components.render import helm_values
+
+    ingress = (
+        ("traefik", helm_values.traefik_values)
+        if settings.cluster.ingress == "traefik"
+        else ("ingress-nginx", helm_values.ingress_nginx_values)
+    )
+    files = {
+        f"helm/{ingress[0]}.values.yaml": ingress[1](None),
+        "helm/cert-manager.values.yaml": helm_values.cert_manager_values(),
+    }
+    if settings.postgres.mode == "operator":
+        files["helm/cloudnative-pg.values.yaml"] = helm_values.cloudnative_pg_values()
+    return {path: yaml.safe_dump(values, sort_keys=False) for path, values in files.items()}
+
+
 RENDERERS: dict[str, Callable[[Settings], dict[str, str]]] = {
     "local": _local,
+    "cluster": _cluster,
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from components.render.k8s import valkey_storage_gb
 from components.settings import Settings
 
 PRICES_AS_OF = "2026-11-23"
@@ -200,7 +201,11 @@ def _cluster_items(s: Settings, p: ProviderPrices, provider: str) -> list[CostIt
             )
         )
     if s.redis.mode == "container":
-        items.append(CostItem("Valkey volumes (GB, per tenant)", tenants, p.volume_gb))
+        items.append(
+            CostItem(
+                "Valkey volumes (GB, all tenants)", valkey_storage_gb(s.redis.max_memory_mb) * tenants, p.volume_gb
+            )
+        )
     return items + _managed_items(s, p, 1)
 
 

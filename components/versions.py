@@ -40,6 +40,26 @@ class Chart(NamedTuple):
     version: str
 
 
+# Helm charts of the cluster rung's platform. Chart versions checked against the chart
+# repositories' published indexes (see the README's "Cluster rung" section for the date).
+TRAEFIK_CHART = Chart("https://traefik.github.io/charts", "traefik", "37.3.0")
+# Retired upstream (kubernetes/ingress-nginx, March 2026): opt-in only, for migrations.
+INGRESS_NGINX_CHART = Chart("https://kubernetes.github.io/ingress-nginx", "ingress-nginx", "4.13.3")
+CERT_MANAGER_CHART = Chart("https://charts.jetstack.io", "cert-manager", "v1.19.1")
+CLOUDNATIVE_PG_CHART = Chart("https://cloudnative-pg.github.io/charts", "cloudnative-pg", "0.26.0")
+# CloudNativePG's Barman Cloud Plugin (replaces the deprecated in-tree barmanObjectStore).
+BARMAN_CLOUD_PLUGIN_CHART = Chart("https://cloudnative-pg.github.io/charts", "plugin-barman-cloud", "0.5.0")
+
+# `ladder:postgres.version` -> CloudNativePG's operand image (same minors as POSTGRES_IMAGES).
+CNPG_POSTGRES_IMAGES: dict[str, str] = {
+    "16": "ghcr.io/cloudnative-pg/postgresql:16.10",
+    "17": "ghcr.io/cloudnative-pg/postgresql:17.6",
+    "18": "ghcr.io/cloudnative-pg/postgresql:18.0",
+}
+
+# DigitalOcean managed Valkey major.
+DO_VALKEY_VERSION = "8"
+
 # --- day-2 operations -------------------------------------------------------------------
 
 # Runs the S3-compatible upload/list/prune of the VPS backup job (`docker run --rm`, no install

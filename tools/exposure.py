@@ -35,8 +35,34 @@ def _docker_container(r: Registration) -> Iterable[Exposure]:
         )
 
 
+def _k8s_service(r: Registration) -> Iterable[Exposure]:
+    spec = r.inputs.get("spec") or {}
+    if spec.get("type") != "LoadBalancer":
+        return
+    name = (r.inputs.get("metadata") or {}).get("name", r.name)
+    for port in spec.get("ports") or []:
+        yield Exposure(f"Service {name} (load balancer)", f"{port_text(port.get('port'))}/tcp", "0.0.0.0/0")
+
+
+def _helm_release(r: Registration) -> Iterable[Exposure]:
+    """An ingress controller chart whose Service is a cloud load balancer: 80 and 443 from anywhere."""
+    values = r.inputs.get("values") or {}
+    service = values.get("service") or (values.get("controller") or {}).get("service") or {}
+    if service.get("type") == "LoadBalancer":
+        for port in ("80", "443"):
+            yield Exposure(f"{r.inputs.get('chart', r.name)} (load balancer)", f"{port}/tcp", "0.0.0.0/0")
+
+
+def _database_firewall(r: Registration) -> Iterable[Exposure]:
+    for rule in r.inputs.get("rules") or []:
+        yield Exposure(f"managed database ({r.name})", "25060-25061/tcp", f"{rule.get('type')} {rule.get('value')}")
+
+
 EXTRACTORS: dict[str, Callable[[Registration], Iterable[Exposure]]] = {
     "docker:index/container:Container": _docker_container,
+    "kubernetes:core/v1:Service": _k8s_service,
+    "kubernetes:helm.sh/v3:Release": _helm_release,
+    "digitalocean:index/databaseFirewall:DatabaseFirewall": _database_firewall,
 }
 
 

@@ -45,7 +45,7 @@ class PlainMocks(pulumi.runtime.Mocks):
         self._ids = itertools.count(1)
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+        return {}, []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         state = dict(args.inputs)
@@ -117,8 +117,8 @@ class LadderMocks(PlainMocks):
         if args.token == "digitalocean:index/getKubernetesVersions:getKubernetesVersions":
             prefix = args.args.get("versionPrefix", "")
             slug = f"{prefix}.5-do.0" if prefix else "1.34.5-do.0"
-            return {"latestVersion": slug, "validVersions": [slug], "versionPrefix": prefix, "id": "versions"}, None
-        return {}, None
+            return {"latestVersion": slug, "validVersions": [slug], "versionPrefix": prefix, "id": "versions"}, []
+        return {}, []
 
 
 # ---------------------------------------------------------------------------------------

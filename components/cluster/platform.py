@@ -1,0 +1,117 @@
+"""Platform releases every cluster gets: the ingress controller and cert-manager."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as kubernetes
+
+from components import versions
+from components.render import helm_values
+from components.render.k8s import (
+    CERT_MANAGER_NAMESPACE,
+    INGRESS_CONTROLLERS,
+    ISSUER_PROD,
+    ISSUER_STAGING,
+    cluster_issuer,
+)
+from components.settings import IngressController
+from components.versions import Chart
+
+RETIRED_NGINX = (
+    "ladder:cluster.ingress is ingress-nginx, which is retired upstream (no more releases or "
+    "security fixes after March 2026): use traefik (the default) unless you are migrating"
+)
+
+
+def helm_release(
+    name: str,
+    chart: Chart,
+    namespace: str,
+    values: helm_values.Values,
+    opts: pulumi.ResourceOptions,
+    timeout: int = 600,
+) -> kubernetes.helm.v3.Release:
+    """A `helm.v3.Release` (runs hooks, unlike helm.v4.Chart: pulumi-kubernetes#3284) pinned by `versions`."""
+    return kubernetes.helm.v3.Release(
+        name,
+        name=chart.name,
+        chart=chart.name,
+        version=chart.version,
+        repository_opts=kubernetes.helm.v3.RepositoryOptsArgs(repo=chart.repo),
+        namespace=namespace,
+        create_namespace=True,
+        values=values,
+        atomic=True,
+        cleanup_on_fail=True,
+        timeout=timeout,
+        max_history=10,
+        opts=opts,
+    )
+
+
+@dataclass
+class IngressArgs:
+    controller: IngressController = "traefik"
+    load_balancer_name: str | None = None
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
+
+
+class Ingress(pulumi.ComponentResource):
+    """The ingress controller release, exposed by the cloud's load balancer."""
+
+    def __init__(self, name: str, args: IngressArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ladder:index:Ingress", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
+        ctrl = INGRESS_CONTROLLERS[args.controller]
+        if args.controller == "ingress-nginx":
+            pulumi.log.warn(RETIRED_NGINX, resource=self)
+            chart, values = versions.INGRESS_NGINX_CHART, helm_values.ingress_nginx_values(args.load_balancer_name)
+        else:
+            chart, values = versions.TRAEFIK_CHART, helm_values.traefik_values(args.load_balancer_name)
+        self.release = helm_release(f"{name}-{args.controller}", chart, ctrl["namespace"], values, child)
+        self.ingress_class = ctrl["class"]
+        self.namespace = ctrl["namespace"]
+        self.register_outputs({"ingressClass": self.ingress_class, "namespace": self.namespace})
+
+
+@dataclass
+class CertManagerArgs:
+    acme_email: str
+    ingress_class: str
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
+
+
+class CertManager(pulumi.ComponentResource):
+    """cert-manager (CRDs from the chart) and Let's Encrypt ClusterIssuers, production and staging.
+
+    The issuers depend on the release, whose CRDs define them. On a brand-new cluster
+    `pulumi preview` may still report "failed to determine if GVK is namespaced"
+    (pulumi-kubernetes#3176) because the CRD does not exist yet; `pulumi up` creates the
+    release first, or run `pulumi up --target '**cert-manager**'` once and then `pulumi up`.
+    """
+
+    def __init__(self, name: str, args: CertManagerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ladder:index:CertManager", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
+        self.release = helm_release(
+            f"{name}-release",
+            versions.CERT_MANAGER_CHART,
+            CERT_MANAGER_NAMESPACE,
+            helm_values.cert_manager_values(),
+            child,
+        )
+        self.issuers: dict[str, kubernetes.apiextensions.CustomResource] = {}
+        for issuer in (ISSUER_PROD, ISSUER_STAGING):
+            body = cluster_issuer(issuer, args.acme_email, args.ingress_class)
+            self.issuers[issuer] = kubernetes.apiextensions.CustomResource(
+                f"{name}-{issuer}",
+                api_version="cert-manager.io/v1",
+                kind="ClusterIssuer",
+                metadata=body["metadata"],
+                spec=body["spec"],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]),
+            )
+        self.issuer = ISSUER_PROD
+        self.register_outputs({"issuers": list(self.issuers)})

@@ -1,0 +1,206 @@
+"""`ladder:index:Postgres` on the cluster rung: CloudNativePG on the cluster, or DigitalOcean managed Postgres."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import pulumi
+import pulumi_kubernetes as kubernetes
+import pulumi_random as random
+
+from components import versions
+from components.cluster.data import TenantStore
+from components.cluster.platform import helm_release
+from components.cluster.providers import ClusterHandle
+from components.render import helm_values
+from components.render import k8s as r
+from components.render.urls import postgres_url
+from components.settings import Settings
+
+MANAGED_PORT = 25060
+
+
+def database_name(app: str) -> str:
+    return app.replace("-", "_")
+
+
+@dataclass
+class PostgresArgs:
+    settings: Settings
+    cluster: ClusterHandle
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
+
+
+class Postgres(pulumi.ComponentResource):
+    """The operator (or the managed cluster) once; then a database per tenant via `for_tenant`."""
+
+    def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ladder:index:Postgres", name, None, opts)
+        self._name = name
+        self._settings = args.settings
+        self._protect = args.settings.protected
+        s = args.settings
+        child = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
+        self.mode = s.postgres.mode
+        self.releases: list[pulumi.Resource] = []
+        self._backups = bool(
+            s.backups and s.backups.access_key_id is not None and s.backups.secret_access_key is not None
+        )
+        if self.mode == "operator":
+            operator = helm_release(
+                f"{name}-cnpg",
+                versions.CLOUDNATIVE_PG_CHART,
+                r.CNPG_NAMESPACE,
+                helm_values.cloudnative_pg_values(),
+                child,
+            )
+            self.releases.append(operator)
+            if self._backups:
+                # The Barman Cloud Plugin (CNPG >= 1.26) replaces the deprecated barmanObjectStore;
+                # it serves its gRPC endpoint with a cert-manager certificate.
+                self.releases.append(
+                    helm_release(
+                        f"{name}-barman-cloud",
+                        versions.BARMAN_CLOUD_PLUGIN_CHART,
+                        r.CNPG_NAMESPACE,
+                        helm_values.barman_plugin_values(),
+                        pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, operator]),
+                    )
+                )
+            elif s.backups is not None:
+                pulumi.log.warn(
+                    "ladder:backups is set without accessKeyId/secretAccessKey: CloudNativePG backups are off",
+                    resource=self,
+                )
+        elif self.mode == "managed":
+            self._managed(name, args)
+        self.register_outputs({"mode": self.mode})
+
+    def _managed(self, name: str, args: PostgresArgs) -> None:
+        import pulumi_digitalocean as digitalocean
+
+        s = args.settings
+        if args.cluster.cluster_id is None:
+            raise ValueError("ladder:postgres.mode managed needs a DigitalOcean cluster (provider digitalocean)")
+        self.db_cluster = digitalocean.DatabaseCluster(
+            f"{name}-managed",
+            name=f"{s.app.name}-{pulumi.get_stack()}-pg",
+            engine="pg",
+            version=s.postgres.version,
+            size=s.postgres.size or "db-s-1vcpu-1gb",
+            region=args.cluster.region or "fra1",
+            node_count=s.postgres.instances,
+            private_network_uuid=args.cluster.vpc_id,
+            maintenance_windows=[digitalocean.DatabaseClusterMaintenanceWindowArgs(day="sunday", hour="04:00:00")],
+            tags=["ladder", f"ladder-{s.app.name}"],
+            # No delete protection of its own: `protect` is the only guard.
+            opts=pulumi.ResourceOptions(parent=self, protect=self._protect),
+        )
+        # Only the Kubernetes cluster's nodes may connect.
+        digitalocean.DatabaseFirewall(
+            f"{name}-firewall",
+            cluster_id=self.db_cluster.id,
+            rules=[digitalocean.DatabaseFirewallRuleArgs(type="k8s", value=args.cluster.cluster_id)],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def for_tenant(self, spec: r.TenantSpec, namespace: kubernetes.core.v1.Namespace) -> TenantStore | None:
+        tenant = spec.tenant.name
+        db = database_name(spec.app.name)
+        after = pulumi.ResourceOptions(parent=self, depends_on=[namespace, *self.releases])
+        if self.mode == "operator":
+            password = random.RandomPassword(f"{tenant}-postgres-password", length=32, special=False, opts=after)
+            owner = kubernetes.core.v1.Secret(
+                f"{tenant}-postgres-owner",
+                metadata=r.meta("postgres-owner", spec.namespace, spec),
+                type="kubernetes.io/basic-auth",
+                string_data=pulumi.Output.secret(password.result.apply(lambda pw: {"username": db, "password": pw})),
+                opts=after,
+            )
+            store = None
+            ready: list[pulumi.Resource] = [owner]
+            if self._backups:
+                store = self._backup_objects(spec, after, ready)
+            body = r.cnpg_cluster(
+                spec, versions.CNPG_POSTGRES_IMAGES[self._settings.postgres.version], db, "postgres-owner", store
+            )
+            cluster = kubernetes.apiextensions.CustomResource(
+                f"{tenant}-postgres-cluster",
+                api_version="postgresql.cnpg.io/v1",
+                kind="Cluster",
+                metadata=body["metadata"],
+                spec=body["spec"],
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[namespace, *self.releases, *ready], protect=self._protect
+                ),
+            )
+            if store and self._settings.backups:
+                sb = r.scheduled_backup(spec, self._settings.backups.schedule)
+                kubernetes.apiextensions.CustomResource(
+                    f"{tenant}-postgres-backup",
+                    api_version="postgresql.cnpg.io/v1",
+                    kind="ScheduledBackup",
+                    metadata=sb["metadata"],
+                    spec=sb["spec"],
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster]),
+                )
+            host = f"{r.POSTGRES_CLUSTER}-rw.{spec.namespace}.svc.cluster.local"
+            return TenantStore(
+                url=postgres_url(db, password.result, host, r.POSTGRES_PORT, db),
+                host=pulumi.Output.from_input(host),
+                ready=[cluster],
+            )
+        if self.mode == "managed":
+            import pulumi_digitalocean as digitalocean
+
+            managed = pulumi.ResourceOptions(parent=self, depends_on=[self.db_cluster])
+            database = digitalocean.DatabaseDb(
+                f"{tenant}-postgres-db",
+                cluster_id=self.db_cluster.id,
+                name=f"{db}_{tenant.replace('-', '_')}",
+                opts=pulumi.ResourceOptions(parent=self, protect=self._protect),
+            )
+            user = digitalocean.DatabaseUser(
+                f"{tenant}-postgres-user", cluster_id=self.db_cluster.id, name=f"{tenant}_app", opts=managed
+            )
+            host = self.db_cluster.private_host
+            url: pulumi.Output[str] = pulumi.Output.secret(
+                pulumi.Output.all(user.name, user.password, host, database.name).apply(
+                    lambda a: (
+                        f"postgresql://{quote(str(a[0]))}:{quote(str(a[1]), safe='')}@{a[2]}:{MANAGED_PORT}/"
+                        f"{quote(str(a[3]))}?sslmode=require"
+                    )
+                )
+            )
+            return TenantStore(url=url, host=host, ready=[database, user])
+        return None
+
+    def _backup_objects(self, spec: r.TenantSpec, opts: pulumi.ResourceOptions, ready: list[pulumi.Resource]) -> str:
+        b = self._settings.backups
+        assert b is not None and b.access_key_id is not None and b.secret_access_key is not None
+        tenant = spec.tenant.name
+        creds = kubernetes.core.v1.Secret(
+            f"{tenant}-postgres-backup-credentials",
+            metadata=r.meta("backup-credentials", spec.namespace, spec),
+            type="Opaque",
+            string_data=pulumi.Output.secret(
+                {
+                    "ACCESS_KEY_ID": b.access_key_id.get_secret_value(),
+                    "ACCESS_SECRET_KEY": b.secret_access_key.get_secret_value(),
+                }
+            ),
+            opts=opts,
+        )
+        name = "backups"
+        body = r.barman_object_store(spec, name, b.bucket, b.endpoint, "backup-credentials", b.retention_days)
+        store = kubernetes.apiextensions.CustomResource(
+            f"{tenant}-postgres-object-store",
+            api_version="barmancloud.cnpg.io/v1",
+            kind="ObjectStore",
+            metadata=body["metadata"],
+            spec=body["spec"],
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[creds])),
+        )
+        ready += [creds, store]
+        return name

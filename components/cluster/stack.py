@@ -1,0 +1,136 @@
+"""`ladder:index:ClusterStack`: the cluster, its platform releases, the data stores and one App per tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import pulumi
+import pulumi_kubernetes as kubernetes
+
+from components.cluster.app import App, AppArgs
+from components.cluster.data import TenantStore
+from components.cluster.platform import CertManager, CertManagerArgs, Ingress, IngressArgs
+from components.cluster.postgres import Postgres, PostgresArgs
+from components.cluster.providers import create_cluster
+from components.cluster.redis import Redis, RedisArgs
+from components.render import k8s as r
+from components.settings import Settings
+
+ANYWHERE = "0.0.0.0/0"
+
+
+def tenant_specs(s: Settings) -> list[r.TenantSpec]:
+    """Each tenant's render input; pure, so tests and the benchmark use it directly."""
+    data = r.DataAccess(
+        postgres_in_namespace=s.postgres.mode == "operator",
+        valkey_in_namespace=s.redis.mode == "container",
+        external=tuple(_external_ports(s)),
+    )
+    return [
+        r.TenantSpec(
+            app=s.app,
+            tenant=t,
+            ingress=s.cluster.ingress,
+            data=data,
+            postgres_instances=s.postgres.instances if s.postgres.mode == "operator" else 0,
+            postgres_storage_gb=s.postgres.storage_gb if s.postgres.mode == "operator" else 0,
+            valkey_storage_gb=r.valkey_storage_gb(s.redis.max_memory_mb) if s.redis.mode == "container" else 0,
+            valkey_max_memory_mb=s.redis.max_memory_mb if s.redis.mode == "container" else 0,
+        )
+        for t in s.effective_tenants
+    ]
+
+
+def _external_ports(s: Settings) -> list[tuple[int, str]]:
+    """Egress for stores outside the cluster; the database firewall is the real perimeter."""
+    ports: list[tuple[int, str]] = []
+    if s.postgres.mode == "managed":
+        ports.append((25060, ANYWHERE))
+    if s.redis.mode == "managed":
+        ports.append((25061, ANYWHERE))
+    for mode, key, default in ((s.postgres.mode, "DATABASE_URL", 5432), (s.redis.mode, "REDIS_URL", 6379)):
+        if mode == "external":
+            try:
+                port = urlsplit(s.secret(key) or "").port or default
+            except ValueError:
+                port = default
+            ports.append((port, ANYWHERE))
+    return ports
+
+
+@dataclass
+class ClusterStackArgs:
+    settings: Settings
+
+
+class ClusterStack(pulumi.ComponentResource):
+    def __init__(self, name: str, args: ClusterStackArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ladder:index:ClusterStack", name, None, opts)
+        s = args.settings
+        assert s.acme_email is not None and s.domain is not None  # enforced by settings
+
+        handle = create_cluster(name, s, pulumi.ResourceOptions(parent=self))
+        self.kubeconfig = handle.kubeconfig
+        on_cluster = pulumi.ResourceOptions(parent=self, providers=[handle.provider])
+
+        ingress = Ingress(
+            "ingress",
+            IngressArgs(
+                controller=s.cluster.ingress,
+                load_balancer_name=f"{s.app.name}-{pulumi.get_stack()}" if s.provider_name == "digitalocean" else None,
+                depends_on=handle.depends_on,
+            ),
+            opts=on_cluster,
+        )
+        certs = CertManager(
+            "cert-manager",
+            CertManagerArgs(s.acme_email, ingress.ingress_class, depends_on=handle.depends_on),
+            opts=on_cluster,
+        )
+        postgres = Postgres(
+            "postgres", PostgresArgs(s, handle, depends_on=[*handle.depends_on, certs.release]), opts=on_cluster
+        )
+        redis = Redis("redis", RedisArgs(s, handle, depends_on=handle.depends_on), opts=on_cluster)
+
+        def connect(spec: r.TenantSpec, namespace: kubernetes.core.v1.Namespace) -> Mapping[str, TenantStore]:
+            stores: dict[str, TenantStore] = {}
+            pg = postgres.for_tenant(spec, namespace)
+            if pg is not None:
+                stores["DATABASE_URL"] = pg
+            rd = redis.for_tenant(spec, namespace)
+            if rd is not None:
+                stores["REDIS_URL"] = rd
+            return stores
+
+        secret_env: dict[str, pulumi.Input[str]] = {
+            key: pulumi.Output.secret(s.secret(key) or "") for key in s.app.secret_env
+        }
+        for mode, key in ((s.postgres.mode, "DATABASE_URL"), (s.redis.mode, "REDIS_URL")):
+            if mode == "external":
+                secret_env[key] = pulumi.Output.secret(s.secret(key) or "")
+
+        self.apps: dict[str, App] = {}
+        first_host: pulumi.Output[str] | None = None
+        for spec in tenant_specs(s):
+            tenant_app = App(
+                spec.tenant.name,
+                AppArgs(
+                    spec=spec,
+                    connect=connect,
+                    secret_env=secret_env,
+                    routing=[ingress.release, *certs.issuers.values()],
+                    protect=s.protected,
+                ),
+                opts=pulumi.ResourceOptions(parent=self, providers=[handle.provider], depends_on=handle.depends_on),
+            )
+            self.apps[spec.tenant.name] = tenant_app
+        if s.postgres.mode == "managed":
+            first_host = postgres.db_cluster.private_host
+        elif s.postgres.mode == "operator":
+            first = tenant_specs(s)[0]
+            first_host = pulumi.Output.from_input(f"{r.POSTGRES_CLUSTER}-rw.{first.namespace}.svc.cluster.local")
+        self.database_host = first_host
+        self.url = pulumi.Output.from_input(f"https://{s.domain}")
+        self.register_outputs({"url": self.url, "kubeconfig": self.kubeconfig})

@@ -1,0 +1,699 @@
+"""Kubernetes objects of one tenant as plain dicts (no Pulumi inside).
+
+The cluster components pass these to the typed `pulumi_kubernetes` resources
+(`metadata=..., spec=...`), so what is tested here is exactly what is deployed. Every
+workload passes the Pod Security "restricted" profile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.render.resources import cpu_millis, limits, memory_mb
+from components.settings import App as AppConfig
+from components.settings import IngressController, Resources, Service, Tenant
+
+Obj = dict[str, Any]
+
+PART_OF = "app.kubernetes.io/part-of"
+NAME = "app.kubernetes.io/name"
+INSTANCE = "app.kubernetes.io/instance"
+ROLE = "ladder.dev/role"  # app | data: what NetworkPolicies select
+
+APP_SECRET = "app-secrets"
+APP_CONFIG = "app-env"
+SERVICE_ACCOUNT = "app"
+TLS_SECRET = "app-tls"
+POSTGRES_CLUSTER = "postgres"  # CloudNativePG Cluster name; its services are postgres-rw/-ro/-r
+VALKEY = "valkey"
+VALKEY_PORT = 6379
+POSTGRES_PORT = 5432
+NON_ROOT_UID = 10001
+TMP_SIZE = "64Mi"
+
+# The ingress controllers Ladder installs: namespace, pod label and IngressClass.
+INGRESS_CONTROLLERS: dict[str, dict[str, str]] = {
+    "traefik": {"namespace": "traefik", "pod_name": "traefik", "class": "traefik"},
+    "ingress-nginx": {"namespace": "ingress-nginx", "pod_name": "ingress-nginx", "class": "nginx"},
+}
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16")
+CNPG_NAMESPACE = "cnpg-system"
+CERT_MANAGER_NAMESPACE = "cert-manager"
+ISSUER_PROD = "letsencrypt-prod"
+ISSUER_STAGING = "letsencrypt-staging"
+ACME_SERVERS = {
+    ISSUER_PROD: "https://acme-v02.api.letsencrypt.org/directory",
+    ISSUER_STAGING: "https://acme-staging-v02.api.letsencrypt.org/directory",
+}
+
+
+@dataclass(frozen=True)
+class DataAccess:
+    """Where the tenant's app may connect for its stores (NetworkPolicy egress)."""
+
+    postgres_in_namespace: bool = False
+    valkey_in_namespace: bool = False
+    # (port, cidr) pairs for stores outside the namespace (managed or external).
+    external: tuple[tuple[int, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class TenantSpec:
+    """Everything the renderers need for one tenant's copy of the app."""
+
+    app: AppConfig
+    tenant: Tenant
+    ingress: IngressController = "traefik"
+    data: DataAccess = field(default_factory=DataAccess)
+    postgres_instances: int = 0
+    postgres_storage_gb: int = 0
+    valkey_storage_gb: int = 0
+    valkey_max_memory_mb: int = 0
+
+    @property
+    def namespace(self) -> str:
+        return namespace_name(self.app.name, self.tenant.name)
+
+
+def namespace_name(app: str, tenant: str) -> str:
+    """seed 004: `docutag` for the primary tenant, `docutag-client1` for the others."""
+    return app if tenant == app else f"{app}-{tenant}"
+
+
+def meta(name: str, namespace: str | None, spec: TenantSpec, **labels: str) -> Obj:
+    out: Obj = {"name": name, "labels": {PART_OF: spec.app.name, INSTANCE: spec.tenant.name, **labels}}
+    if namespace:
+        out["namespace"] = namespace
+    return out
+
+
+def selector(spec: TenantSpec, service: str) -> dict[str, str]:
+    return {NAME: service, INSTANCE: spec.tenant.name}
+
+
+# ---------------------------------------------------------------------------------------
+# security contexts
+
+
+def pod_security_context(uid: int = NON_ROOT_UID) -> Obj:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context(uid: int = NON_ROOT_UID) -> Obj:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def resources_block(res: Resources) -> Obj:
+    lim = limits(res)
+    return {"requests": {"cpu": res.cpu, "memory": res.memory}, "limits": {"cpu": lim.cpu, "memory": lim.memory}}
+
+
+def _tmp_volume() -> tuple[Obj, Obj]:
+    return {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE}}, {"name": "tmp", "mountPath": "/tmp"}
+
+
+# ---------------------------------------------------------------------------------------
+# namespace and its guard rails
+
+
+def namespace(spec: TenantSpec) -> Obj:
+    m = meta(spec.namespace, None, spec)
+    m["labels"].update(
+        {
+            "pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/enforce-version": "latest",
+            "pod-security.kubernetes.io/warn": "restricted",
+            "pod-security.kubernetes.io/audit": "restricted",
+        }
+    )
+    return {"metadata": m}
+
+
+def _max_replicas(svc: Service) -> int:
+    return svc.autoscale.max if svc.autoscale else svc.replica_count
+
+
+def quota_totals(spec: TenantSpec) -> dict[str, int]:
+    """Requests/limits (millicores, MiB) and counts for the tenant's namespace at full scale.
+
+    Every service at its maximum replica count plus one surge pod, the release Job,
+    the data pods and cert-manager's HTTP-01 solver, so a rolling update never hits the quota.
+    """
+    cpu_req = mem_req = cpu_lim = mem_lim = pods = 0
+
+    def add(res: Resources, count: int) -> None:
+        nonlocal cpu_req, mem_req, cpu_lim, mem_lim, pods
+        lim = limits(res)
+        cpu_req += cpu_millis(res.cpu) * count
+        mem_req += memory_mb(res.memory) * count
+        cpu_lim += cpu_millis(lim.cpu) * count
+        mem_lim += memory_mb(lim.memory) * count
+        pods += count
+
+    for svc in spec.app.services.values():
+        add(svc.resources, _max_replicas(svc) + 1)
+    if spec.app.release:
+        add(spec.app.services[spec.app.release.service].resources, 1)
+    if spec.postgres_instances:
+        add(POSTGRES_RESOURCES, spec.postgres_instances + 1)  # +1: CNPG's join/initdb pod
+    if spec.valkey_max_memory_mb:
+        add(valkey_resources(spec.valkey_max_memory_mb), 1)
+    add(Resources(cpu="100m", memory="64Mi"), 1)  # ACME solver
+    pvcs = spec.postgres_instances + (1 if spec.valkey_storage_gb else 0)
+    storage = spec.postgres_storage_gb * spec.postgres_instances + spec.valkey_storage_gb
+    return {
+        "cpu_req": cpu_req,
+        "mem_req": mem_req,
+        "cpu_lim": cpu_lim,
+        "mem_lim": mem_lim,
+        "pods": pods + 2,
+        "pvcs": pvcs,
+        "storage_gb": storage,
+    }
+
+
+def resource_quota(spec: TenantSpec) -> Obj:
+    t = quota_totals(spec)
+    hard = {
+        "requests.cpu": f"{t['cpu_req']}m",
+        "requests.memory": f"{t['mem_req']}Mi",
+        "limits.cpu": f"{t['cpu_lim']}m",
+        "limits.memory": f"{t['mem_lim']}Mi",
+        "pods": str(t["pods"]),
+        "services.loadbalancers": "0",
+        "services.nodeports": "0",
+        "persistentvolumeclaims": str(t["pvcs"]),
+        "requests.storage": f"{max(t['storage_gb'], 1)}Gi",
+    }
+    return {"metadata": meta("quota", spec.namespace, spec), "spec": {"hard": hard}}
+
+
+def limit_range(spec: TenantSpec) -> Obj:
+    return {
+        "metadata": meta("defaults", spec.namespace, spec),
+        "spec": {
+            "limits": [
+                {
+                    "type": "Container",
+                    "defaultRequest": {"cpu": "50m", "memory": "64Mi"},
+                    "default": {"cpu": "200m", "memory": "128Mi"},
+                    "max": {"cpu": "4", "memory": "8Gi"},
+                }
+            ]
+        },
+    }
+
+
+def service_account(spec: TenantSpec) -> Obj:
+    return {"metadata": meta(SERVICE_ACCOUNT, spec.namespace, spec), "automount_service_account_token": False}
+
+
+# ---------------------------------------------------------------------------------------
+# NetworkPolicies
+
+
+def _ns_selector(name: str) -> Obj:
+    return {"matchLabels": {"kubernetes.io/metadata.name": name}}
+
+
+def _ports(ports: Iterable[int], protocol: str = "TCP") -> list[Obj]:
+    return [{"port": p, "protocol": protocol} for p in sorted(set(ports))]
+
+
+def network_policies(spec: TenantSpec) -> dict[str, Obj]:
+    """name -> NetworkPolicy body. Default deny; each allowed flow is its own policy."""
+    ns = spec.namespace
+    ctrl = INGRESS_CONTROLLERS[spec.ingress]
+    from_controller = {
+        "namespaceSelector": _ns_selector(ctrl["namespace"]),
+        "podSelector": {"matchLabels": {NAME: ctrl["pod_name"]}},
+    }
+    app_pods = {"matchLabels": {ROLE: "app", INSTANCE: spec.tenant.name}}
+    policies: dict[str, Obj] = {
+        "default-deny": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        "allow-dns": {
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [
+                {
+                    "to": [
+                        {
+                            "namespaceSelector": _ns_selector("kube-system"),
+                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                        }
+                    ],
+                    "ports": _ports([53], "UDP") + _ports([53], "TCP"),
+                }
+            ],
+        },
+        # cert-manager's HTTP-01 solver pod answers Let's Encrypt through the controller.
+        "allow-acme-solver": {
+            "podSelector": {"matchLabels": {"acme.cert-manager.io/http01-solver": "true"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [from_controller], "ports": _ports([8089])}],
+        },
+    }
+    for name, svc in spec.app.routed_services.items():
+        assert svc.port is not None
+        policies[f"allow-ingress-{name}"] = {
+            "podSelector": {"matchLabels": selector(spec, name)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [from_controller, {"podSelector": app_pods}], "ports": _ports([svc.port])}],
+        }
+    routed_ports = [svc.port for svc in spec.app.routed_services.values() if svc.port]
+    egress: list[Obj] = []
+    if routed_ports:
+        egress.append({"to": [{"podSelector": app_pods}], "ports": _ports(routed_ports)})
+    if spec.data.postgres_in_namespace:
+        egress.append(
+            {
+                "to": [{"podSelector": {"matchLabels": {"cnpg.io/cluster": POSTGRES_CLUSTER}}}],
+                "ports": _ports([POSTGRES_PORT]),
+            }
+        )
+    if spec.data.valkey_in_namespace:
+        egress.append({"to": [{"podSelector": {"matchLabels": {NAME: VALKEY}}}], "ports": _ports([VALKEY_PORT])})
+    for port, cidr in spec.data.external:
+        egress.append({"to": [{"ipBlock": {"cidr": cidr}}], "ports": _ports([port])})
+    # HTTPS to the internet (payment, mail, storage APIs), never to private ranges, so a
+    # tenant cannot reach another tenant's pods or the node network this way.
+    egress.append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}], "ports": _ports([443])})
+    if egress:  # always: HTTPS egress above
+        policies["allow-app-egress"] = {"podSelector": app_pods, "policyTypes": ["Egress"], "egress": egress}
+    if spec.data.valkey_in_namespace:
+        policies["allow-valkey-from-app"] = {
+            "podSelector": {"matchLabels": {NAME: VALKEY}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": app_pods}], "ports": _ports([VALKEY_PORT])}],
+        }
+    if spec.data.postgres_in_namespace:
+        pg_pods = {"matchLabels": {"cnpg.io/cluster": POSTGRES_CLUSTER}}
+        policies["allow-postgres"] = {
+            "podSelector": pg_pods,
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [
+                {"from": [{"podSelector": app_pods}], "ports": _ports([POSTGRES_PORT])},
+                # replication between the instances
+                {"from": [{"podSelector": pg_pods}], "ports": _ports([POSTGRES_PORT, 8000])},
+                # the operator: status endpoint and management connections
+                {"from": [{"namespaceSelector": _ns_selector(CNPG_NAMESPACE)}], "ports": _ports([POSTGRES_PORT, 8000])},
+            ],
+            "egress": [
+                {"to": [{"podSelector": pg_pods}], "ports": _ports([POSTGRES_PORT, 8000])},
+                # The instance manager talks to the Kubernetes API and, with backups on, to
+                # the object store; both sit outside the cluster network on 443/6443.
+                {"ports": _ports([443, 6443])},
+            ],
+        }
+    return {name: {"metadata": meta(name, ns, spec), "spec": body} for name, body in policies.items()}
+
+
+# ---------------------------------------------------------------------------------------
+# configuration
+
+
+def config_map(spec: TenantSpec) -> Obj:
+    data = {**spec.app.env, "LADDER_PHASE": "cluster", "LADDER_TENANT": spec.tenant.name}
+    return {"metadata": meta(APP_CONFIG, spec.namespace, spec), "data": dict(sorted(data.items()))}
+
+
+def config_hash(spec: TenantSpec) -> str:
+    return hashlib.sha256(json.dumps(config_map(spec)["data"], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def secret(spec: TenantSpec, string_data: Any) -> Obj:
+    """`string_data` is usually a secret Output of {KEY: value}."""
+    return {"metadata": meta(APP_SECRET, spec.namespace, spec), "type": "Opaque", "string_data": string_data}
+
+
+# ---------------------------------------------------------------------------------------
+# workloads
+
+
+def _probe(svc: Service) -> Obj:
+    return {"httpGet": {"path": svc.health_path, "port": "http"}}
+
+
+def container(spec: TenantSpec, name: str, svc: Service, command: list[str] | None = None) -> Obj:
+    _, mount = _tmp_volume()
+    c: Obj = {
+        "name": name,
+        "image": svc.image,
+        "imagePullPolicy": "Always",
+        "envFrom": [{"configMapRef": {"name": APP_CONFIG}}, {"secretRef": {"name": APP_SECRET}}],
+        "resources": resources_block(svc.resources),
+        "securityContext": container_security_context(),
+        "volumeMounts": [mount],
+    }
+    cmd = command or svc.command
+    if cmd:
+        c["command"] = list(cmd)
+    if svc.port is not None and command is None:
+        c["ports"] = [{"name": "http", "containerPort": svc.port, "protocol": "TCP"}]
+        c["startupProbe"] = {**_probe(svc), "periodSeconds": 5, "failureThreshold": 60, "timeoutSeconds": 3}
+        c["readinessProbe"] = {**_probe(svc), "periodSeconds": 10, "failureThreshold": 3, "timeoutSeconds": 3}
+        c["livenessProbe"] = {**_probe(svc), "periodSeconds": 20, "failureThreshold": 3, "timeoutSeconds": 5}
+    return c
+
+
+def pod_spec(spec: TenantSpec, containers: list[Obj], **extra: Any) -> Obj:
+    tmp, _ = _tmp_volume()
+    return {
+        "serviceAccountName": SERVICE_ACCOUNT,
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security_context(),
+        "containers": containers,
+        "volumes": [tmp],
+        **extra,
+    }
+
+
+def deployment(spec: TenantSpec, name: str, svc: Service) -> Obj:
+    labels = {**selector(spec, name), PART_OF: spec.app.name, ROLE: "app"}
+    body: Obj = {
+        "selector": {"matchLabels": selector(spec, name)},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "revisionHistoryLimit": 5,
+        "template": {
+            "metadata": {"labels": labels, "annotations": {"ladder.dev/config-hash": config_hash(spec)}},
+            "spec": pod_spec(
+                spec,
+                [container(spec, name, svc)],
+                terminationGracePeriodSeconds=30,
+                topologySpreadConstraints=[
+                    {
+                        "maxSkew": 1,
+                        "topologyKey": "kubernetes.io/hostname",
+                        "whenUnsatisfiable": "ScheduleAnyway",
+                        "labelSelector": {"matchLabels": selector(spec, name)},
+                    }
+                ],
+            ),
+        },
+    }
+    # With an HPA the replica count is its business: leaving it out keeps `pulumi up`
+    # from resetting what the autoscaler chose.
+    if svc.autoscale is None:
+        body["replicas"] = svc.replica_count
+    return {"metadata": meta(name, spec.namespace, spec, **{NAME: name, ROLE: "app"}), "spec": body}
+
+
+def service(spec: TenantSpec, name: str, svc: Service) -> Obj:
+    assert svc.port is not None
+    return {
+        "metadata": meta(name, spec.namespace, spec, **{NAME: name}),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector(spec, name),
+            "ports": [{"name": "http", "port": svc.port, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def ingress(spec: TenantSpec, issuer: str = ISSUER_PROD) -> Obj:
+    paths = [
+        {
+            "path": svc.route,
+            "pathType": "Prefix",
+            "backend": {"service": {"name": name, "port": {"name": "http"}}},
+        }
+        # Longest path first, so /api wins over / on controllers that match in order.
+        for name, svc in sorted(spec.app.routed_services.items(), key=lambda kv: -len(kv[1].route))
+    ]
+    m = meta("app", spec.namespace, spec)
+    m["annotations"] = {"cert-manager.io/cluster-issuer": issuer}
+    return {
+        "metadata": m,
+        "spec": {
+            "ingressClassName": INGRESS_CONTROLLERS[spec.ingress]["class"],
+            "tls": [{"hosts": [spec.tenant.domain], "secretName": TLS_SECRET}],
+            "rules": [{"host": spec.tenant.domain, "http": {"paths": paths}}],
+        },
+    }
+
+
+def hpa(spec: TenantSpec, name: str, svc: Service) -> Obj | None:
+    auto = svc.autoscale
+    if auto is None:
+        return None
+    metrics = [
+        {"type": "Resource", "resource": {"name": res, "target": {"type": "Utilization", "averageUtilization": pct}}}
+        for res, pct in (("cpu", auto.cpu), ("memory", auto.memory))
+        if pct is not None
+    ]
+    return {
+        "metadata": meta(name, spec.namespace, spec, **{NAME: name}),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": auto.min,
+            "maxReplicas": auto.max,
+            "metrics": metrics,
+        },
+    }
+
+
+def pdb(spec: TenantSpec, name: str, svc: Service) -> Obj | None:
+    if svc.replica_count <= 1:
+        return None
+    return {
+        "metadata": meta(name, spec.namespace, spec, **{NAME: name}),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(spec, name)}},
+    }
+
+
+def release_hash(app: AppConfig) -> str:
+    """Changes with the release service's image and the command: one Job run per release."""
+    assert app.release is not None
+    image = app.services[app.release.service].image
+    return hashlib.sha256(json.dumps([image, app.release.command]).encode()).hexdigest()[:10]
+
+
+def release_job_name(app: AppConfig) -> str:
+    return f"release-{release_hash(app)}"
+
+
+def release_job(spec: TenantSpec) -> Obj | None:
+    release = spec.app.release
+    if release is None:
+        return None
+    svc = spec.app.services[release.service]
+    name = release_job_name(spec.app)
+    labels = {NAME: "release", INSTANCE: spec.tenant.name, PART_OF: spec.app.name, ROLE: "app"}
+    return {
+        "metadata": meta(name, spec.namespace, spec, **{NAME: "release"}),
+        "spec": {
+            "backoffLimit": 4,
+            "activeDeadlineSeconds": 1800,
+            # No ttlSecondsAfterFinished: a Job that vanished would be re-created (and the
+            # release command re-run) by the next `pulumi up`.
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": pod_spec(spec, [container(spec, "release", svc, list(release.command))], restartPolicy="Never"),
+            },
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# Valkey (official image) as a StatefulSet
+
+
+def valkey_resources(max_memory_mb: int) -> Resources:
+    # Room for the dataset, the AOF rewrite buffer and the process itself.
+    return Resources(cpu="100m", memory=f"{max_memory_mb + 64}Mi")
+
+
+def valkey_storage_gb(max_memory_mb: int) -> int:
+    """The PVC holds the AOF and its rewrite: twice the memory cap, at least 1 GB."""
+    return max(1, -(-2 * max_memory_mb // 1024))
+
+
+def valkey_statefulset(spec: TenantSpec, image: str, password_secret: str) -> Obj:
+    labels = {NAME: VALKEY, INSTANCE: spec.tenant.name, PART_OF: spec.app.name, ROLE: "data"}
+    sel = {NAME: VALKEY, INSTANCE: spec.tenant.name}
+    ping = ["sh", "-c", 'valkey-cli --no-auth-warning -a "$VALKEY_PASSWORD" ping | grep -q PONG']
+    mem = spec.valkey_max_memory_mb
+    c: Obj = {
+        "name": VALKEY,
+        "image": image,
+        "imagePullPolicy": "Always",
+        "command": [
+            "sh",
+            "-c",
+            'exec valkey-server --requirepass "$VALKEY_PASSWORD" --appendonly yes --dir /data '
+            f"--maxmemory {mem}mb --maxmemory-policy noeviction",
+        ],
+        "env": [
+            {"name": "VALKEY_PASSWORD", "valueFrom": {"secretKeyRef": {"name": password_secret, "key": "password"}}}
+        ],
+        "ports": [{"name": "valkey", "containerPort": VALKEY_PORT, "protocol": "TCP"}],
+        "resources": resources_block(valkey_resources(mem)),
+        "securityContext": container_security_context(),
+        "readinessProbe": {"exec": {"command": ping}, "periodSeconds": 10, "timeoutSeconds": 3},
+        "livenessProbe": {"exec": {"command": ping}, "periodSeconds": 20, "timeoutSeconds": 5},
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}, {"name": "tmp", "mountPath": "/tmp"}],
+    }
+    return {
+        "metadata": meta(VALKEY, spec.namespace, spec, **{NAME: VALKEY, ROLE: "data"}),
+        "spec": {
+            "serviceName": VALKEY,
+            "replicas": 1,
+            "selector": {"matchLabels": sel},
+            "template": {
+                "metadata": {"labels": labels},
+                # Any non-root UID works: the command bypasses the image's entrypoint and
+                # fsGroup makes the volume writable.
+                "spec": {**pod_spec(spec, [c]), "terminationGracePeriodSeconds": 30},
+            },
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "data"},
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": f"{spec.valkey_storage_gb}Gi"}},
+                    },
+                }
+            ],
+        },
+    }
+
+
+def valkey_service(spec: TenantSpec) -> Obj:
+    return {
+        "metadata": meta(VALKEY, spec.namespace, spec, **{NAME: VALKEY}),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {NAME: VALKEY, INSTANCE: spec.tenant.name},
+            "ports": [{"name": "valkey", "port": VALKEY_PORT, "targetPort": "valkey", "protocol": "TCP"}],
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# CloudNativePG
+
+
+POSTGRES_RESOURCES = Resources(cpu="250m", memory="512Mi")
+BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
+
+
+def cnpg_cluster(
+    spec: TenantSpec, image: str, database: str, owner_secret: str, backup_store: str | None = None
+) -> Obj:
+    body: Obj = {
+        "instances": spec.postgres_instances,
+        "imageName": image,
+        "primaryUpdateStrategy": "unsupervised",
+        "enableSuperuserAccess": False,
+        "storage": {"size": f"{spec.postgres_storage_gb}Gi"},
+        "resources": resources_block(POSTGRES_RESOURCES),
+        "bootstrap": {"initdb": {"database": database, "owner": database, "secret": {"name": owner_secret}}},
+        # Spread instances over nodes: losing a node never takes primary and standby together.
+        "affinity": {"enablePodAntiAffinity": True, "topologyKey": "kubernetes.io/hostname"},
+    }
+    if backup_store:
+        body["plugins"] = [
+            {"name": BARMAN_PLUGIN, "isWALArchiver": True, "parameters": {"barmanObjectName": backup_store}}
+        ]
+    m = meta(POSTGRES_CLUSTER, spec.namespace, spec)
+    # pulumi-kubernetes waits for this condition (generic await), so the release Job and
+    # the Deployments start only once the database accepts connections.
+    m["annotations"] = {"pulumi.com/waitFor": "condition=Ready"}
+    return {"metadata": m, "spec": body}
+
+
+def barman_object_store(
+    spec: TenantSpec,
+    name: str,
+    bucket: str,
+    endpoint: str | None,
+    credentials_secret: str,
+    retention_days: int,
+) -> Obj:
+    configuration: Obj = {
+        "destinationPath": f"s3://{bucket}/{spec.namespace}/",
+        "s3Credentials": {
+            "accessKeyId": {"name": credentials_secret, "key": "ACCESS_KEY_ID"},
+            "secretAccessKey": {"name": credentials_secret, "key": "ACCESS_SECRET_KEY"},
+        },
+        "wal": {"compression": "gzip"},
+        "data": {"compression": "gzip"},
+    }
+    if endpoint:
+        configuration["endpointURL"] = endpoint
+    return {
+        "metadata": meta(name, spec.namespace, spec),
+        "spec": {"retentionPolicy": f"{retention_days}d", "configuration": configuration},
+    }
+
+
+def cron_with_seconds(schedule: str) -> str:
+    """CloudNativePG's ScheduledBackup cron has a seconds field first."""
+    return f"0 {schedule}"
+
+
+def scheduled_backup(spec: TenantSpec, schedule: str) -> Obj:
+    return {
+        "metadata": meta("postgres-scheduled", spec.namespace, spec),
+        "spec": {
+            "schedule": cron_with_seconds(schedule),
+            "backupOwnerReference": "self",
+            "cluster": {"name": POSTGRES_CLUSTER},
+            "method": "plugin",
+            "pluginConfiguration": {"name": BARMAN_PLUGIN},
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# platform
+
+
+def cluster_issuer(name: str, email: str, ingress_class: str) -> Obj:
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "acme": {
+                "email": email,
+                "server": ACME_SERVERS[name],
+                "privateKeySecretRef": {"name": f"{name}-account-key"},
+                "solvers": [{"http01": {"ingress": {"ingressClassName": ingress_class}}}],
+            }
+        },
+    }
+
+
+def kubeconfig(name: str, endpoint: str, ca_certificate_b64: str, token: str) -> str:
+    """A kubeconfig (JSON is valid YAML) that authenticates with a token the user controls."""
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": {"server": endpoint, "certificate-authority-data": ca_certificate_b64}}],
+        "users": [{"name": f"{name}-admin", "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": f"{name}-admin"}}],
+        "current-context": name,
+    }
+    return json.dumps(doc)
+
+
+def labels_of(obj: Mapping[str, Any]) -> dict[str, str]:
+    return dict((obj.get("metadata") or {}).get("labels") or {})

@@ -1,0 +1,88 @@
+"""Shared helpers for the cluster-rung tests: run a stack variant once, find objects in it."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from tools.harness import ProgramResult, Registration, run_program
+from tools.manifests import manifests_from
+
+TENANTS3 = [
+    {"name": "acme", "domain": "acme.example.com"},
+    {"name": "globex", "domain": "shop.globex.example"},
+    {"name": "initech", "domain": "initech.example.org"},
+]
+USER_TOKEN = "dop_v1_user_controlled_token"
+EXISTING_KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters:
+- name: prod
+  cluster: {server: "https://10.0.0.1:6443", certificate-authority-data: bW9jaw==}
+users:
+- name: admin
+  user: {token: abc}
+contexts:
+- name: prod
+  context: {cluster: prod, user: admin}
+current-context: prod
+"""
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
+
+
+def tenants(n: int) -> list[dict[str, str]]:
+    return [{"name": f"t{i:03d}", "domain": f"t{i:03d}.example.com"} for i in range(n)]
+
+
+@cache
+def production(variant: str = "doks") -> ProgramResult:
+    """Named variants of the production stack, evaluated once per test worker."""
+    overrides: dict[str, Any] = {}
+    secrets: dict[str, Any] = {"digitalocean:token": USER_TOKEN}
+    if variant in ("existing", "existing3"):
+        overrides["ladder:provider"] = "existing"
+        secrets = {"ladder:cluster.kubeconfig": EXISTING_KUBECONFIG}
+    if variant in ("three", "existing3"):
+        overrides["ladder:tenants"] = TENANTS3
+    if variant == "managed":
+        overrides["ladder:postgres"] = {"mode": "managed", "version": "17", "instances": 2}
+        overrides["ladder:redis"] = {"mode": "managed"}
+        overrides["ladder:tenants"] = TENANTS3[:2]
+    if variant == "backups":
+        overrides["ladder:backups"] = {
+            "bucket": "shop-backups",
+            "endpoint": "https://fra1.digitaloceanspaces.com",
+            "region": "fra1",
+            "schedule": "0 */6 * * *",
+            "retentionDays": 14,
+        }
+        secrets["ladder:backups.accessKeyId"] = "AKIAEXAMPLE"
+        secrets["ladder:backups.secretAccessKey"] = "secret-example"
+    if variant == "nginx":
+        overrides["ladder:cluster.ingress"] = "ingress-nginx"
+    if variant == "bumped":
+        overrides["ladder:app.services.api.image"] = "mendhak/http-https-echo:38"
+    result = run_program("production", overrides=overrides, secrets=secrets)
+    if result.error is not None:
+        raise AssertionError(f"variant {variant} failed: {result.error!r}")
+    return result
+
+
+def manifests(result: ProgramResult, kind: str | None = None) -> list[dict[str, Any]]:
+    return [m for m in manifests_from(result) if kind is None or m["kind"] == kind]
+
+
+def by_kind(result: ProgramResult, kind: str) -> list[Registration]:
+    return [r for r in result.resources if r.type.startswith("kubernetes:") and r.type.endswith(f":{kind}")]
+
+
+def urn_of(result: ProgramResult, name: str, type_suffix: str) -> str:
+    found = [r.urn for r in result.resources if r.name == name and r.type.endswith(type_suffix)]
+    assert len(found) == 1, (name, type_suffix, found)
+    return found[0]
+
+
+def pod_spec(manifest: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = manifest["spec"]["template"]["spec"]
+    return spec
