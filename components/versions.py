@@ -74,3 +74,12 @@ KUBE_PROMETHEUS_STACK = Chart(
     name="kube-prometheus-stack",
     version="89.1.0",
 )
+
+# --- k3s on Hetzner ------------------------------------------------------------------------
+
+# k3s release for the Hetzner cluster rung (its install script, fetched from this tag,
+# verifies the binary's sha256). Keep the minor in step with DEFAULT_KUBERNETES_MINOR.
+K3S_VERSION = "v1.34.1+k3s1"
+# Hetzner's cloud-controller-manager (nodes, routes, load balancers) and CSI driver (volumes).
+HCLOUD_CCM_CHART = Chart("https://charts.hetzner.cloud", "hcloud-cloud-controller-manager", "1.33.0")
+HCLOUD_CSI_CHART = Chart("https://charts.hetzner.cloud", "hcloud-csi", "2.22.0")

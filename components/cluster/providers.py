@@ -26,6 +26,7 @@ class ClusterHandle:
     cluster_id: pulumi.Output[str] | None = None  # for database firewalls (DOKS)
     vpc_id: pulumi.Output[str] | None = None  # managed databases join it
     region: str | None = None
+    server_ips: pulumi.Output[list[str]] | None = None  # nodes Ladder provisions (k3s)
 
 
 Creator = Callable[[str, Settings, pulumi.ResourceOptions], ClusterHandle]
@@ -43,10 +44,17 @@ def _existing(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Cl
     return existing.create(name, settings, opts)
 
 
+def _hetzner(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> ClusterHandle:
+    from components.cluster import hetzner
+
+    return hetzner.create(name, settings, opts)
+
+
 # Imported lazily: a stack on one provider never loads another provider's SDK.
 _CREATORS: dict[str, Creator] = {
     "digitalocean": _doks,
     "existing": _existing,
+    "hetzner": _hetzner,
 }
 
 

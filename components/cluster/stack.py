@@ -73,6 +73,7 @@ class ClusterStack(pulumi.ComponentResource):
 
         handle = create_cluster(name, s, pulumi.ResourceOptions(parent=self))
         self.kubeconfig = handle.kubeconfig
+        self.server_ips = handle.server_ips
         on_cluster = pulumi.ResourceOptions(parent=self, providers=[handle.provider])
 
         ingress = Ingress(

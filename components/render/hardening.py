@@ -1,0 +1,124 @@
+"""Hardened Ubuntu LTS cloud-config shared by every server Ladder provisions.
+
+Only things that never change with the app live here (users, SSH, firewall, upgrades):
+`user_data` forces a server replacement on Hetzner and DigitalOcean, so app config,
+images and secrets go over SSH after boot instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+DEPLOY_USER = "deploy"
+
+# Sorts before Ubuntu's 50-cloud-init.conf, which may say `PasswordAuthentication yes`:
+# sshd keeps the first value it reads (hetzneronline/community-content#1177).
+SSHD_DROP_IN = "/etc/ssh/sshd_config.d/01-ladder-hardening.conf"
+
+
+@dataclass(frozen=True)
+class Opening:
+    """An inbound port opened in ufw: `sources` empty means from anywhere."""
+
+    port: str
+    protocol: str = "tcp"
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Hardening:
+    ssh_keys: Sequence[str]
+    openings: Sequence[Opening]
+    trusted_networks: Sequence[str] = ()  # private ranges allowed in full (e.g. the k3s node network)
+    packages: Sequence[str] = ()
+    sudo: bool = False  # passwordless sudo for the deploy user (k3s install); Docker hosts use the docker group
+    groups: Sequence[str] = ()
+    swap_mb: int = 0
+    extra_runcmd: Sequence[str] = field(default_factory=tuple)
+
+
+def sshd_config(user: str = DEPLOY_USER) -> str:
+    return "\n".join(
+        [
+            "# Ladder: key-only SSH for the deploy user; no root, no passwords.",
+            "PermitRootLogin no",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "PubkeyAuthentication yes",
+            "AuthenticationMethods publickey",
+            f"AllowUsers {user}",
+            "MaxAuthTries 3",
+            "X11Forwarding no",
+            "",
+        ]
+    )
+
+
+FAIL2BAN_JAIL = "[sshd]\nenabled = true\nbantime = 1h\nfindtime = 10m\nmaxretry = 5\n"
+AUTO_UPGRADES = 'APT::Periodic::Update-Package-Lists "1";\nAPT::Periodic::Unattended-Upgrade "1";\n'
+
+
+def ufw_commands(openings: Sequence[Opening], trusted: Sequence[str]) -> list[str]:
+    cmds = ["ufw default deny incoming", "ufw default allow outgoing"]
+    for net in trusted:
+        cmds.append(f"ufw allow from {net}")
+    for o in openings:
+        if o.sources:
+            cmds += [f"ufw allow from {src} to any port {o.port} proto {o.protocol}" for src in o.sources]
+        else:
+            cmds.append(f"ufw allow {o.port}/{o.protocol}")
+    return [*cmds, "ufw --force enable"]
+
+
+def swap_commands(mb: int) -> list[str]:
+    if mb <= 0:
+        return []
+    return [
+        f"[ -f /swapfile ] || (fallocate -l {mb}M /swapfile && chmod 600 /swapfile && mkswap /swapfile)",
+        "swapon /swapfile || true",
+        "grep -q '^/swapfile' /etc/fstab || echo '/swapfile none swap sw 0 0' >> /etc/fstab",
+    ]
+
+
+def cloud_config(h: Hardening) -> dict[str, Any]:
+    """The cloud-config as data (tests inspect it; `render` turns it into user data)."""
+    user: dict[str, Any] = {
+        "name": DEPLOY_USER,
+        "shell": "/bin/bash",
+        "lock_passwd": True,
+        "ssh_authorized_keys": list(h.ssh_keys),
+    }
+    if h.groups:
+        user["groups"] = list(h.groups)
+    if h.sudo:
+        user["sudo"] = "ALL=(ALL) NOPASSWD:ALL"
+    packages = sorted({"ufw", "fail2ban", "unattended-upgrades", "ca-certificates", "curl", *h.packages})
+    return {
+        "users": [user],
+        "disable_root": True,
+        "ssh_pwauth": False,
+        "package_update": True,
+        "package_upgrade": True,
+        "packages": packages,
+        "write_files": [
+            {"path": SSHD_DROP_IN, "content": sshd_config(), "permissions": "0644", "owner": "root:root"},
+            {"path": "/etc/fail2ban/jail.d/ladder.local", "content": FAIL2BAN_JAIL, "permissions": "0644"},
+            {"path": "/etc/apt/apt.conf.d/20auto-upgrades", "content": AUTO_UPGRADES, "permissions": "0644"},
+        ],
+        "runcmd": [
+            *ufw_commands(h.openings, h.trusted_networks),
+            *swap_commands(h.swap_mb),
+            "systemctl enable --now fail2ban",
+            "systemctl restart ssh",
+            *h.extra_runcmd,
+        ],
+    }
+
+
+def render(config: dict[str, Any]) -> str:
+    """User data text: cloud-init requires the `#cloud-config` header on the first line."""
+    return "#cloud-config\n" + yaml.safe_dump(config, sort_keys=False, width=1000)
