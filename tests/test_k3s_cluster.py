@@ -21,8 +21,8 @@ SERVER = "hcloud:index/server:Server"
 COMMAND = "command:remote:Command"
 
 
-def hetzner(ha: bool = False, **extra: Any) -> ProgramResult:
-    overrides = {**HETZNER, **extra}
+def hetzner(ha: bool = False, extra: dict[str, Any] | None = None) -> ProgramResult:
+    overrides = {**HETZNER, **(extra or {})}
     overrides["ladder:cluster"] = {**HETZNER["ladder:cluster"], "haControlPlane": ha}
     result = run_program("production", overrides=overrides)
     assert result.error is None, result.error
@@ -138,7 +138,7 @@ def _above_cluster(result: ProgramResult) -> dict[tuple[str, str], Any]:
 def test_platform_and_apps_are_identical_to_doks() -> None:
     tenants = [{"name": f"t{i}", "domain": f"t{i}.example.com"} for i in range(3)]
     doks = run_program("production", overrides={"ladder:tenants": tenants})
-    k3s_run = hetzner(**{"ladder:tenants": tenants})
+    k3s_run = hetzner(extra={"ladder:tenants": tenants})
     assert doks.error is None, doks.error
     a, b = _above_cluster(doks), _above_cluster(k3s_run)
     assert set(a) == set(b)
