@@ -375,6 +375,13 @@ class BackupsConfig(_Model):
 class MonitoringConfig(_Model):
     enabled: bool = False
     alert_email: Email | None = Field(default=None, alias="alertEmail")
+    # Alertmanager needs a mail relay to send alerts (cluster rung); host:port.
+    smtp_host: Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")] | None = Field(
+        default=None, alias="smtpHost"
+    )
+    smtp_from: Email | None = Field(default=None, alias="smtpFrom")
+    smtp_user: str | None = Field(default=None, alias="smtpUser")
+    smtp_password: SecretStr | None = Field(default=None, alias="smtpPassword")
 
 
 class Settings(_Model):
@@ -535,6 +542,8 @@ def _cross_checks(s: Settings) -> Iterable[tuple[str, str]]:
 
     if s.monitoring.enabled and not s.monitoring.alert_email and phase != "local":
         yield f"{ns}:monitoring.alertEmail", "required when monitoring is enabled"
+    if s.monitoring.smtp_host and not s.monitoring.smtp_from:
+        yield f"{ns}:monitoring.smtpFrom", "required with smtpHost: the sender address of alert mails"
 
     if s.backups is not None:
         has_id = s.backups.access_key_id is not None

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as kubernetes
+import pulumi_random as random
 
 from components import versions
-from components.render import helm_values
+from components.render import helm_values, monitoring
 from components.render.k8s import (
     CERT_MANAGER_NAMESPACE,
     INGRESS_CONTROLLERS,
@@ -16,7 +17,7 @@ from components.render.k8s import (
     ISSUER_STAGING,
     cluster_issuer,
 )
-from components.settings import IngressController
+from components.settings import IngressController, Settings
 from components.versions import Chart
 
 RETIRED_NGINX = (
@@ -29,7 +30,7 @@ def helm_release(
     name: str,
     chart: Chart,
     namespace: str,
-    values: helm_values.Values,
+    values: pulumi.Input[helm_values.Values],
     opts: pulumi.ResourceOptions,
     timeout: int = 600,
 ) -> kubernetes.helm.v3.Release:
@@ -115,3 +116,53 @@ class CertManager(pulumi.ComponentResource):
             )
         self.issuer = ISSUER_PROD
         self.register_outputs({"issuers": list(self.issuers)})
+
+
+@dataclass
+class MonitoringArgs:
+    settings: Settings
+    ingress_class: str
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
+
+
+class Monitoring(pulumi.ComponentResource):
+    """kube-prometheus-stack: Prometheus, Grafana (generated admin password) and Alertmanager
+    mailing `monitoring.alertEmail` through `monitoring.smtpHost`."""
+
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ladder:index:Monitoring", name, None, opts)
+        m = args.settings.monitoring
+        password = random.RandomPassword(
+            f"{name}-grafana-password", length=24, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        smtp = (
+            monitoring.SmtpSettings(smarthost=m.smtp_host, sender=m.smtp_from, username=m.smtp_user)
+            if m.smtp_host and m.smtp_from
+            else None
+        )
+        if m.alert_email and smtp is None:
+            pulumi.log.warn(
+                "ladder:monitoring.smtpHost is not set: Alertmanager cannot mail "
+                f"{m.alert_email}; alerts stay visible in Alertmanager and Grafana only"
+            )
+        smtp_password = m.smtp_password.get_secret_value() if m.smtp_password else None
+        values: pulumi.Output[helm_values.Values] = pulumi.Output.secret(
+            password.result.apply(
+                lambda pw: monitoring.kube_prometheus_stack_values(
+                    grafana_admin_password=pw,
+                    alert_email=m.alert_email,
+                    smtp=smtp,
+                    smtp_password=smtp_password,
+                )
+            )
+        )
+        self.release = helm_release(
+            f"{name}-release",
+            monitoring.CHART,
+            "monitoring",
+            values,
+            pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
+            timeout=900,
+        )
+        self.grafana_password = pulumi.Output.secret(password.result)
+        self.register_outputs({"grafanaPassword": self.grafana_password})

@@ -11,7 +11,7 @@ import pulumi_kubernetes as kubernetes
 
 from components.cluster.app import App, AppArgs
 from components.cluster.data import TenantStore
-from components.cluster.platform import CertManager, CertManagerArgs, Ingress, IngressArgs
+from components.cluster.platform import CertManager, CertManagerArgs, Ingress, IngressArgs, Monitoring, MonitoringArgs
 from components.cluster.postgres import Postgres, PostgresArgs
 from components.cluster.providers import create_cluster
 from components.cluster.redis import Redis, RedisArgs
@@ -132,6 +132,12 @@ class ClusterStack(pulumi.ComponentResource):
         elif s.postgres.mode == "operator":
             first = tenant_specs(s)[0]
             first_host = pulumi.Output.from_input(f"{r.POSTGRES_CLUSTER}-rw.{first.namespace}.svc.cluster.local")
+        if s.monitoring.enabled:
+            self.monitoring = Monitoring(
+                "monitoring",
+                MonitoringArgs(s, ingress.ingress_class, depends_on=handle.depends_on),
+                opts=on_cluster,
+            )
         self.database_host = first_host
         self.url = pulumi.Output.from_input(f"https://{s.domain}")
         self.register_outputs({"url": self.url, "kubeconfig": self.kubeconfig})

@@ -1,0 +1,51 @@
+"""Monitoring on the cluster rung: kube-prometheus-stack when `ladder:monitoring.enabled`."""
+
+from __future__ import annotations
+
+import pytest
+
+from components import versions
+from components.settings import ConfigError, parse_settings
+from tests.helpers import cluster_config
+from tools.harness import PlainMocks, is_secret, run_program, unwrap
+
+MONITORING = {
+    "enabled": True,
+    "alertEmail": "ops@shop.example.com",
+    "smtpHost": "smtp.example.com:587",
+    "smtpFrom": "alerts@shop.example.com",
+    "smtpUser": "apikey",
+    "smtpPassword": "smtp-secret-value",
+}
+
+
+def test_enabled_monitoring_installs_the_pinned_chart_with_secret_values() -> None:
+    result = run_program("production", overrides={"ladder:monitoring": MONITORING}, mocks=PlainMocks())
+    assert result.error is None, result.error
+    release = result.one("kubernetes:helm.sh/v3:Release", "monitoring-release")
+    assert (release.inputs["chart"], release.inputs["version"]) == (
+        versions.KUBE_PROMETHEUS_STACK.name,
+        versions.KUBE_PROMETHEUS_STACK.version,
+    )
+    assert is_secret(release.inputs["values"])
+    values = unwrap(release.inputs["values"])
+    assert values["grafana"]["adminPassword"] == "mock-monitoring-grafana-password-Zx81"
+    alertmanager = str(values["alertmanager"])
+    assert "ops@shop.example.com" in alertmanager and "smtp.example.com:587" in alertmanager
+    assert "smtp-secret-value" not in str(result.outputs)
+    cluster = result.one("digitalocean:index/kubernetesCluster:KubernetesCluster")
+    assert cluster.urn in release.dependencies
+
+
+def test_monitoring_is_off_by_default() -> None:
+    result = run_program("production")
+    assert result.error is None, result.error
+    assert "ladder:index:Monitoring" not in result.types()
+
+
+def test_smtp_host_needs_a_sender() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_settings(
+            cluster_config(monitoring={"enabled": True, "alertEmail": "a@b.co", "smtpHost": "smtp.x.io:587"})
+        )
+    assert "ladder:monitoring.smtpFrom" in str(info.value)
