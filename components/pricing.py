@@ -28,6 +28,7 @@ class ProviderPrices:
     ha_control_plane: float = 0.0
     databases: dict[str, float] = field(default_factory=dict)
     object_storage: float = 0.0
+    min_volume_gb: int = 1  # smallest volume the provider bills (a 1 Gi PVC costs this much)
 
 
 PRICES: dict[str, ProviderPrices] = {
@@ -45,6 +46,7 @@ PRICES: dict[str, ProviderPrices] = {
             "cax21": 6.49,
         },
         volume_gb=0.044,
+        min_volume_gb=10,
         load_balancer=5.39,
         ipv4=0.50,
         backups_fraction=0.20,
@@ -196,14 +198,16 @@ def _cluster_items(s: Settings, p: ProviderPrices, provider: str) -> list[CostIt
         items.append(
             CostItem(
                 "Postgres volumes (GB, all instances and tenants)",
-                s.postgres.storage_gb * s.postgres.instances * tenants,
+                max(s.postgres.storage_gb, p.min_volume_gb) * s.postgres.instances * tenants,
                 p.volume_gb,
             )
         )
     if s.redis.mode == "container":
         items.append(
             CostItem(
-                "Valkey volumes (GB, all tenants)", valkey_storage_gb(s.redis.max_memory_mb) * tenants, p.volume_gb
+                "Valkey volumes (GB, all tenants)",
+                max(valkey_storage_gb(s.redis.max_memory_mb), p.min_volume_gb) * tenants,
+                p.volume_gb,
             )
         )
     return items + _managed_items(s, p, 1)
