@@ -69,6 +69,11 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
     base = f"{s.app.name}-{pulumi.get_stack()}"
     labels = {"ladder": s.app.name, "stack": pulumi.get_stack()}
     child = opts
+    if cl.max_nodes > cl.min_nodes:
+        pulumi.log.warn(
+            f"k3s on Hetzner runs ladder:cluster.minNodes ({cl.min_nodes}) agents; no cluster autoscaler is "
+            f"installed, so maxNodes ({cl.max_nodes}) is not used: raise minNodes to add nodes"
+        )
     stateful = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=s.protected))
 
     deploy_key = tls.PrivateKey(f"{name}-deploy-key", algorithm="ED25519", opts=child)
