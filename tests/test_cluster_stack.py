@@ -212,7 +212,7 @@ def test_cnpg_backups_use_the_barman_cloud_plugin() -> None:
     assert "backup" not in pg.inputs["spec"]  # no deprecated in-tree barmanObjectStore
     store = result.one("kubernetes:barmancloud.cnpg.io/v1:ObjectStore")
     config = store.inputs["spec"]["configuration"]
-    assert config["destinationPath"] == "s3://shop-backups/shop/"
+    assert config["destinationPath"] == "s3://shop-backups/production/shop"  # stack, then namespace
     assert config["endpointURL"] == "https://fra1.digitaloceanspaces.com"
     assert store.inputs["spec"]["retentionPolicy"] == "14d"
     scheduled = result.one("kubernetes:postgresql.cnpg.io/v1:ScheduledBackup")

@@ -65,13 +65,13 @@ def test_vps_without_backups_says_so() -> None:
 def test_cluster_cnpg(tmp_path: Path) -> None:
     steps = _steps("production", BACKUPS, at="2026-11-23T06:00:00Z")
     text = "\n".join(steps)
-    start, end = steps.index("cat > shop-postgres-restore.yaml <<'YAML'"), steps.index("YAML")
+    start, end = steps.index("cat > postgres-restore.yaml <<'YAML'"), steps.index("YAML")
     manifest = yaml.safe_load("\n".join(steps[start + 1 : end]))
     assert manifest["kind"] == "Cluster"
     spec = manifest["spec"]
     assert spec["bootstrap"]["recovery"]["recoveryTarget"] == {"targetTime": "2026-11-23T06:00:00Z"}
-    assert spec["externalClusters"][0]["plugin"]["parameters"]["serverName"] == "shop-postgres"
-    assert "kubectl --kubeconfig kubeconfig-production -n shop apply -f shop-postgres-restore.yaml" in text
+    assert spec["externalClusters"][0]["plugin"]["parameters"]["serverName"] == "postgres"
+    assert "kubectl --kubeconfig kubeconfig-production -n shop apply -f postgres-restore.yaml" in text
     assert "pg_restore --clean --if-exists" in text
     _bash_ok(tmp_path, steps)
 

@@ -102,25 +102,17 @@ def _no_backups(stack: str) -> list[str]:
 
 
 def cnpg_names(s: Settings) -> tuple[str, str]:
-    """(namespace, Cluster name) the cluster rung gives the app's CloudNativePG cluster."""
-    tenant = s.effective_tenants[0].name
-    return tenant, f"{s.app.name}-postgres"
+    """(namespace, Cluster name) the cluster rung gives the first tenant's CloudNativePG cluster."""
+    from components.render.k8s import POSTGRES_CLUSTER, namespace_name
+
+    return namespace_name(s.app.name, s.effective_tenants[0].name), POSTGRES_CLUSTER
 
 
 def _cluster_operator(s: Settings, stack: str, source: str | None, at: str | None) -> list[str]:
     if s.backups is None:
         return _no_backups(stack)
     namespace, cluster = cnpg_names(s)
-    args = b.CnpgBackupArgs(
-        cluster=cluster,
-        namespace=namespace,
-        bucket=s.backups.bucket,
-        prefix=f"{s.app.name}/{stack}/cnpg",
-        credentials_secret=f"{cluster}-backup-s3",
-        endpoint=s.backups.endpoint,
-        schedule=s.backups.schedule,
-        retention_days=s.backups.retention_days,
-    )
+    args = b.cnpg_backup_args(s.backups, namespace, cluster, stack)
     restored = f"{cluster}-restore"
     manifest = {
         "apiVersion": "postgresql.cnpg.io/v1",

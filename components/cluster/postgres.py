@@ -13,7 +13,7 @@ from components import versions
 from components.cluster.data import TenantStore
 from components.cluster.platform import helm_release
 from components.cluster.providers import ClusterHandle
-from components.render import helm_values
+from components.render import backup, helm_values
 from components.render import k8s as r
 from components.render.urls import postgres_url
 from components.settings import Settings
@@ -118,12 +118,16 @@ class Postgres(pulumi.ComponentResource):
                 string_data=pulumi.Output.secret(password.result.apply(lambda pw: {"username": db, "password": pw})),
                 opts=after,
             )
-            store = None
+            backup_args = None
             ready: list[pulumi.Resource] = [owner]
             if self._backups:
-                store = self._backup_objects(spec, after, ready)
+                backup_args = self._backup_objects(spec, after, ready)
             body = r.cnpg_cluster(
-                spec, versions.CNPG_POSTGRES_IMAGES[self._settings.postgres.version], db, "postgres-owner", store
+                spec,
+                versions.CNPG_POSTGRES_IMAGES[self._settings.postgres.version],
+                db,
+                "postgres-owner",
+                backup.cnpg_cluster_plugins(backup_args) if backup_args else None,
             )
             cluster = kubernetes.apiextensions.CustomResource(
                 f"{tenant}-postgres-cluster",
@@ -135,13 +139,13 @@ class Postgres(pulumi.ComponentResource):
                     parent=self, depends_on=[namespace, *self.releases, *ready], protect=self._protect
                 ),
             )
-            if store and self._settings.backups:
-                sb = r.scheduled_backup(spec, self._settings.backups.schedule)
+            if backup_args:
+                sb = backup.cnpg_scheduled_backup(backup_args)
                 kubernetes.apiextensions.CustomResource(
                     f"{tenant}-postgres-backup",
                     api_version="postgresql.cnpg.io/v1",
                     kind="ScheduledBackup",
-                    metadata=sb["metadata"],
+                    metadata={**sb["metadata"], "labels": r.meta("", spec.namespace, spec).get("labels", {})},
                     spec=sb["spec"],
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster]),
                 )
@@ -176,13 +180,15 @@ class Postgres(pulumi.ComponentResource):
             return TenantStore(url=url, host=host, ready=[database, user])
         return None
 
-    def _backup_objects(self, spec: r.TenantSpec, opts: pulumi.ResourceOptions, ready: list[pulumi.Resource]) -> str:
+    def _backup_objects(
+        self, spec: r.TenantSpec, opts: pulumi.ResourceOptions, ready: list[pulumi.Resource]
+    ) -> backup.CnpgBackupArgs:
         b = self._settings.backups
         assert b is not None and b.access_key_id is not None and b.secret_access_key is not None
         tenant = spec.tenant.name
         creds = kubernetes.core.v1.Secret(
             f"{tenant}-postgres-backup-credentials",
-            metadata=r.meta("backup-credentials", spec.namespace, spec),
+            metadata=r.meta(backup.CNPG_CREDENTIALS_SECRET, spec.namespace, spec),
             type="Opaque",
             string_data=pulumi.Output.secret(
                 {
@@ -192,15 +198,15 @@ class Postgres(pulumi.ComponentResource):
             ),
             opts=opts,
         )
-        name = "backups"
-        body = r.barman_object_store(spec, name, b.bucket, b.endpoint, "backup-credentials", b.retention_days)
+        args = backup.cnpg_backup_args(b, spec.namespace, r.POSTGRES_CLUSTER, pulumi.get_stack())
+        body = backup.cnpg_object_store(args)
         store = kubernetes.apiextensions.CustomResource(
             f"{tenant}-postgres-object-store",
             api_version="barmancloud.cnpg.io/v1",
             kind="ObjectStore",
-            metadata=body["metadata"],
+            metadata={**body["metadata"], "labels": r.meta("", spec.namespace, spec).get("labels", {})},
             spec=body["spec"],
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[creds])),
         )
         ready += [creds, store]
-        return name
+        return args

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components import versions
+from components.settings import BackupsConfig
 
 BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
 
@@ -379,6 +380,24 @@ class CnpgBackupArgs:
     @property
     def store_name(self) -> str:
         return f"{self.cluster}-store"
+
+
+CNPG_CREDENTIALS_SECRET = "backup-credentials"
+
+
+def cnpg_backup_args(backups: BackupsConfig, namespace: str, cluster: str, stack: str) -> CnpgBackupArgs:
+    """One definition of where a tenant's CloudNativePG backups go, shared by the cluster
+    rung (which creates them) and `tools.restore` (which reads them back)."""
+    return CnpgBackupArgs(
+        cluster=cluster,
+        namespace=namespace,
+        bucket=backups.bucket,
+        prefix=f"{stack}/{namespace}",
+        credentials_secret=CNPG_CREDENTIALS_SECRET,
+        endpoint=backups.endpoint,
+        schedule=backups.schedule,
+        retention_days=backups.retention_days,
+    )
 
 
 def cnpg_object_store(a: CnpgBackupArgs) -> dict[str, Any]:

@@ -597,7 +597,7 @@ BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
 
 
 def cnpg_cluster(
-    spec: TenantSpec, image: str, database: str, owner_secret: str, backup_store: str | None = None
+    spec: TenantSpec, image: str, database: str, owner_secret: str, plugins: list[Obj] | None = None
 ) -> Obj:
     body: Obj = {
         "instances": spec.postgres_instances,
@@ -610,58 +610,13 @@ def cnpg_cluster(
         # Spread instances over nodes: losing a node never takes primary and standby together.
         "affinity": {"enablePodAntiAffinity": True, "topologyKey": "kubernetes.io/hostname"},
     }
-    if backup_store:
-        body["plugins"] = [
-            {"name": BARMAN_PLUGIN, "isWALArchiver": True, "parameters": {"barmanObjectName": backup_store}}
-        ]
+    if plugins:
+        body["plugins"] = plugins
     m = meta(POSTGRES_CLUSTER, spec.namespace, spec)
     # pulumi-kubernetes waits for this condition (generic await), so the release Job and
     # the Deployments start only once the database accepts connections.
     m["annotations"] = {"pulumi.com/waitFor": "condition=Ready"}
     return {"metadata": m, "spec": body}
-
-
-def barman_object_store(
-    spec: TenantSpec,
-    name: str,
-    bucket: str,
-    endpoint: str | None,
-    credentials_secret: str,
-    retention_days: int,
-) -> Obj:
-    configuration: Obj = {
-        "destinationPath": f"s3://{bucket}/{spec.namespace}/",
-        "s3Credentials": {
-            "accessKeyId": {"name": credentials_secret, "key": "ACCESS_KEY_ID"},
-            "secretAccessKey": {"name": credentials_secret, "key": "ACCESS_SECRET_KEY"},
-        },
-        "wal": {"compression": "gzip"},
-        "data": {"compression": "gzip"},
-    }
-    if endpoint:
-        configuration["endpointURL"] = endpoint
-    return {
-        "metadata": meta(name, spec.namespace, spec),
-        "spec": {"retentionPolicy": f"{retention_days}d", "configuration": configuration},
-    }
-
-
-def cron_with_seconds(schedule: str) -> str:
-    """CloudNativePG's ScheduledBackup cron has a seconds field first."""
-    return f"0 {schedule}"
-
-
-def scheduled_backup(spec: TenantSpec, schedule: str) -> Obj:
-    return {
-        "metadata": meta("postgres-scheduled", spec.namespace, spec),
-        "spec": {
-            "schedule": cron_with_seconds(schedule),
-            "backupOwnerReference": "self",
-            "cluster": {"name": POSTGRES_CLUSTER},
-            "method": "plugin",
-            "pluginConfiguration": {"name": BARMAN_PLUGIN},
-        },
-    }
 
 
 # ---------------------------------------------------------------------------------------
