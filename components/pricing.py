@@ -34,26 +34,33 @@ class ProviderPrices:
 PRICES: dict[str, ProviderPrices] = {
     "hetzner": ProviderPrices(
         currency="EUR",
-        source="https://www.hetzner.com/cloud (prices excl. VAT, Germany/Finland)",
+        source=(
+            "https://www.hetzner.com/cloud: new-order prices since the 2026-06-15 adjustment, excl. VAT "
+            "and excl. the primary IPv4 (listed separately); lb11 derived from published gross prices"
+        ),
         servers={
-            "cx23": 3.49,
-            "cx33": 5.49,
-            "cx43": 9.49,
-            "cx53": 17.49,
-            "cpx22": 5.99,
-            "cpx32": 10.49,
-            "cax11": 3.79,
-            "cax21": 6.49,
+            "cx23": 5.49,
+            "cx33": 8.49,
+            "cx43": 15.99,
+            "cx53": 29.49,
+            "cax11": 5.99,
+            "cax21": 10.49,
+            "cpx12": 11.49,
+            "cpx22": 19.49,
+            "cpx32": 35.49,
         },
-        volume_gb=0.044,
+        volume_gb=0.0572,
         min_volume_gb=10,
-        load_balancer=5.39,
+        load_balancer=7.49,
         ipv4=0.50,
         backups_fraction=0.20,
     ),
     "digitalocean": ProviderPrices(
         currency="USD",
-        source="https://www.digitalocean.com/pricing (droplets, volumes, load balancers, DOKS, databases)",
+        source=(
+            "https://www.digitalocean.com/pricing (droplets, volumes, load balancers, DOKS, databases); "
+            "DOKS HA $40 and backups 20% confirmed in 2026 docs, the rest last confirmed 2024"
+        ),
         servers={
             "s-1vcpu-1gb": 6.0,
             "s-1vcpu-2gb": 12.0,

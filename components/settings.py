@@ -672,6 +672,11 @@ def _where_checks(s: Settings, provider: str) -> Iterable[tuple[str, str]]:
     if phase == "cluster":
         if cl.min_nodes > cl.max_nodes:
             yield f"{ns}:cluster.minNodes", f"must be <= cluster.maxNodes ({cl.max_nodes})"
+        if provider == "hetzner" and cl.version not in versions.K3S_VERSIONS:
+            yield (
+                f"{ns}:cluster.version",
+                f"k3s releases are pinned for {', '.join(sorted(versions.K3S_VERSIONS))} (components/versions.py)",
+            )
         if provider == "existing" and cl.kubeconfig is None:
             yield (
                 f"{ns}:cluster.kubeconfig",

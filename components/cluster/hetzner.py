@@ -198,6 +198,7 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[write])),
         )
 
+    k3s_version = versions.K3S_VERSIONS[cl.version]
     first_url = f"https://{control_plane_ip(0)}:{k3s.API_PORT}"
     installs: list[command.remote.Command] = []
     servers: list[hcloud.Server] = []
@@ -208,14 +209,14 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
         )
         servers.append(srv)
         node = k3s.K3sNode(
-            "server", versions.K3S_VERSION, SUBNET_RANGE, "", None if first else first_url, ha=cl.ha_control_plane
+            "server", k3s_version, SUBNET_RANGE, "", None if first else first_url, ha=cl.ha_control_plane
         )
         host = api_ip.ip_address if first else srv.ipv4_address
         installs.append(install(f"{name}-cp-{i}", host, node, [srv, *installs[:1]]))
     for i in range(cl.min_nodes):
         srv = server(f"{name}-agent-{i}", cl.node_size or "cx33", agent_ip(i), f"agent-{i}", None, False)
         servers.append(srv)
-        node = k3s.K3sNode("agent", versions.K3S_VERSION, SUBNET_RANGE, "", first_url)
+        node = k3s.K3sNode("agent", k3s_version, SUBNET_RANGE, "", first_url)
         installs.append(install(f"{name}-agent-{i}", srv.ipv4_address, node, [srv, installs[0]]))
 
     fetch = command.remote.Command(
