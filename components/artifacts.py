@@ -36,8 +36,37 @@ def _cluster(settings: Settings) -> dict[str, str]:
     return {path: yaml.safe_dump(values, sort_keys=False) for path, values in files.items()}
 
 
+def _vps(settings: Settings) -> dict[str, str]:
+    """The first app server's files (with placeholder secrets) and its user data."""
+    from components.render import hardening
+    from components.render.caddy import vps_caddyfile
+    from components.render.compose import Role, render_compose
+    from components.render.deploy import deploy_script
+    from components.render.vps import host_plan
+    from components.vps.hosts import server_hardening
+    from components.vps.topology import topology
+
+    topo = topology(settings)
+    role = Role(app=True, data=topo.data_on_app_server, behind_load_balancer=topo.load_balancer)
+    plan = host_plan(settings, role, run_release=True, volume_device="/dev/disk/by-id/<data-volume>")
+    placeholders = {name: "# written by the deploy from Pulumi secrets\n" for name in plan.secret_files}
+    web = not topo.load_balancer and settings.provider_name != "existing"
+    files = {
+        "compose.yaml": render_compose(settings, role),
+        "Caddyfile": vps_caddyfile(settings, role.behind_load_balancer),
+        "deploy.sh": deploy_script(plan, placeholders),
+        "cloud-init.yaml": hardening.render(hardening.cloud_config(server_hardening(settings, topo, [], web))),
+    }
+    if topo.data_server:
+        files["data-server/compose.yaml"] = render_compose(
+            settings, Role(app=False, data=True, data_bind_ip="10.0.1.5")
+        )
+    return files
+
+
 RENDERERS: dict[str, Callable[[Settings], dict[str, str]]] = {
     "local": _local,
+    "vps": _vps,
     "cluster": _cluster,
 }
 

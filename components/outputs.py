@@ -24,6 +24,7 @@ def export_outputs(settings: Settings, rung: Any) -> None:
     # Optional outputs exist only where the rung has them.
     for output, attr in (
         ("serverIps", "server_ips"),
+        ("publicIp", "public_ip"),
         ("kubeconfig", "kubeconfig"),
         ("databaseHost", "database_host"),
         ("deployPublicKey", "deploy_public_key"),

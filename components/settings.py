@@ -80,6 +80,8 @@ _SSH_KEY_RE = re.compile(
 )
 _CRON_FIELD_RE = re.compile(r"^[0-9*/,\-]+$")
 _K8S_VERSION_RE = re.compile(r"^1\.[0-9]{2}$")
+_HCLOUD_SIZE_RE = re.compile(r"^[a-z]{2,4}[0-9]{1,3}$")  # cx23, cpx32, cax11, ccx13
+_DO_SIZE_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)+$")  # s-1vcpu-2gb, g-2vcpu-8gb
 
 
 class ConfigError(Exception):
@@ -654,6 +656,12 @@ def _where_checks(s: Settings, provider: str) -> Iterable[tuple[str, str]]:
             yield f"{ns}:vps.hosts", "required for provider existing: [{address, user}] of each host"
         if vps.count is not None and vps.count != len(vps.hosts):
             yield f"{ns}:vps.count", "with provider existing the count is the number of vps.hosts; remove it"
+        if len(vps.hosts) > 1:
+            yield (
+                f"{ns}:vps.hosts",
+                "provider existing runs one host (several hosts need a load balancer and private network "
+                "Ladder does not manage for you; use provider hetzner or digitalocean with vps.count)",
+            )
         if vps.ssh_private_key is None:
             yield (
                 f"{ns}:vps.sshPrivateKey",
@@ -661,6 +669,13 @@ def _where_checks(s: Settings, provider: str) -> Iterable[tuple[str, str]]:
             )
     elif vps.hosts:
         yield f"{ns}:vps.hosts", "only used with phase vps and provider existing"
+    if phase == "vps" and provider == "digitalocean" and vps.server_count > 1:
+        for key, mode in (("postgres", s.postgres.mode or "container"), ("redis", s.redis.mode)):
+            if mode == "container":
+                yield (
+                    f"{ns}:{key}.mode",
+                    "with vps.count > 1 on digitalocean the data leaves the app servers: use 'managed'",
+                )
     if uses_servers and provider != "existing" and not vps.ssh_keys:
         yield f"{ns}:vps.sshKeys", "at least one OpenSSH public key, for the non-root deploy user"
     if uses_servers and not vps.ssh_allow_from:
@@ -668,6 +683,15 @@ def _where_checks(s: Settings, provider: str) -> Iterable[tuple[str, str]]:
             f"{ns}:vps.sshAllowFrom",
             "at least one CIDR allowed to reach SSH (e.g. your office IP as 203.0.113.7/32)",
         )
+    size_patterns = {"hetzner": (_HCLOUD_SIZE_RE, "cx23"), "digitalocean": (_DO_SIZE_RE, "s-1vcpu-2gb")}
+    if provider in size_patterns:
+        pattern, example = size_patterns[provider]
+        sized = [("vps.size", vps.size)] if uses_servers else []
+        if phase == "cluster":
+            sized.append(("cluster.nodeSize", s.cluster.node_size))
+        for key, size in sized:
+            if size is not None and not pattern.match(size):
+                yield f"{ns}:{key}", f"{size!r} is not a {provider} size (e.g. {example})"
     cl = s.cluster
     if phase == "cluster":
         if cl.min_nodes > cl.max_nodes:

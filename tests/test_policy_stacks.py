@@ -45,8 +45,6 @@ def test_stack_passes_the_policy_pack(variant: str) -> None:
 def test_dev_flags_only_its_unprotected_volumes() -> None:
     result = run_program("dev")
     flagged = {
-        r.name
-        for r in result.resources
-        if any(lp.evaluate(r.type, unwrap(r.inputs), {"protect": r.protect}).values())
+        r.name for r in result.resources if any(lp.evaluate(r.type, unwrap(r.inputs), {"protect": r.protect}).values())
     }
     assert flagged == {"postgres-data", "redis-data"}

@@ -110,6 +110,20 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
         vps_config(provider="existing", vps={"sshAllowFrom": ["10.0.0.0/8"]}),
         "ladder:vps.hosts",
     ),
+    (
+        "several existing hosts",
+        vps_config(
+            provider="existing",
+            vps={"hosts": [{"address": "192.0.2.1"}, {"address": "192.0.2.2"}], "sshAllowFrom": ["10.0.0.0/8"]},
+        ),
+        "ladder:vps.hosts",
+    ),
+    (
+        "container data on several droplets",
+        vps_config(provider="digitalocean", vps={**vps_config()["vps"], "count": 2, "size": "s-1vcpu-2gb"}),
+        "ladder:postgres.mode",
+    ),
+    ("droplet size on Hetzner", _with(vps_config(), "vps.size", "s-1vcpu-2gb"), "ladder:vps.size"),
     ("server count zero", _with(vps_config(), "vps.count", 0), "ladder:vps.count"),
     (
         "autoscale min above max",
@@ -216,13 +230,13 @@ def test_existing_vps_counts_its_hosts_and_keeps_the_key_secret() -> None:
     raw = vps_config(
         provider="existing",
         vps={
-            "hosts": [{"address": "192.0.2.10", "user": "deploy"}, {"address": "192.0.2.11"}],
+            "hosts": [{"address": "192.0.2.10", "user": "deploy"}],
             "sshAllowFrom": ["203.0.113.7/32"],
             "sshPrivateKey": "PRIVATE",
         },
     )
     s = parse_settings(raw)
-    assert s.vps.count == 2
+    assert s.vps.count == 1
     assert s.vps.ssh_private_key is not None and "PRIVATE" not in repr(s)
 
 

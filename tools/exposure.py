@@ -58,7 +58,48 @@ def _database_firewall(r: Registration) -> Iterable[Exposure]:
         yield Exposure(f"managed database ({r.name})", "25060-25061/tcp", f"{rule.get('type')} {rule.get('value')}")
 
 
+def _hcloud_firewall(r: Registration) -> Iterable[Exposure]:
+    for rule in r.inputs.get("rules") or []:
+        if rule.get("direction") == "in":
+            yield Exposure(
+                f"{r.inputs.get('name', r.name)} (Hetzner firewall)",
+                f"{rule.get('port')}/{rule.get('protocol')}",
+                ", ".join(rule.get("sourceIps") or []),
+            )
+
+
+def _do_firewall(r: Registration) -> Iterable[Exposure]:
+    for rule in r.inputs.get("inboundRules") or []:
+        sources = list(rule.get("sourceAddresses") or [])
+        if rule.get("sourceLoadBalancerUids"):
+            sources.append("the load balancer")
+        yield Exposure(
+            f"{r.inputs.get('name', r.name)} (DigitalOcean firewall)",
+            f"{rule.get('portRange')}/{rule.get('protocol')}",
+            ", ".join(sources),
+        )
+
+
+def _hcloud_lb_service(r: Registration) -> Iterable[Exposure]:
+    yield Exposure(
+        "load balancer (Hetzner)", f"{port_text(r.inputs.get('listenPort'))}/{r.inputs.get('protocol')}", "0.0.0.0/0"
+    )
+
+
+def _do_lb(r: Registration) -> Iterable[Exposure]:
+    for rule in r.inputs.get("forwardingRules") or []:
+        yield Exposure(
+            "load balancer (DigitalOcean)",
+            f"{port_text(rule.get('entryPort'))}/{rule.get('entryProtocol')}",
+            "0.0.0.0/0",
+        )
+
+
 EXTRACTORS: dict[str, Callable[[Registration], Iterable[Exposure]]] = {
+    "hcloud:index/firewall:Firewall": _hcloud_firewall,
+    "digitalocean:index/firewall:Firewall": _do_firewall,
+    "hcloud:index/loadBalancerService:LoadBalancerService": _hcloud_lb_service,
+    "digitalocean:index/loadBalancer:LoadBalancer": _do_lb,
     "docker:index/container:Container": _docker_container,
     "kubernetes:core/v1:Service": _k8s_service,
     "kubernetes:helm.sh/v3:Release": _helm_release,

@@ -8,7 +8,7 @@ what `pulumi up` would ask the engine to do, without an engine, a cloud or Docke
 from __future__ import annotations
 
 import asyncio
-import itertools
+import hashlib
 import json
 import runpy
 import sys
@@ -35,14 +35,16 @@ STACKS = ("dev", "staging", "production")
 # mocks
 
 
+def resource_id(typ: str, name: str) -> str:
+    """A numeric id that depends only on the resource, so two runs can be compared input by input."""
+    return str(int(hashlib.sha256(f"{typ}::{name}".encode()).hexdigest()[:12], 16))
+
+
 class PlainMocks(pulumi.runtime.Mocks):
     """The plainest mock DESIGN.md allows: outputs echo inputs, ids are numbers, invokes return {}.
 
     Only the computed outputs DESIGN.md lists are added.
     """
-
-    def __init__(self) -> None:
-        self._ids = itertools.count(1)
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         return {}, []
@@ -61,7 +63,7 @@ class PlainMocks(pulumi.runtime.Mocks):
             and args.typ != "pulumi:providers:kubernetes"
         ):
             state["metadata"] = {"name": args.name, "namespace": "default"}
-        return str(next(self._ids)), state
+        return resource_id(args.typ, args.name), state
 
     def computed(self, typ: str, name: str, state: dict[str, Any]) -> dict[str, Any]:
         if typ in ("random:index/randomPassword:RandomPassword", "random:index/randomString:RandomString"):

@@ -59,7 +59,12 @@ def cost_table(cost: dict[str, Any]) -> Table:
     table.add_column("unit", justify="right")
     table.add_column("monthly", justify="right")
     for item in cost["items"]:
-        table.add_row(item["name"], f"{item['quantity']:g}", f"{item['unitPrice']:.2f}", f"{item['monthly']:.2f}")
+        table.add_row(
+            item["name"],
+            f"{item['quantity']:g}",
+            f"{item['unitPrice']:g}" if item["unitPrice"] is not None else "?",
+            f"{item['monthly']:.2f}",
+        )
     table.add_section()
     table.add_row("[bold]total[/]", "", "", f"[bold]{cost['total']:.2f}[/]")
     table.caption = f"source: {cost.get('source')}"

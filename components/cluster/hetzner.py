@@ -16,9 +16,8 @@ import pulumi_command as command
 import pulumi_hcloud as hcloud
 import pulumi_kubernetes as kubernetes
 import pulumi_random as random
-import pulumi_tls as tls
 
-from components import versions
+from components import hcloud_common, versions
 from components.cluster.platform import helm_release
 from components.cluster.providers import ClusterHandle
 from components.render import hardening, hcloud_k8s, k3s
@@ -26,8 +25,6 @@ from components.settings import Settings
 
 NETWORK_RANGE = "10.0.0.0/16"
 SUBNET_RANGE = "10.0.1.0/24"
-NETWORK_ZONES = {"nbg1": "eu-central", "fsn1": "eu-central", "hel1": "eu-central", "ash": "us-east", "hil": "us-west"}
-NETWORK_ZONES["sin"] = "ap-southeast"
 
 
 def control_plane_ip(i: int) -> str:
@@ -76,33 +73,23 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
         )
     stateful = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=s.protected))
 
-    deploy_key = tls.PrivateKey(f"{name}-deploy-key", algorithm="ED25519", opts=child)
-    key_ids = [
-        hcloud.SshKey(f"{name}-deploy-key", name=f"{base}-deploy", public_key=deploy_key.public_key_openssh, opts=child)
-    ]
-    for i, key in enumerate(vps.ssh_keys):
-        key_ids.append(hcloud.SshKey(f"{name}-user-key-{i}", name=f"{base}-user-{i}", public_key=key, opts=child))
+    deploy_key, key_ids = hcloud_common.ssh_keys(name, base, vps.ssh_keys, child)
 
     network = hcloud.Network(f"{name}-network", name=base, ip_range=NETWORK_RANGE, labels=labels, opts=child)
     subnet = hcloud.NetworkSubnet(
         f"{name}-subnet",
         network_id=network.id.apply(int),
         type="cloud",
-        network_zone=NETWORK_ZONES.get(location, "eu-central"),
+        network_zone=hcloud_common.NETWORK_ZONES.get(location, "eu-central"),
         ip_range=SUBNET_RANGE,
         opts=child,
     )
-    firewall = hcloud.Firewall(
-        f"{name}-firewall",
-        name=base,
-        labels=labels,
-        rules=[
-            hcloud.FirewallRuleArgs(
-                direction="in", protocol=r.protocol, port=r.port, source_ips=list(r.sources), description=r.description
-            )
-            for r in k3s.firewall_rules(vps.ssh_allow_from)
-        ],
-        opts=child,
+    firewall = hcloud_common.firewall(
+        name,
+        base,
+        [(r.port, r.protocol, r.sources, r.description) for r in k3s.firewall_rules(vps.ssh_allow_from)],
+        labels,
+        child,
     )
     spread = hcloud.PlacementGroup(f"{name}-spread", name=base, type="spread", labels=labels, opts=child)
     token = random.RandomPassword(f"{name}-k3s-token", length=48, special=False, opts=child)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 import pulumi
 import pulumi_kubernetes as kubernetes
@@ -169,14 +168,7 @@ class Postgres(pulumi.ComponentResource):
                 f"{tenant}-postgres-user", cluster_id=self.db_cluster.id, name=f"{tenant}_app", opts=managed
             )
             host = self.db_cluster.private_host
-            url: pulumi.Output[str] = pulumi.Output.secret(
-                pulumi.Output.all(user.name, user.password, host, database.name).apply(
-                    lambda a: (
-                        f"postgresql://{quote(str(a[0]))}:{quote(str(a[1]), safe='')}@{a[2]}:{MANAGED_PORT}/"
-                        f"{quote(str(a[3]))}?sslmode=require"
-                    )
-                )
-            )
+            url = postgres_url(user.name, user.password, host, MANAGED_PORT, database.name, "sslmode=require")
             return TenantStore(url=url, host=host, ready=[database, user])
         return None
 

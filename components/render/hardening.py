@@ -7,6 +7,7 @@ images and secrets go over SSH after boot instead.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,7 @@ class Hardening:
 
 
 def sshd_config(user: str = DEPLOY_USER) -> str:
+    """Key-only SSH for one login user (the deploy user, or your own user on existing hosts)."""
     return "\n".join(
         [
             "# Ladder: key-only SSH for the deploy user; no root, no passwords.",
@@ -92,8 +94,6 @@ def cloud_config(h: Hardening) -> dict[str, Any]:
         "lock_passwd": True,
         "ssh_authorized_keys": list(h.ssh_keys),
     }
-    if h.groups:
-        user["groups"] = list(h.groups)
     if h.sudo:
         user["sudo"] = "ALL=(ALL) NOPASSWD:ALL"
     packages = sorted({"ufw", "fail2ban", "unattended-upgrades", "ca-certificates", "curl", *h.packages})
@@ -112,11 +112,39 @@ def cloud_config(h: Hardening) -> dict[str, Any]:
         "runcmd": [
             *ufw_commands(h.openings, h.trusted_networks),
             *swap_commands(h.swap_mb),
+            # Groups such as `docker` exist only once their package is installed (after `users`).
+            *[f"usermod -aG {group} {DEPLOY_USER}" for group in h.groups],
             "systemctl enable --now fail2ban",
             "systemctl restart ssh",
             *h.extra_runcmd,
         ],
     }
+
+
+def shell_script(h: Hardening, user: str) -> str:
+    """The same hardening for a host Ladder did not create (no cloud-init): run as root
+    over SSH. The login user is `user`, which keeps its own keys; it joins the listed groups."""
+    config = cloud_config(h)
+    lines = [
+        "#!/usr/bin/env bash",
+        "# Ladder: harden an existing host (idempotent).",
+        "set -euo pipefail",
+        "export DEBIAN_FRONTEND=noninteractive",
+        "apt-get update -q",
+        "apt-get install -y -q " + " ".join(config["packages"]),
+    ]
+    for f in config["write_files"]:
+        content = sshd_config(user) if f["path"] == SSHD_DROP_IN else f["content"]
+        lines += [
+            f"install -d -m 0755 {shlex.quote(f['path'].rsplit('/', 1)[0])}",
+            f"cat > {shlex.quote(f['path'])} <<'LADDER_EOF'\n{content.rstrip()}\nLADDER_EOF",
+            f"chmod {f['permissions']} {shlex.quote(f['path'])}",
+        ]
+    for group in h.groups:
+        lines.append(f"usermod -aG {shlex.quote(group)} {shlex.quote(user)}")
+    lines.append("sshd -t")
+    lines += [cmd for cmd in config["runcmd"]]
+    return "\n".join(lines) + "\n"
 
 
 def render(config: dict[str, Any]) -> str:

@@ -1,0 +1,171 @@
+"""The Compose project for the VPS rung: the source of truth of what runs on each server.
+
+Pure: settings in, a compose document out. Secrets are never in it: services read
+them from env files (mode 600) that the deploy step writes over SSH.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from components import versions
+from components.render.resources import limits, memory_mb
+from components.settings import Service, Settings
+
+PROJECT_DIR = "/srv/ladder"
+DATA_DIR = "/srv/ladder-data"  # the block volume's mount point (Postgres data)
+APP_ENV = "app.env"
+POSTGRES_ENV = "postgres.env"
+VALKEY_ENV = "valkey.env"
+POSTGRES_UID = "70:70"  # the postgres user of the official alpine image
+LOGGING = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}}
+HARDENED: dict[str, Any] = {"security_opt": ["no-new-privileges:true"], "cap_drop": ["ALL"]}
+
+
+@dataclass(frozen=True)
+class Role:
+    """What one server runs: the proxy and app, the data stores, or both (one server)."""
+
+    app: bool = True
+    data: bool = True
+    behind_load_balancer: bool = False
+    data_bind_ip: str | None = None  # publish data ports on this private IP (data server with count > 1)
+
+
+def http_healthcheck(port: int, path: str) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{port}{path}"
+    return {
+        "test": ["CMD-SHELL", f"wget -q -O /dev/null {url} || curl -fsS -o /dev/null {url} || exit 1"],
+        "interval": "10s",
+        "timeout": "5s",
+        "retries": 3,
+        "start_period": "30s",
+    }
+
+
+def _app_service(s: Settings, name: str, svc: Service) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "image": svc.image,
+        "restart": "unless-stopped",
+        "env_file": [APP_ENV],
+        "environment": {"LADDER_PHASE": "vps", "LADDER_SERVICE": name, **s.app.env},
+        # `edge` reaches the proxy and the internet; `data` (internal) reaches the stores.
+        "networks": ["edge", "data"],
+        "logging": LOGGING,
+        "deploy": {
+            "replicas": max(1, svc.replica_count),
+            "resources": {
+                "limits": {"memory": f"{memory_mb(limits(svc.resources).memory)}m"},
+                "reservations": {"memory": f"{memory_mb(svc.resources.memory)}m"},
+            },
+        },
+        **HARDENED,
+    }
+    if svc.command:
+        body["command"] = list(svc.command)
+    if svc.port is not None:
+        body["healthcheck"] = http_healthcheck(svc.port, svc.health_path)
+    return body
+
+
+def _proxy_service(role: Role) -> dict[str, Any]:
+    ports = ["80:80"] if role.behind_load_balancer else ["80:80", "443:443", "443:443/udp"]
+    return {
+        "image": versions.CADDY_IMAGE,
+        "restart": "unless-stopped",
+        "ports": ports,
+        # The directory, not the file: a deploy replaces the Caddyfile atomically (new inode),
+        # which a single-file bind mount would never see.
+        "volumes": ["./caddy:/etc/caddy:ro", "caddy-data:/data", "caddy-config:/config"],
+        "networks": ["edge"],
+        "logging": LOGGING,
+        "read_only": True,
+        "tmpfs": ["/tmp"],
+        "security_opt": ["no-new-privileges:true"],
+        "cap_drop": ["ALL"],
+        "cap_add": ["NET_BIND_SERVICE"],
+    }
+
+
+def _data_services(s: Settings, role: Role) -> dict[str, Any]:
+    services: dict[str, Any] = {}
+    publish = role.data_bind_ip
+    if s.postgres.mode == "container":
+        pg: dict[str, Any] = {
+            "image": versions.POSTGRES_IMAGES[s.postgres.version],
+            "restart": "unless-stopped",
+            "user": POSTGRES_UID,
+            "env_file": [POSTGRES_ENV],
+            "environment": {"PGDATA": "/var/lib/postgresql/data/pgdata"},
+            "volumes": [f"{DATA_DIR}/postgres:/var/lib/postgresql/data"],
+            "networks": ["data"],
+            "shm_size": "128m",
+            "logging": LOGGING,
+            "healthcheck": {
+                "test": ["CMD-SHELL", 'pg_isready -U "$$POSTGRES_USER" -d "$$POSTGRES_DB"'],
+                "interval": "5s",
+                "timeout": "5s",
+                "retries": 10,
+            },
+            "stop_grace_period": "60s",
+            **HARDENED,
+        }
+        if publish:
+            pg["ports"] = [f"{publish}:5432:5432"]
+        services["postgres"] = pg
+    if s.redis.mode == "container":
+        valkey: dict[str, Any] = {
+            "image": versions.VALKEY_IMAGES[s.redis.version],
+            "restart": "unless-stopped",
+            "user": "valkey",
+            "env_file": [VALKEY_ENV],
+            "command": [
+                "sh",
+                "-c",
+                'exec valkey-server --requirepass "$$VALKEY_PASSWORD" --appendonly yes '
+                f"--maxmemory {s.redis.max_memory_mb}mb --maxmemory-policy noeviction",
+            ],
+            "volumes": ["valkey-data:/data"],
+            "networks": ["data"],
+            "logging": LOGGING,
+            "healthcheck": {
+                "test": ["CMD-SHELL", 'valkey-cli --no-auth-warning -a "$$VALKEY_PASSWORD" ping | grep -q PONG'],
+                "interval": "5s",
+                "timeout": "5s",
+                "retries": 10,
+            },
+            **HARDENED,
+        }
+        if publish:
+            valkey["ports"] = [f"{publish}:6379:6379"]
+        services["valkey"] = valkey
+    return services
+
+
+def compose_document(s: Settings, role: Role) -> dict[str, Any]:
+    """The compose file for one server's role, as data."""
+    services: dict[str, Any] = {}
+    volumes: dict[str, Any] = {}
+    networks: dict[str, Any] = {}
+    if role.app:
+        services["proxy"] = _proxy_service(role)
+        services.update({name: _app_service(s, name, svc) for name, svc in s.app.services.items()})
+        volumes.update({"caddy-data": {}, "caddy-config": {}})
+        networks["edge"] = {}
+    data = _data_services(s, role) if role.data else {}
+    services.update(data)
+    if "valkey" in data:
+        volumes["valkey-data"] = {}
+    # App and data talk on an internal network; only a data server publishes (on its private IP).
+    networks["data"] = {} if role.data_bind_ip else {"internal": True}
+    if role.app and role.data and data:
+        for name in s.app.services:
+            services[name]["depends_on"] = {store: {"condition": "service_healthy"} for store in data}
+    return {"name": s.app.name, "services": services, "volumes": volumes, "networks": networks}
+
+
+def render_compose(s: Settings, role: Role) -> str:
+    return yaml.safe_dump(compose_document(s, role), sort_keys=False, width=1000)

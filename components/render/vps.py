@@ -1,0 +1,56 @@
+"""What each VPS host gets, as plain data: its files, its deploy plan, its env files."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from components.render.caddy import vps_caddyfile
+from components.render.compose import APP_ENV, POSTGRES_ENV, VALKEY_ENV, Role, render_compose
+from components.render.deploy import DeployPlan
+from components.settings import Settings
+
+
+def data_services(s: Settings, role: Role) -> list[str]:
+    if not role.data:
+        return []
+    return [name for name, mode in (("postgres", s.postgres.mode), ("valkey", s.redis.mode)) if mode == "container"]
+
+
+def secret_file_names(s: Settings, role: Role) -> list[str]:
+    names = [APP_ENV] if role.app else []
+    stores = data_services(s, role)
+    if "postgres" in stores:
+        names.append(POSTGRES_ENV)
+    if "valkey" in stores:
+        names.append(VALKEY_ENV)
+    return names
+
+
+def host_plan(s: Settings, role: Role, run_release: bool, volume_device: str | None = None) -> DeployPlan:
+    files = {"compose.yaml": render_compose(s, role)}
+    if role.app:
+        files["caddy/Caddyfile"] = vps_caddyfile(s, role.behind_load_balancer)
+    routed = {n: max(1, svc.replica_count) for n, svc in s.app.services.items() if svc.routed} if role.app else {}
+    workers = [n for n, svc in s.app.services.items() if not svc.routed] if role.app else []
+    release = (s.app.release.service, tuple(s.app.release.command)) if (s.app.release and run_release) else None
+    stores = data_services(s, role)
+    return DeployPlan(
+        app=s.app.name,
+        files=files,
+        secret_files=secret_file_names(s, role),
+        data_services=stores,
+        release=release,
+        routed=routed,
+        workers=workers,
+        proxy=role.app,
+        volume_device=volume_device if "postgres" in stores else None,
+    )
+
+
+def app_env(s: Settings, values: Mapping[str, str]) -> str:
+    """The app's secret env file: secretEnv values and the injected connection URLs."""
+    lines = [f"{key}={values[key]}" for key in sorted(values)]
+    for key in s.app.secret_env:
+        if key not in values:
+            raise ValueError(f"no value for {key}")
+    return "\n".join(lines) + "\n"

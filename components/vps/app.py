@@ -1,0 +1,106 @@
+"""`ladder:index:App` on the VPS rung: the Compose project on each host, deployed over SSH.
+
+The deploy command's trigger is a hash of everything it deploys (files, env, images), so
+an image bump re-runs the deploy and touches nothing else: servers and volumes keep
+their inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from functools import partial
+
+import pulumi
+import pulumi_command as command
+
+from components.render import vps as render
+from components.render.compose import APP_ENV, POSTGRES_ENV, VALKEY_ENV
+from components.render.deploy import DeployPlan, deploy_script
+from components.settings import Settings
+from components.vps.hosts import Fleet, Host
+
+
+@dataclass
+class AppArgs:
+    settings: Settings
+    fleet: Fleet
+    urls: dict[str, pulumi.Output[str]]  # DATABASE_URL / REDIS_URL, secrets
+    postgres_env: pulumi.Output[str] | None = None
+    valkey_env: pulumi.Output[str] | None = None
+    hardening: dict[str, pulumi.Output[str]] = field(default_factory=dict)  # host name -> script (existing hosts)
+
+
+def connection(host: Host) -> command.remote.ConnectionArgs:
+    return command.remote.ConnectionArgs(
+        host=host.address, user=host.user, port=host.port, private_key=host.private_key, dial_error_limit=30
+    )
+
+
+def _script(plan: DeployPlan, keys: list[str], resolved: list[object]) -> str:
+    """The deploy script once the volume device and env files are known (inside `apply`)."""
+    device = str(resolved[0]) if resolved[0] and "postgres" in plan.data_services else None
+    secrets = dict(zip(keys, [str(v) for v in resolved[1:]], strict=True))
+    return deploy_script(replace(plan, volume_device=device), secrets)
+
+
+class App(pulumi.ComponentResource):
+    def __init__(self, name: str, args: AppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ladder:index:App", name, None, opts)
+        s = args.settings
+        values: dict[str, pulumi.Input[str]] = {k: pulumi.Output.secret(s.secret(k) or "") for k in s.app.secret_env}
+        values.update(args.urls)
+        names = sorted(values)
+        app_env: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.all(*[values[n] for n in names]).apply(
+                lambda vs: render.app_env(s, dict(zip(names, [str(v) for v in vs], strict=True)))
+            )
+        )
+        self.deploys: dict[str, command.remote.Command] = {}
+        data_first = sorted(args.fleet.hosts, key=lambda h: h.role.app)
+        previous: list[pulumi.Resource] = []
+        release_done = False
+        for host in data_first:
+            after: list[pulumi.Resource] = [*host.ready, *previous]
+            hardening = args.hardening.get(host.name)
+            if hardening is not None:
+                after.append(
+                    command.remote.Command(
+                        f"{name}-{host.name}-harden",
+                        connection=connection(host),
+                        create="sudo bash -s",
+                        stdin=hardening,
+                        triggers=[hardening.apply(lambda t: hashlib.sha256(t.encode()).hexdigest())],
+                        opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+                    )
+                )
+            run_release = host.role.app and not release_done
+            release_done = release_done or run_release
+            plan = render.host_plan(s, host.role, run_release)
+            env_inputs: dict[str, pulumi.Input[str]] = {}
+            if APP_ENV in plan.secret_files:
+                env_inputs[APP_ENV] = app_env
+            if POSTGRES_ENV in plan.secret_files and args.postgres_env is not None:
+                env_inputs[POSTGRES_ENV] = args.postgres_env
+            if VALKEY_ENV in plan.secret_files and args.valkey_env is not None:
+                env_inputs[VALKEY_ENV] = args.valkey_env
+            keys = sorted(env_inputs)
+            script: pulumi.Output[str] = pulumi.Output.secret(
+                pulumi.Output.all(host.volume_device, *[env_inputs[k] for k in keys]).apply(
+                    partial(_script, plan, keys)
+                )
+            )
+            deploy = command.remote.Command(
+                f"{name}-{host.name}-deploy",
+                connection=connection(host),
+                create="sudo bash -s",
+                stdin=script,
+                triggers=[script.apply(lambda t: hashlib.sha256(t.encode()).hexdigest())],
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=after, additional_secret_outputs=["stdout", "stderr"]
+                ),
+            )
+            self.deploys[host.name] = deploy
+            if not host.role.app:
+                previous = [deploy]
+        self.register_outputs({"hosts": list(self.deploys)})

@@ -1,0 +1,121 @@
+"""Postgres and Redis for the VPS rung (`ladder:index:Postgres`, `ladder:index:Redis`).
+
+Each owns its credentials and exposes `url` (a secret). Container mode: a password and
+the env file the container reads; managed mode (DigitalOcean): a database cluster in the
+VPC behind a firewall admitting only the droplets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_random as random
+
+from components.render.urls import postgres_url, redis_url
+from components.settings import Settings
+from components.vps.hosts import Fleet
+
+
+@dataclass
+class DataArgs:
+    settings: Settings
+    fleet: Fleet
+    host: str  # where the container runs, as the app sees it: the service name or the data server's IP
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
+
+
+def database_name(app: str) -> str:
+    return app.replace("-", "_")
+
+
+def _managed_firewall(name: str, args: DataArgs, cluster_id: pulumi.Output[str], opts: pulumi.ResourceOptions) -> None:
+    import pulumi_digitalocean as digitalocean
+
+    digitalocean.DatabaseFirewall(
+        f"{name}-firewall",
+        cluster_id=cluster_id,
+        rules=[digitalocean.DatabaseFirewallRuleArgs(type="droplet", value=d) for d in args.fleet.firewall_targets],
+        opts=opts,
+    )
+
+
+class Postgres(pulumi.ComponentResource):
+    def __init__(self, name: str, args: DataArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ladder:index:Postgres", name, None, opts)
+        s = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+        db = database_name(s.app.name)
+        self.env_file: pulumi.Output[str] | None = None
+        self.host: pulumi.Output[str] = pulumi.Output.from_input(args.host)
+        if s.postgres.mode == "container":
+            password = random.RandomPassword(f"{name}-password", length=32, special=False, opts=child)
+            self.url = postgres_url(db, password.result, args.host, 5432, db)
+            self.env_file = pulumi.Output.secret(
+                password.result.apply(lambda pw: f"POSTGRES_USER={db}\nPOSTGRES_DB={db}\nPOSTGRES_PASSWORD={pw}\n")
+            )
+        elif s.postgres.mode == "managed":
+            import pulumi_digitalocean as digitalocean
+
+            assert args.fleet.vpc_id is not None
+            cluster = digitalocean.DatabaseCluster(
+                f"{name}-cluster",
+                name=f"{s.app.name}-{pulumi.get_stack()}-pg",
+                engine="pg",
+                version=s.postgres.version,
+                size=s.postgres.size or "db-s-1vcpu-1gb",
+                region=s.vps.region or "fra1",
+                node_count=s.postgres.instances,
+                private_network_uuid=args.fleet.vpc_id,
+                # DatabaseCluster has no deletion protection of its own: `protect` is the guard.
+                opts=pulumi.ResourceOptions(parent=self, protect=s.protected),
+            )
+            _managed_firewall(name, args, cluster.id, child)
+            database = digitalocean.DatabaseDb(
+                f"{name}-db",
+                cluster_id=cluster.id,
+                name=db,
+                opts=pulumi.ResourceOptions(parent=self, protect=s.protected),
+            )
+            user = digitalocean.DatabaseUser(f"{name}-user", cluster_id=cluster.id, name=f"{db}_app", opts=child)
+            self.host = cluster.private_host
+            self.url = postgres_url(
+                user.name, user.password, cluster.private_host, cluster.port, database.name, "sslmode=require"
+            )
+        else:
+            self.url = pulumi.Output.secret(s.secret("DATABASE_URL") or "")
+        self.register_outputs({"url": self.url, "host": self.host})
+
+
+class Redis(pulumi.ComponentResource):
+    def __init__(self, name: str, args: DataArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ladder:index:Redis", name, None, opts)
+        s = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+        self.env_file: pulumi.Output[str] | None = None
+        if s.redis.mode == "container":
+            password = random.RandomPassword(f"{name}-password", length=32, special=False, opts=child)
+            self.url = redis_url(password.result, args.host, 6379)
+            self.env_file = pulumi.Output.secret(password.result.apply(lambda pw: f"VALKEY_PASSWORD={pw}\n"))
+        elif s.redis.mode == "managed":
+            import pulumi_digitalocean as digitalocean
+
+            from components import versions
+
+            assert args.fleet.vpc_id is not None
+            cluster = digitalocean.DatabaseCluster(
+                f"{name}-cluster",
+                name=f"{s.app.name}-{pulumi.get_stack()}-valkey",
+                engine="valkey",
+                version=versions.DO_VALKEY_VERSION,
+                size=s.redis.size or "db-s-1vcpu-1gb",
+                region=s.vps.region or "fra1",
+                node_count=1,
+                private_network_uuid=args.fleet.vpc_id,
+                opts=pulumi.ResourceOptions(parent=self, protect=s.protected),
+            )
+            _managed_firewall(name, args, cluster.id, child)
+            self.url = redis_url(cluster.password, cluster.private_host, cluster.port, tls=True)
+        else:
+            self.url = pulumi.Output.secret(s.secret("REDIS_URL") or "")
+        self.register_outputs({"url": self.url})

@@ -1,0 +1,224 @@
+"""VPS servers on Hetzner Cloud: primary IPs, firewall, volume, and with count > 1 a
+private network, a data server and a load balancer with a managed certificate."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pulumi
+import pulumi_hcloud as hcloud
+
+from components import hcloud_common
+from components.hcloud_common import as_id
+from components.render.compose import Role
+from components.settings import Settings
+from components.vps import topology as t
+from components.vps.hosts import Fleet, Host, server_hardening, user_data
+
+
+def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
+    topo = t.topology(s)
+    vps = s.vps
+    location = vps.region or "nbg1"
+    base = f"{s.app.name}-{pulumi.get_stack()}"
+    labels = {"ladder": s.app.name, "stack": pulumi.get_stack()}
+    stateful = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=s.protected))
+    deploy_key, keys = hcloud_common.ssh_keys(name, base, vps.ssh_keys, opts)
+    private_key = pulumi.Output.secret(deploy_key.private_key_openssh)
+
+    allow = list(vps.ssh_allow_from)
+    rules: list[tuple[str, str, list[str], str]] = [("22", "tcp", allow, "SSH from the allowlist")]
+    if not topo.load_balancer:
+        anywhere = ["0.0.0.0/0", "::/0"]
+        rules += [("80", "tcp", anywhere, "HTTP (ACME, redirect)"), ("443", "tcp", anywhere, "HTTPS")]
+    fw = hcloud_common.firewall(name, base, rules, labels, opts)
+
+    network = subnet = None
+    if topo.private_network:
+        network = hcloud.Network(f"{name}-network", name=base, ip_range=t.PRIVATE_RANGE, labels=labels, opts=opts)
+        subnet = hcloud.NetworkSubnet(
+            f"{name}-subnet",
+            network_id=as_id(network.id),
+            type="cloud",
+            network_zone=hcloud_common.NETWORK_ZONES.get(location, "eu-central"),
+            ip_range=t.PRIVATE_SUBNET,
+            opts=opts,
+        )
+
+    def server(
+        key: str, role_name: str, private_ip: str | None, web: bool, holds_data: bool
+    ) -> tuple[hcloud.Server, hcloud.PrimaryIp]:
+        # A primary IP outlives its server: DNS stays valid when a server is replaced.
+        ip = hcloud.PrimaryIp(
+            f"{name}-{key}-ip",
+            name=f"{base}-{key}",
+            type="ipv4",
+            assignee_type="server",
+            auto_delete=False,
+            location=location,
+            labels=labels,
+            opts=stateful,
+        )
+        hard = server_hardening(s, topo, [], web)
+        data = deploy_key.public_key_openssh.apply(
+            lambda pub: user_data(replace(hard, ssh_keys=[*hard.ssh_keys, pub.strip()]))
+        )
+        srv = hcloud.Server(
+            f"{name}-{key}",
+            name=f"{base}-{key}",
+            server_type=vps.size or "cx23",
+            image=vps.image or "ubuntu-24.04",
+            location=location,
+            ssh_keys=[k.id for k in keys],
+            user_data=data,
+            firewall_ids=[as_id(fw.id)],
+            public_nets=[hcloud.ServerPublicNetArgs(ipv4_enabled=True, ipv4=as_id(ip.id), ipv6_enabled=True)],
+            networks=[hcloud.ServerNetworkArgs(network_id=as_id(network.id), ip=private_ip)] if network else None,
+            backups=vps.server_backups,
+            delete_protection=s.protected and holds_data,
+            rebuild_protection=s.protected and holds_data,
+            labels={**labels, "role": role_name},
+            opts=pulumi.ResourceOptions.merge(
+                opts,
+                pulumi.ResourceOptions(
+                    protect=s.protected and holds_data,
+                    depends_on=[subnet] if subnet else [],
+                    # Later keys roll out over SSH (terraform-provider-hcloud#737); named
+                    # servers must be deleted before their replacement takes the name.
+                    ignore_changes=["sshKeys"],
+                    delete_before_replace=True,
+                ),
+            ),
+        )
+        return srv, ip
+
+    def volume(server_: hcloud.Server) -> tuple[hcloud.VolumeAttachment, pulumi.Output[str]]:
+        vol = hcloud.Volume(
+            f"{name}-data",
+            name=f"{base}-data",
+            size=vps.volume_gb,
+            location=location,
+            format="ext4",
+            delete_protection=s.protected,
+            labels=labels,
+            opts=stateful,
+        )
+        attachment = hcloud.VolumeAttachment(
+            f"{name}-data-attachment",
+            volume_id=as_id(vol.id),
+            server_id=as_id(server_.id),
+            automount=False,
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(delete_before_replace=True)),
+        )
+        return attachment, vol.linux_device
+
+    hosts: list[Host] = []
+    ips: list[pulumi.Output[str]] = []
+    app_servers: list[hcloud.Server] = []
+    if topo.data_server:
+        srv, _ = server("data", "data", t.DATA_SERVER_IP, web=False, holds_data=True)
+        attachment, data_device = volume(srv)
+        ips.append(srv.ipv4_address)
+        hosts.append(
+            Host(
+                "data",
+                srv.ipv4_address,
+                "deploy",
+                22,
+                private_key,
+                Role(app=False, data=True, data_bind_ip=t.DATA_SERVER_IP),
+                ready=[srv, attachment],
+                volume_device=data_device,
+            )
+        )
+    for i in range(topo.app_servers):
+        holds_data = topo.data_on_app_server and i == 0
+        private = t.app_server_ip(i) if topo.private_network else None
+        srv, _ = server(f"app-{i}", "app", private, web=not topo.load_balancer, holds_data=holds_data)
+        app_servers.append(srv)
+        ips.append(srv.ipv4_address)
+        ready: list[pulumi.Resource] = [srv]
+        device: pulumi.Output[str] | None = None
+        if holds_data and s.postgres.mode == "container":
+            attachment, device = volume(srv)
+            ready.append(attachment)
+        hosts.append(
+            Host(
+                f"app-{i}",
+                srv.ipv4_address,
+                "deploy",
+                22,
+                private_key,
+                Role(app=True, data=holds_data, behind_load_balancer=topo.load_balancer),
+                ready=ready,
+                volume_device=device,
+            )
+        )
+
+    public_ip = (
+        ips[-1]
+        if not topo.load_balancer
+        else _load_balancer(name, s, base, labels, location, network, app_servers, opts)
+    )
+    return Fleet(
+        hosts=hosts, server_ips=pulumi.Output.all(*ips).apply(lambda a: [str(x) for x in a]), public_ip=public_ip
+    )
+
+
+def _load_balancer(
+    name: str,
+    s: Settings,
+    base: str,
+    labels: dict[str, str],
+    location: str,
+    network: hcloud.Network | None,
+    servers: list[hcloud.Server],
+    opts: pulumi.ResourceOptions,
+) -> pulumi.Output[str]:
+    """TLS ends at the load balancer with a certificate Hetzner issues and renews (the
+    domain's zone must be in Hetzner DNS); servers get plain HTTP on the private network."""
+    assert network is not None and s.domain is not None
+    lb = hcloud.LoadBalancer(
+        f"{name}-lb", name=base, load_balancer_type="lb11", location=location, labels=labels, opts=opts
+    )
+    attached = hcloud.LoadBalancerNetwork(
+        f"{name}-lb-network",
+        load_balancer_id=as_id(lb.id),
+        network_id=as_id(network.id),
+        ip=t.LOAD_BALANCER_IP,
+        opts=opts,
+    )
+    for i, srv in enumerate(servers):
+        hcloud.LoadBalancerTarget(
+            f"{name}-lb-target-{i}",
+            load_balancer_id=as_id(lb.id),
+            type="server",
+            server_id=as_id(srv.id),
+            use_private_ip=True,
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[attached])),
+        )
+    cert = hcloud.ManagedCertificate(
+        f"{name}-certificate", name=base, domain_names=[s.domain], labels=labels, opts=opts
+    )
+    health = next(iter(s.app.routed_services.values())).health_path
+    hcloud.LoadBalancerService(
+        f"{name}-lb-https",
+        load_balancer_id=lb.id,
+        protocol="https",
+        listen_port=443,
+        destination_port=80,
+        http=hcloud.LoadBalancerServiceHttpArgs(certificates=[as_id(cert.id)], redirect_http=True),
+        health_check=hcloud.LoadBalancerServiceHealthCheckArgs(
+            protocol="http",
+            port=80,
+            interval=10,
+            timeout=5,
+            retries=3,
+            http=hcloud.LoadBalancerServiceHealthCheckHttpArgs(
+                domain=s.domain, path=health, status_codes=["2??", "3??"]
+            ),
+        ),
+        opts=opts,
+    )
+    ipv4: pulumi.Output[str] = lb.ipv4
+    return ipv4

@@ -1,0 +1,58 @@
+"""What the deploy needs to know about a server, however it came to exist."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+
+from components.render import hardening
+from components.render.compose import Role
+from components.settings import Settings
+from components.vps.topology import PRIVATE_RANGE, Topology
+
+SWAP_MB = 2048  # small VPS (2-4 GB RAM) survive image pulls and migrations with swap
+
+
+@dataclass
+class Host:
+    name: str
+    address: pulumi.Output[str]
+    user: str
+    port: int
+    private_key: pulumi.Output[str]  # secret
+    role: Role
+    ready: list[pulumi.Resource] = field(default_factory=list)
+    volume_device: pulumi.Input[str] | None = None
+
+
+@dataclass
+class Fleet:
+    """The servers of a VPS stack, plus what the stack exports about them."""
+
+    hosts: list[Host]
+    server_ips: pulumi.Output[list[str]]
+    public_ip: pulumi.Output[str]  # where ladder:domain must point (server or load balancer)
+    vpc_id: pulumi.Output[str] | None = None
+    firewall_targets: list[pulumi.Output[str]] = field(default_factory=list)  # DO droplet ids for DB firewalls
+
+
+def server_hardening(s: Settings, topo: Topology, extra_keys: list[str], web: bool) -> hardening.Hardening:
+    """Hardening of a Docker host; `web` opens 80/443 (a single server; behind a load
+    balancer the balancer reaches servers on the private network)."""
+    openings = [hardening.Opening("22", "tcp", tuple(s.vps.ssh_allow_from))]
+    if web:
+        openings += [hardening.Opening("80"), hardening.Opening("443")]
+    return hardening.Hardening(
+        ssh_keys=[*s.vps.ssh_keys, *extra_keys],
+        openings=openings,
+        trusted_networks=[PRIVATE_RANGE] if topo.private_network else [],
+        packages=["docker.io", "docker-compose-v2"],
+        groups=["docker"],
+        sudo=True,
+        swap_mb=SWAP_MB,
+    )
+
+
+def user_data(h: hardening.Hardening) -> str:
+    return hardening.render(hardening.cloud_config(h))

@@ -1,0 +1,78 @@
+"""`ladder:index:VpsStack`: servers (or your hosts), data, and the Compose deploy over SSH."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.render import hardening
+from components.settings import Settings
+from components.vps import topology as t
+from components.vps.app import App, AppArgs
+from components.vps.data import DataArgs, Postgres, Redis
+from components.vps.hosts import Fleet, server_hardening
+
+
+@dataclass
+class VpsStackArgs:
+    settings: Settings
+
+
+def _provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
+    # Imported lazily: a Hetzner stack never loads the DigitalOcean SDK, and vice versa.
+    if s.provider_name == "hetzner":
+        from components.vps import hetzner
+
+        return hetzner.provision(name, s, opts)
+    if s.provider_name == "digitalocean":
+        from components.vps import digitalocean
+
+        return digitalocean.provision(name, s, opts)
+    from components.vps import existing
+
+    return existing.provision(name, s, opts)
+
+
+class VpsStack(pulumi.ComponentResource):
+    def __init__(self, name: str, args: VpsStackArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ladder:index:VpsStack", name, None, opts)
+        s = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+        topo = t.topology(s)
+        fleet = _provision(name, s, child)
+
+        pg_host = t.DATA_SERVER_IP if topo.data_server else "postgres"
+        redis_host = t.DATA_SERVER_IP if topo.data_server else "valkey"
+        urls: dict[str, pulumi.Output[str]] = {}
+        postgres = redis = None
+        if s.postgres.mode != "none":
+            postgres = Postgres("postgres", DataArgs(s, fleet, pg_host), opts=child)
+            urls["DATABASE_URL"] = postgres.url
+        if s.redis.mode != "none":
+            redis = Redis("redis", DataArgs(s, fleet, redis_host), opts=child)
+            urls["REDIS_URL"] = redis.url
+
+        scripts: dict[str, pulumi.Output[str]] = {}
+        if s.provider_name == "existing":
+            for i, host in enumerate(fleet.hosts):
+                h = server_hardening(s, topo, [], web=True)
+                scripts[host.name] = pulumi.Output.from_input(hardening.shell_script(h, s.vps.hosts[i].user))
+
+        App(
+            "app",
+            AppArgs(
+                s,
+                fleet,
+                urls,
+                postgres_env=postgres.env_file if postgres else None,
+                valkey_env=redis.env_file if redis else None,
+                hardening=scripts,
+            ),
+            opts=child,
+        )
+        self.url = pulumi.Output.from_input(f"https://{s.domain}")
+        self.server_ips = fleet.server_ips
+        self.public_ip = fleet.public_ip
+        self.database_host = postgres.host if postgres else None
+        self.register_outputs({"url": self.url, "serverIps": self.server_ips})

@@ -1,0 +1,272 @@
+"""The VPS rung (issue 4): servers, firewall, data, Compose deploys over SSH, 1..N servers."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.artifacts import rendered_files
+from components.render.deploy import STEPS
+from components.settings import parse_settings
+from tests.conftest import check_shell_script
+from tests.test_cloud_init_keys import assert_known_top_level_keys
+from tools.harness import PlainMocks, ProgramResult, is_secret, run_program, stack_config, unwrap
+
+HCLOUD_SERVER = "hcloud:index/server:Server"
+DROPLET = "digitalocean:index/droplet:Droplet"
+COMMAND = "command:remote:Command"
+DO: dict[str, Any] = {"ladder:provider": "digitalocean", "ladder:vps.size": "s-1vcpu-2gb", "ladder:vps.region": "fra1"}
+DO_MANAGED: dict[str, Any] = {
+    **DO,
+    "ladder:postgres": {"mode": "managed", "version": "17"},
+    "ladder:redis": {"mode": "managed"},
+}
+EXISTING: dict[str, Any] = {
+    "ladder:provider": "existing",
+    "ladder:vps": {"hosts": [{"address": "192.0.2.10", "user": "ops"}], "sshAllowFrom": ["203.0.113.7/32"]},
+}
+VARIANTS: dict[str, dict[str, Any]] = {
+    "hetzner-1": {},
+    "hetzner-3": {"ladder:vps.count": 3},
+    "digitalocean-1": DO,
+    "digitalocean-3": {**DO_MANAGED, "ladder:vps.count": 3},
+    "existing-1": EXISTING,
+}
+# Mock values of every secret the stack holds: none may appear in plain text anywhere.
+SECRETS = ("mock-postgres-password-Zx81", "mock-redis-password-Zx81", "plan-placeholder-secret", "PRIVATE KEY")
+
+
+def run(variant: str, **extra: Any) -> ProgramResult:
+    result = run_program("staging", overrides={**VARIANTS[variant], **extra})
+    assert result.error is None, result.error
+    return result
+
+
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def variant(request: pytest.FixtureRequest) -> tuple[str, ProgramResult]:
+    return request.param, run(request.param)
+
+
+def servers(result: ProgramResult) -> list[Any]:
+    return result.of_type(HCLOUD_SERVER) + result.of_type(DROPLET)
+
+
+def test_server_count_and_shape(variant: tuple[str, ProgramResult]) -> None:
+    name, result = variant
+    expected = {"hetzner-1": 1, "hetzner-3": 4, "digitalocean-1": 1, "digitalocean-3": 3, "existing-1": 0}[name]
+    assert len(servers(result)) == expected
+    for srv in servers(result):
+        assert srv.inputs["image"] in ("ubuntu-24.04", "ubuntu-24-04-x64")
+        assert srv.ignore_changes == ["sshKeys"] and srv.delete_before_replace
+    assert result.one("ladder:index:VpsStack")
+    assert {"ladder:index:App", "ladder:index:Postgres", "ladder:index:Redis"} <= result.types()
+
+
+def test_no_secret_in_user_data_or_plain_inputs(variant: tuple[str, ProgramResult]) -> None:
+    _, result = variant
+    for srv in servers(result):
+        text = str(unwrap(srv.inputs.get("userData")))
+        assert text.startswith("#cloud-config\n")
+        assert not any(secret in text for secret in SECRETS), srv.name
+    for r in result.resources:
+        for key, value in r.inputs.items():
+            if is_secret(value):
+                continue
+            assert not any(secret in str(value) for secret in SECRETS), f"{r.type} {r.name}.{key}"
+    assert not any(secret in str(result.outputs) for secret in SECRETS)
+
+
+def test_deploys_carry_secrets_only_as_secrets(variant: tuple[str, ProgramResult]) -> None:
+    _, result = variant
+    deploys = [c for c in result.of_type(COMMAND) if c.name.endswith("-deploy")]
+    assert deploys
+    for deploy in deploys:
+        assert deploy.inputs["create"] == "sudo bash -s"
+        assert is_secret(deploy.inputs["stdin"])
+        connection = deploy.inputs["connection"]
+        assert is_secret(connection) or is_secret(connection["privateKey"])
+        script = unwrap(deploy.inputs["stdin"])
+        assert "chmod 0600 /srv/ladder/app.env.new" in script or "app.env" not in script
+
+
+def test_hetzner_single_server_firewall_is_exactly_web_and_ssh() -> None:
+    rules = run("hetzner-1").one("hcloud:index/firewall:Firewall").inputs["rules"]
+    assert {(r["port"], r["protocol"], tuple(r["sourceIps"])) for r in rules} == {
+        ("22", "tcp", ("203.0.113.7/32",)),
+        ("80", "tcp", ("0.0.0.0/0", "::/0")),
+        ("443", "tcp", ("0.0.0.0/0", "::/0")),
+    }
+    assert all(r["direction"] == "in" for r in rules)
+
+
+def test_load_balanced_servers_open_only_ssh() -> None:
+    result = run("hetzner-3")
+    rules = result.one("hcloud:index/firewall:Firewall").inputs["rules"]
+    assert {(r["port"], tuple(r["sourceIps"])) for r in rules} == {("22", ("203.0.113.7/32",))}
+    service = result.one("hcloud:index/loadBalancerService:LoadBalancerService").inputs
+    assert (service["protocol"], service["listenPort"], service["destinationPort"]) == ("https", 443, 80)
+    assert service["http"]["redirectHttp"] is True
+    targets = result.of_type("hcloud:index/loadBalancerTarget:LoadBalancerTarget")
+    assert len(targets) == 3 and all(t.inputs["usePrivateIp"] for t in targets)
+    assert result.one("hcloud:index/managedCertificate:ManagedCertificate").inputs["domainNames"] == [
+        "staging.shop.example.com"
+    ]
+
+
+def test_digitalocean_firewall() -> None:
+    single = run("digitalocean-1").one("digitalocean:index/firewall:Firewall").inputs["inboundRules"]
+    assert {(r["portRange"], tuple(r.get("sourceAddresses") or [])) for r in single} == {
+        ("22", ("203.0.113.7/32",)),
+        ("80", ("0.0.0.0/0", "::/0")),
+        ("443", ("0.0.0.0/0", "::/0")),
+    }
+    multi = run("digitalocean-3").one("digitalocean:index/firewall:Firewall").inputs["inboundRules"]
+    assert {r["portRange"] for r in multi} == {"22", "80"}
+    assert next(r for r in multi if r["portRange"] == "80").get("sourceLoadBalancerUids")
+
+
+def test_data_leaves_the_app_servers_when_there_are_several() -> None:
+    hetzner = run("hetzner-3")
+    roles = {s.inputs["labels"]["role"] for s in hetzner.of_type(HCLOUD_SERVER)}
+    assert roles == {"app", "data"}
+    data_server = next(s for s in hetzner.of_type(HCLOUD_SERVER) if s.inputs["labels"]["role"] == "data")
+    assert data_server.protect and data_server.inputs["networks"][0]["ip"] == "10.0.1.5"
+    data_deploy = unwrap(hetzner.one(COMMAND, "app-data-deploy").inputs["stdin"])
+    assert "10.0.1.5:5432:5432" in data_deploy and "proxy" not in data_deploy.split("# 5.")[0].split("compose.yaml")[1]
+    app_deploy = hetzner.one(COMMAND, "app-app-0-deploy")
+    assert hetzner.one(COMMAND, "app-data-deploy").urn in app_deploy.dependencies
+    do = run("digitalocean-3")
+    clusters = do.of_type("digitalocean:index/databaseCluster:DatabaseCluster")
+    assert {c.inputs["engine"] for c in clusters} == {"pg", "valkey"}
+    assert all(c.protect and c.inputs["privateNetworkUuid"] for c in clusters)
+    assert len(do.of_type("digitalocean:index/databaseFirewall:DatabaseFirewall")) == 2
+
+
+def test_stateful_resources_are_protected() -> None:
+    result = run("hetzner-1")
+    for typ in ("hcloud:index/volume:Volume", "hcloud:index/primaryIp:PrimaryIp"):
+        assert all(r.protect for r in result.of_type(typ)), typ
+    assert result.one(HCLOUD_SERVER).protect  # it holds the data on one server
+    do = run("digitalocean-1")
+    for typ in ("digitalocean:index/volume:Volume", "digitalocean:index/reservedIp:ReservedIp"):
+        assert all(r.protect for r in do.of_type(typ)), typ
+    unprotected = run("hetzner-1", **{"ladder:protect": False})
+    assert not any(r.protect for r in unprotected.resources)
+
+
+def test_image_bump_changes_only_the_deploy() -> None:
+    before = run("hetzner-1")
+    after = run("hetzner-1", **{"ladder:app.services.api.image": "mendhak/http-https-echo:38"})
+    changed = {
+        (r.type, r.name)
+        for r in after.resources
+        if unwrap(r.inputs) != unwrap(before.one(r.type, r.name).inputs if r.custom else before.named(r.name).inputs)
+    }
+    assert changed == {(COMMAND, "app-app-0-deploy")}
+    old, new = before.one(COMMAND, "app-app-0-deploy"), after.one(COMMAND, "app-app-0-deploy")
+    assert old.inputs["triggers"] != new.inputs["triggers"]
+
+
+def test_existing_hosts_are_hardened_and_deployed_not_provisioned() -> None:
+    result = run("existing-1")
+    assert not [r for r in result.resources if r.type.startswith(("hcloud:", "digitalocean:"))]
+    harden = result.one(COMMAND, "app-host-0-harden")
+    assert unwrap(harden.inputs["connection"])["user"] == "ops"
+    script = unwrap(harden.inputs["stdin"])
+    assert "AllowUsers ops" in script and "ufw --force enable" in script
+    deploy = result.one(COMMAND, "app-host-0-deploy")
+    assert harden.urn in deploy.dependencies
+
+
+def test_deploy_order() -> None:
+    script = unwrap(run("hetzner-1").one(COMMAND, "app-app-0-deploy").inputs["stdin"])
+    positions = [script.index(f"# {i}. {step}") for i, step in enumerate(STEPS, 1)]
+    assert positions == sorted(positions)
+    assert script.index("docker compose run --rm --no-deps -T api") < script.index("rollout web")
+    assert "rollout api 3" in script and "rollout web 2" in script
+    assert "fail 'the release command failed; the previous version keeps serving'" in script
+
+
+def test_plainest_mock() -> None:
+    for overrides in VARIANTS.values():
+        result = run_program("staging", overrides=overrides, mocks=PlainMocks())
+        assert result.error is None, result.error
+
+
+def test_cost_covers_every_billed_item() -> None:
+    names = " ".join(i["name"] for i in run("hetzner-3").outputs["monthlyCost"]["items"])
+    for word in ("app server", "data server", "IPv4", "volume", "load balancer"):
+        assert word in names
+    managed = " ".join(i["name"] for i in run("digitalocean-3").outputs["monthlyCost"]["items"])
+    assert "managed Postgres" in managed and "managed Valkey" in managed and "load balancer" in managed
+
+
+# --- the rendered files pass their real validators --------------------------------------
+
+
+def staging_settings(**overrides: Any) -> Any:
+    raw = {k.split(":", 1)[1]: v for k, v in stack_config("staging").items() if k.startswith("ladder:")}
+    raw["secrets"] = {"SESSION_SECRET": "x"}
+    raw.update(overrides)
+    return parse_settings(raw)
+
+
+@pytest.fixture(scope="module", params=["single", "load-balanced"])
+def files(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    vps = dict(stack_config("staging")["ladder:vps"])
+    if request.param == "load-balanced":
+        vps["count"] = 3
+    out = tmp_path_factory.mktemp(request.param)
+    for rel, content in rendered_files(staging_settings(vps=vps)).items():
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    return out
+
+
+def test_cloud_init_is_valid(files: Path, cloud_init_bin: str) -> None:
+    assert_known_top_level_keys(yaml.safe_load((files / "cloud-init.yaml").read_text()))
+    run_ = subprocess.run(
+        [cloud_init_bin, "schema", "--config-file", str(files / "cloud-init.yaml")], capture_output=True, text=True
+    )
+    assert run_.returncode == 0, run_.stdout + run_.stderr
+    text = (files / "cloud-init.yaml").read_text()
+    assert "ssh_pwauth: false" in text and "PermitRootLogin no" in text and "01-ladder-hardening.conf" in text
+
+
+def test_compose_is_valid(files: Path, compose_bin: str, check_jsonschema_bin: str) -> None:
+    for compose in files.rglob("compose.yaml"):
+        for env in ("app.env", "postgres.env", "valkey.env"):
+            (compose.parent / env).write_text("")
+        (compose.parent / "caddy").mkdir(exist_ok=True)
+        run_ = subprocess.run([compose_bin, "-f", str(compose), "config", "-q"], capture_output=True, text=True)
+        assert run_.returncode == 0, run_.stderr
+        run_ = subprocess.run(
+            [check_jsonschema_bin, "--builtin-schema", "vendor.compose-spec", str(compose)],
+            capture_output=True,
+            text=True,
+        )
+        assert run_.returncode == 0, run_.stdout
+        doc = yaml.safe_load(compose.read_text())
+        for name, svc in doc["services"].items():
+            if name != "proxy":
+                assert "ports" not in svc or all(p.startswith("10.0.1.5:") for p in svc["ports"]), name
+            assert svc["security_opt"] == ["no-new-privileges:true"] and "ALL" in svc["cap_drop"]
+            assert svc["logging"]["options"]["max-size"] == "10m"
+
+
+def test_caddyfile_is_valid(files: Path, caddy_bin: str) -> None:
+    run_ = subprocess.run(
+        [caddy_bin, "validate", "--config", str(files / "Caddyfile"), "--adapter", "caddyfile"],
+        capture_output=True,
+        text=True,
+    )
+    assert run_.returncode == 0, run_.stderr
+
+
+def test_deploy_script_is_valid(files: Path, shellcheck_bin: str) -> None:
+    check_shell_script(files / "deploy.sh", shellcheck_bin)
