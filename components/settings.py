@@ -557,6 +557,8 @@ def _cross_checks(s: Settings) -> Iterable[tuple[str, str]]:
             )
         if phase == "local":
             yield f"{ns}:backups", "phase local has no backups; remove ladder:backups from this stack"
+        if s.backups.create and provider != "digitalocean":
+            yield f"{ns}:backups.create", "Ladder creates buckets on DigitalOcean Spaces only; give an existing bucket"
 
 
 def _app_checks(s: Settings) -> Iterable[tuple[str, str]]:

@@ -270,3 +270,56 @@ def test_caddyfile_is_valid(files: Path, caddy_bin: str) -> None:
 
 def test_deploy_script_is_valid(files: Path, shellcheck_bin: str) -> None:
     check_shell_script(files / "deploy.sh", shellcheck_bin)
+
+
+BACKUPS = {
+    "ladder:backups": {
+        "bucket": "shop-backups",
+        "endpoint": "https://fsn1.your-objectstorage.com",
+        "region": "fsn1",
+        "schedule": "0 */6 * * *",
+        "retentionDays": 30,
+    }
+}
+CREDENTIALS = {"ladder:backups.accessKeyId": "AKIA-TEST-ID", "ladder:backups.secretAccessKey": "very-secret-key"}
+
+
+def test_backups_install_a_timer_on_the_data_host(tmp_path: Path, shellcheck_bin: str) -> None:
+    result = run_program("staging", overrides={"ladder:vps.count": 3, **BACKUPS}, secrets=CREDENTIALS)
+    assert result.error is None, result.error
+    data = unwrap(result.one(COMMAND, "app-data-deploy").inputs["stdin"])
+    assert "systemctl enable --now ladder-backup.timer" in data
+    assert "/etc/ladder/backup.env" in data and "AWS_SECRET_ACCESS_KEY=very-secret-key" in data
+    assert "OnCalendar=*-*-* 00,06,12,18:00:00" in data
+    app = unwrap(result.one(COMMAND, "app-app-0-deploy").inputs["stdin"])
+    assert "ladder-backup" not in app  # app servers hold no data
+    for r in result.resources:
+        for value in r.inputs.values():
+            assert is_secret(value) or "very-secret-key" not in str(value), r.name
+    path = tmp_path / "deploy.sh"
+    path.write_text(data)
+    check_shell_script(path, shellcheck_bin)
+
+
+def test_backups_without_credentials_install_nothing() -> None:
+    result = run_program("staging", overrides=BACKUPS)
+    assert result.error is None, result.error
+    assert "ladder-backup" not in unwrap(result.one(COMMAND, "app-app-0-deploy").inputs["stdin"])
+
+
+def test_digitalocean_creates_the_bucket_and_uptime_alerts() -> None:
+    overrides = {
+        **DO,
+        "ladder:backups": {"bucket": "shop-backups", "create": True, "retentionDays": 14},
+        "ladder:monitoring": {"enabled": True, "alertEmail": "ops@shop.example.com"},
+    }
+    result = run_program("staging", overrides=overrides)
+    assert result.error is None, result.error
+    bucket = result.one("digitalocean:index/spacesBucket:SpacesBucket")
+    assert bucket.protect and bucket.inputs["acl"] == "private"
+    assert bucket.inputs["lifecycleRules"][0]["expiration"]["days"] == 14
+    check = result.one("digitalocean:index/uptimeCheck:UptimeCheck")
+    assert check.inputs["target"] == "https://staging.shop.example.com/"
+    alerts = {a.inputs["type"] for a in result.of_type("digitalocean:index/uptimeAlert:UptimeAlert")}
+    assert alerts == {"down", "ssl_expiry"}
+    assert any("Spaces" in i["name"] for i in result.outputs["monthlyCost"]["items"])

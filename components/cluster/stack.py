@@ -139,5 +139,9 @@ class ClusterStack(pulumi.ComponentResource):
                 opts=on_cluster,
             )
         self.database_host = first_host
+        if s.provider_name == "digitalocean":
+            from components import do_common
+
+            do_common.backup_bucket(name, s, s.cluster.region or "fra1", pulumi.ResourceOptions(parent=self))
         self.url = pulumi.Output.from_input(f"https://{s.domain}")
         self.register_outputs({"url": self.url, "kubeconfig": self.kubeconfig})

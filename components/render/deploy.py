@@ -7,13 +7,14 @@ Steps (each must succeed before the next; a failure stops the deploy and fails `
 3. write the project files atomically (compose file, Caddyfile, env files with mode 600)
 4. pull every image, so nothing below waits on the network
 5. start or update the data stores and wait until they are healthy
-6. run the release command once, against the new image, before any traffic moves
-7. rolling update of each routed service: start new containers next to the old ones,
+6. install the backup script and its systemd timer (data host, when `ladder:backups` is set)
+7. run the release command once, against the new image, before any traffic moves
+8. rolling update of each routed service: start new containers next to the old ones,
    wait until every new one is healthy, only then stop the old ones; if one never turns
    healthy, remove the new ones and fail, and the old version keeps serving
-8. recreate the workers (no traffic to move)
-9. start or reload the proxy (Caddy reloads without dropping connections)
-10. remove images nothing uses any more
+9. recreate the workers (no traffic to move)
+10. start or reload the proxy (Caddy reloads without dropping connections)
+11. remove images nothing uses any more
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from components.render.backup import ENV_FILE_PATH, INSTALL_COMMAND, VpsBackupArgs, vps_backup_files
 from components.render.compose import DATA_DIR, POSTGRES_UID, PROJECT_DIR
 
 STEPS = (
@@ -30,6 +32,7 @@ STEPS = (
     "write project files",
     "pull images",
     "start data stores",
+    "install the backup timer",
     "run the release command",
     "rolling update of routed services",
     "recreate workers",
@@ -37,6 +40,7 @@ STEPS = (
     "prune unused images",
 )
 HEALTH_TIMEOUT_S = 180
+BACKUP_ENV = "backup.env"  # secret_contents key of the backup credentials
 
 
 @dataclass(frozen=True)
@@ -52,13 +56,15 @@ class DeployPlan:
     workers: Sequence[str] = ()
     proxy: bool = True
     volume_device: str | None = None
+    backup: VpsBackupArgs | None = None  # its credentials come as the secret file BACKUP_ENV
 
 
 def _heredoc(path: str, content: str, mode: str) -> str:
+    """Write `content` to `path` (relative to the project, or absolute) atomically."""
     marker = "LADDER_EOF"
     if marker in content:
         raise ValueError(f"{path} contains the heredoc marker {marker}")
-    target = f"{PROJECT_DIR}/{path}"
+    target = path if path.startswith("/") else f"{PROJECT_DIR}/{path}"
     return (
         f"install -d -m 0750 {shlex.quote(target.rsplit('/', 1)[0])}\n"
         f"cat > {shlex.quote(target + '.new')} <<'{marker}'\n{content.rstrip(chr(10))}\n{marker}\n"
@@ -127,6 +133,8 @@ rollout() {{
 def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
     """The whole deploy as one bash script, run with `sudo bash -s` (stdin, never argv)."""
     missing = set(plan.secret_files) - set(secret_contents)
+    if plan.backup and BACKUP_ENV not in secret_contents:
+        missing.add(BACKUP_ENV)
     if missing:
         raise ValueError(f"no content for secret files {sorted(missing)}")
     q = shlex.quote
@@ -175,27 +183,31 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
             f"docker compose up -d --no-deps --wait --wait-timeout {HEALTH_TIMEOUT_S} {stores} "
             "|| fail 'data stores did not become healthy'"
         )
-    out.append("# 6. run the release command")
+    out.append("# 6. install the backup timer")
+    if plan.backup:
+        out += [_heredoc(f.path, f.content, f.mode) for f in vps_backup_files(plan.backup)]
+        out += [_heredoc(ENV_FILE_PATH, secret_contents[BACKUP_ENV], "0600"), INSTALL_COMMAND]
+    out.append("# 7. run the release command")
     if plan.release:
         svc, command = plan.release
         out.append(
             f"docker compose run --rm --no-deps -T {q(svc)} {' '.join(q(c) for c in command)} "
             "|| fail 'the release command failed; the previous version keeps serving'"
         )
-    out.append("# 7. rolling update of routed services")
+    out.append("# 8. rolling update of routed services")
     out += [f"rollout {q(svc)} {n}" for svc, n in plan.routed.items()]
-    out.append("# 8. recreate workers")
+    out.append("# 9. recreate workers")
     if plan.workers:
         workers = " ".join(q(w) for w in plan.workers)
         out.append(f"docker compose up -d --no-deps --wait --wait-timeout {HEALTH_TIMEOUT_S} {workers}")
-    out.append("# 9. start or reload the proxy")
+    out.append("# 10. start or reload the proxy")
     if plan.proxy:
         out += [
             "docker compose up -d --no-deps proxy",
             "docker compose exec -T proxy caddy reload --config /etc/caddy/Caddyfile --adapter caddyfile",
         ]
     out += [
-        "# 10. prune unused images",
+        "# 11. prune unused images",
         "docker image prune -f >/dev/null",
         f"log 'deploy of {plan.app} finished'",
     ]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from components.render.backup import vps_backup_args
 from components.render.caddy import vps_caddyfile
-from components.render.compose import APP_ENV, POSTGRES_ENV, VALKEY_ENV, Role, render_compose
+from components.render.compose import APP_ENV, POSTGRES_ENV, PROJECT_DIR, VALKEY_ENV, Role, render_compose
 from components.render.deploy import DeployPlan
 from components.settings import Settings
 
@@ -26,7 +27,15 @@ def secret_file_names(s: Settings, role: Role) -> list[str]:
     return names
 
 
-def host_plan(s: Settings, role: Role, run_release: bool, volume_device: str | None = None) -> DeployPlan:
+def backs_up(s: Settings, role: Role) -> bool:
+    """The host holding Postgres runs the backup timer when credentials are configured."""
+    b = s.backups
+    return bool(b and b.access_key_id and b.secret_access_key and "postgres" in data_services(s, role))
+
+
+def host_plan(
+    s: Settings, role: Role, run_release: bool, volume_device: str | None = None, stack: str = "stack"
+) -> DeployPlan:
     files = {"compose.yaml": render_compose(s, role)}
     if role.app:
         files["caddy/Caddyfile"] = vps_caddyfile(s, role.behind_load_balancer)
@@ -44,7 +53,14 @@ def host_plan(s: Settings, role: Role, run_release: bool, volume_device: str | N
         workers=workers,
         proxy=role.app,
         volume_device=volume_device if "postgres" in stores else None,
+        backup=vps_backup_args(s, stack, f"{PROJECT_DIR}/compose.yaml", routed_and_workers(s, role))
+        if backs_up(s, role)
+        else None,
     )
+
+
+def routed_and_workers(s: Settings, role: Role) -> list[str]:
+    return list(s.app.services) if role.app else []
 
 
 def app_env(s: Settings, values: Mapping[str, str]) -> str:

@@ -15,8 +15,9 @@ import pulumi
 import pulumi_command as command
 
 from components.render import vps as render
+from components.render.backup import backup_env_file
 from components.render.compose import APP_ENV, POSTGRES_ENV, VALKEY_ENV
-from components.render.deploy import DeployPlan, deploy_script
+from components.render.deploy import BACKUP_ENV, DeployPlan, deploy_script
 from components.settings import Settings
 from components.vps.hosts import Fleet, Host
 
@@ -76,7 +77,7 @@ class App(pulumi.ComponentResource):
                 )
             run_release = host.role.app and not release_done
             release_done = release_done or run_release
-            plan = render.host_plan(s, host.role, run_release)
+            plan = render.host_plan(s, host.role, run_release, stack=pulumi.get_stack())
             env_inputs: dict[str, pulumi.Input[str]] = {}
             if APP_ENV in plan.secret_files:
                 env_inputs[APP_ENV] = app_env
@@ -84,6 +85,14 @@ class App(pulumi.ComponentResource):
                 env_inputs[POSTGRES_ENV] = args.postgres_env
             if VALKEY_ENV in plan.secret_files and args.valkey_env is not None:
                 env_inputs[VALKEY_ENV] = args.valkey_env
+            if plan.backup and s.backups and s.backups.access_key_id and s.backups.secret_access_key:
+                env_inputs[BACKUP_ENV] = pulumi.Output.secret(
+                    backup_env_file(
+                        s.backups.access_key_id.get_secret_value(),
+                        s.backups.secret_access_key.get_secret_value(),
+                        s.backups.region,
+                    )
+                )
             keys = sorted(env_inputs)
             script: pulumi.Output[str] = pulumi.Output.secret(
                 pulumi.Output.all(host.volume_device, *[env_inputs[k] for k in keys]).apply(

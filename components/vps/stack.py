@@ -53,6 +53,11 @@ class VpsStack(pulumi.ComponentResource):
             redis = Redis("redis", DataArgs(s, fleet, redis_host), opts=child)
             urls["REDIS_URL"] = redis.url
 
+        if s.backups and not (s.backups.access_key_id and s.backups.secret_access_key):
+            pulumi.log.warn(
+                "ladder:backups has no accessKeyId/secretAccessKey: the VPS backup timer is not installed",
+                resource=self,
+            )
         scripts: dict[str, pulumi.Output[str]] = {}
         if s.provider_name == "existing":
             for i, host in enumerate(fleet.hosts):
@@ -71,6 +76,17 @@ class VpsStack(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        if s.provider_name == "digitalocean":
+            from components import do_common
+
+            do_common.backup_bucket(name, s, s.vps.region or "fra1", child)
+            do_common.uptime_alerts(name, s, child)
+        elif s.monitoring.enabled:
+            pulumi.log.warn(
+                "ladder:monitoring on a Hetzner/existing VPS: Ladder sets up no uptime check there; "
+                "see docs/operations.md for the light options",
+                resource=self,
+            )
         self.url = pulumi.Output.from_input(f"https://{s.domain}")
         self.server_ips = fleet.server_ips
         self.public_ip = fleet.public_ip
