@@ -61,3 +61,41 @@ def uptime_alerts(name: str, s: Settings, opts: pulumi.ResourceOptions) -> None:
         notifications=mail,
         opts=opts,
     )
+
+
+def managed_database(
+    name: str,
+    s: Settings,
+    engine: str,
+    region: str,
+    vpc_id: pulumi.Input[str] | None,
+    firewall: list[tuple[str, pulumi.Input[str]]],
+    opts: pulumi.ResourceOptions,
+) -> digitalocean.DatabaseCluster:
+    """A managed Postgres (`pg`) or Valkey cluster in the VPC, reachable only by `firewall`
+    ((type, value) rules: `droplet` ids or a `k8s` cluster id). `DatabaseCluster` has no
+    delete protection of its own: `protect` is the only guard."""
+    from components import versions
+
+    postgres = engine == "pg"
+    cluster = digitalocean.DatabaseCluster(
+        f"{name}-managed",
+        name=f"{s.app.name}-{pulumi.get_stack()}-{'pg' if postgres else 'valkey'}",
+        engine=engine,
+        version=s.postgres.version if postgres else versions.DO_VALKEY_VERSION,
+        size=(s.postgres.size if postgres else s.redis.size) or "db-s-1vcpu-1gb",
+        region=region,
+        node_count=s.postgres.instances if postgres else 1,
+        private_network_uuid=vpc_id,
+        eviction_policy=None if postgres else "noeviction",
+        maintenance_windows=[digitalocean.DatabaseClusterMaintenanceWindowArgs(day="sunday", hour="04:00:00")],
+        tags=["ladder", f"ladder-{s.app.name}"],
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=s.protected)),
+    )
+    digitalocean.DatabaseFirewall(
+        f"{name}-firewall",
+        cluster_id=cluster.id,
+        rules=[digitalocean.DatabaseFirewallRuleArgs(type=kind, value=value) for kind, value in firewall],
+        opts=opts,
+    )
+    return cluster

@@ -57,3 +57,19 @@ def firewall(
 def as_id(output: pulumi.Output[str]) -> pulumi.Output[int]:
     """hcloud ids are integers in arguments but strings as resource ids."""
     return output.apply(int)
+
+
+def primary_ip(
+    resource: str, name: str, location: str, labels: dict[str, str], opts: pulumi.ResourceOptions
+) -> hcloud.PrimaryIp:
+    """A public IPv4 that outlives its server, so DNS stays valid when a server is replaced."""
+    return hcloud.PrimaryIp(
+        resource,
+        name=name,
+        type="ipv4",
+        assignee_type="server",
+        auto_delete=False,
+        location=location,
+        labels=labels,
+        opts=opts,
+    )

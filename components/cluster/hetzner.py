@@ -100,16 +100,7 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
 
     # A stable public address for the API (and the kubeconfig) that survives replacing
     # the first control plane.
-    api_ip = hcloud.PrimaryIp(
-        f"{name}-api-ip",
-        name=f"{base}-api",
-        type="ipv4",
-        assignee_type="server",
-        auto_delete=False,
-        location=location,
-        labels=labels,
-        opts=stateful,
-    )
+    api_ip = hcloud_common.primary_ip(f"{name}-api-ip", f"{base}-api", location, labels, stateful)
 
     def server(
         resource: str,

@@ -77,31 +77,20 @@ class Postgres(pulumi.ComponentResource):
         self.register_outputs({"mode": self.mode})
 
     def _managed(self, name: str, args: PostgresArgs) -> None:
-        import pulumi_digitalocean as digitalocean
+        from components import do_common
 
         s = args.settings
         if args.cluster.cluster_id is None:
             raise ValueError("ladder:postgres.mode managed needs a DigitalOcean cluster (provider digitalocean)")
-        self.db_cluster = digitalocean.DatabaseCluster(
-            f"{name}-managed",
-            name=f"{s.app.name}-{pulumi.get_stack()}-pg",
-            engine="pg",
-            version=s.postgres.version,
-            size=s.postgres.size or "db-s-1vcpu-1gb",
-            region=args.cluster.region or "fra1",
-            node_count=s.postgres.instances,
-            private_network_uuid=args.cluster.vpc_id,
-            maintenance_windows=[digitalocean.DatabaseClusterMaintenanceWindowArgs(day="sunday", hour="04:00:00")],
-            tags=["ladder", f"ladder-{s.app.name}"],
-            # No delete protection of its own: `protect` is the only guard.
-            opts=pulumi.ResourceOptions(parent=self, protect=self._protect),
-        )
         # Only the Kubernetes cluster's nodes may connect.
-        digitalocean.DatabaseFirewall(
-            f"{name}-firewall",
-            cluster_id=self.db_cluster.id,
-            rules=[digitalocean.DatabaseFirewallRuleArgs(type="k8s", value=args.cluster.cluster_id)],
-            opts=pulumi.ResourceOptions(parent=self),
+        self.db_cluster = do_common.managed_database(
+            name,
+            s,
+            "pg",
+            args.cluster.region or "fra1",
+            args.cluster.vpc_id,
+            [("k8s", args.cluster.cluster_id)],
+            pulumi.ResourceOptions(parent=self),
         )
 
     def for_tenant(self, spec: r.TenantSpec, namespace: kubernetes.core.v1.Namespace) -> TenantStore | None:

@@ -33,28 +33,18 @@ class Redis(pulumi.ComponentResource):
         self._protect = s.protected
         self.mode = s.redis.mode
         if self.mode == "managed":
-            import pulumi_digitalocean as digitalocean
+            from components import do_common
 
             if args.cluster.cluster_id is None:
                 raise ValueError("ladder:redis.mode managed needs a DigitalOcean cluster (provider digitalocean)")
-            self.db_cluster = digitalocean.DatabaseCluster(
-                f"{name}-managed",
-                name=f"{s.app.name}-{pulumi.get_stack()}-valkey",
-                engine="valkey",
-                version=versions.DO_VALKEY_VERSION,
-                size=s.redis.size or "db-s-1vcpu-1gb",
-                region=args.cluster.region or "fra1",
-                node_count=1,
-                private_network_uuid=args.cluster.vpc_id,
-                eviction_policy="noeviction",
-                tags=["ladder", f"ladder-{s.app.name}"],
-                opts=pulumi.ResourceOptions(parent=self, protect=self._protect),
-            )
-            digitalocean.DatabaseFirewall(
-                f"{name}-firewall",
-                cluster_id=self.db_cluster.id,
-                rules=[digitalocean.DatabaseFirewallRuleArgs(type="k8s", value=args.cluster.cluster_id)],
-                opts=pulumi.ResourceOptions(parent=self),
+            self.db_cluster = do_common.managed_database(
+                name,
+                s,
+                "valkey",
+                args.cluster.region or "fra1",
+                args.cluster.vpc_id,
+                [("k8s", args.cluster.cluster_id)],
+                pulumi.ResourceOptions(parent=self),
             )
         self.register_outputs({"mode": self.mode})
 

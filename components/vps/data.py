@@ -29,15 +29,9 @@ def database_name(app: str) -> str:
     return app.replace("-", "_")
 
 
-def _managed_firewall(name: str, args: DataArgs, cluster_id: pulumi.Output[str], opts: pulumi.ResourceOptions) -> None:
-    import pulumi_digitalocean as digitalocean
-
-    digitalocean.DatabaseFirewall(
-        f"{name}-firewall",
-        cluster_id=cluster_id,
-        rules=[digitalocean.DatabaseFirewallRuleArgs(type="droplet", value=d) for d in args.fleet.firewall_targets],
-        opts=opts,
-    )
+def _droplets(args: DataArgs) -> list[tuple[str, pulumi.Input[str]]]:
+    """Managed databases admit only the stack's droplets."""
+    return [("droplet", d) for d in args.fleet.firewall_targets]
 
 
 class Postgres(pulumi.ComponentResource):
@@ -57,20 +51,12 @@ class Postgres(pulumi.ComponentResource):
         elif s.postgres.mode == "managed":
             import pulumi_digitalocean as digitalocean
 
+            from components import do_common
+
             assert args.fleet.vpc_id is not None
-            cluster = digitalocean.DatabaseCluster(
-                f"{name}-cluster",
-                name=f"{s.app.name}-{pulumi.get_stack()}-pg",
-                engine="pg",
-                version=s.postgres.version,
-                size=s.postgres.size or "db-s-1vcpu-1gb",
-                region=s.vps.region or "fra1",
-                node_count=s.postgres.instances,
-                private_network_uuid=args.fleet.vpc_id,
-                # DatabaseCluster has no deletion protection of its own: `protect` is the guard.
-                opts=pulumi.ResourceOptions(parent=self, protect=s.protected),
+            cluster = do_common.managed_database(
+                name, s, "pg", s.vps.region or "fra1", args.fleet.vpc_id, _droplets(args), child
             )
-            _managed_firewall(name, args, cluster.id, child)
             database = digitalocean.DatabaseDb(
                 f"{name}-db",
                 cluster_id=cluster.id,
@@ -98,23 +84,12 @@ class Redis(pulumi.ComponentResource):
             self.url = redis_url(password.result, args.host, 6379)
             self.env_file = pulumi.Output.secret(password.result.apply(lambda pw: f"VALKEY_PASSWORD={pw}\n"))
         elif s.redis.mode == "managed":
-            import pulumi_digitalocean as digitalocean
-
-            from components import versions
+            from components import do_common
 
             assert args.fleet.vpc_id is not None
-            cluster = digitalocean.DatabaseCluster(
-                f"{name}-cluster",
-                name=f"{s.app.name}-{pulumi.get_stack()}-valkey",
-                engine="valkey",
-                version=versions.DO_VALKEY_VERSION,
-                size=s.redis.size or "db-s-1vcpu-1gb",
-                region=s.vps.region or "fra1",
-                node_count=1,
-                private_network_uuid=args.fleet.vpc_id,
-                opts=pulumi.ResourceOptions(parent=self, protect=s.protected),
+            cluster = do_common.managed_database(
+                name, s, "valkey", s.vps.region or "fra1", args.fleet.vpc_id, _droplets(args), child
             )
-            _managed_firewall(name, args, cluster.id, child)
             self.url = redis_url(cluster.password, cluster.private_host, cluster.port, tls=True)
         else:
             self.url = pulumi.Output.secret(s.secret("REDIS_URL") or "")

@@ -3,8 +3,6 @@ count > 1 a VPC and a load balancer with a Let's Encrypt certificate."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pulumi
 import pulumi_digitalocean as digitalocean
 import pulumi_tls as tls
@@ -12,7 +10,7 @@ import pulumi_tls as tls
 from components.render.compose import Role
 from components.settings import Settings
 from components.vps import topology as t
-from components.vps.hosts import Fleet, Host, server_hardening, user_data
+from components.vps.hosts import Fleet, Host, server_user_data
 
 ANYWHERE = ["0.0.0.0/0", "::/0"]
 
@@ -51,7 +49,6 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
     ips: list[pulumi.Output[str]] = []
     for i in range(topo.app_servers):
         holds_data = topo.data_on_app_server and i == 0
-        hard = server_hardening(s, topo, [], web=not topo.load_balancer)
         droplet = digitalocean.Droplet(
             f"{name}-app-{i}",
             name=f"{base}-app-{i}",
@@ -59,9 +56,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
             size=vps.size or "s-1vcpu-2gb",
             region=region,
             ssh_keys=[k.fingerprint for k in keys],
-            user_data=deploy_key.public_key_openssh.apply(
-                lambda pub, h=hard: user_data(replace(h, ssh_keys=[*h.ssh_keys, pub.strip()]))
-            ),
+            user_data=server_user_data(s, topo, deploy_key.public_key_openssh, web=not topo.load_balancer),
             vpc_uuid=vpc.id if vpc else None,
             ipv6=True,
             monitoring=True,

@@ -3,8 +3,6 @@ private network, a data server and a load balancer with a managed certificate.""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pulumi
 import pulumi_hcloud as hcloud
 
@@ -13,7 +11,7 @@ from components.hcloud_common import as_id
 from components.render.compose import Role
 from components.settings import Settings
 from components.vps import topology as t
-from components.vps.hosts import Fleet, Host, server_hardening, user_data
+from components.vps.hosts import Fleet, Host, server_user_data
 
 
 def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
@@ -48,21 +46,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
     def server(
         key: str, role_name: str, private_ip: str | None, web: bool, holds_data: bool
     ) -> tuple[hcloud.Server, hcloud.PrimaryIp]:
-        # A primary IP outlives its server: DNS stays valid when a server is replaced.
-        ip = hcloud.PrimaryIp(
-            f"{name}-{key}-ip",
-            name=f"{base}-{key}",
-            type="ipv4",
-            assignee_type="server",
-            auto_delete=False,
-            location=location,
-            labels=labels,
-            opts=stateful,
-        )
-        hard = server_hardening(s, topo, [], web)
-        data = deploy_key.public_key_openssh.apply(
-            lambda pub: user_data(replace(hard, ssh_keys=[*hard.ssh_keys, pub.strip()]))
-        )
+        ip = hcloud_common.primary_ip(f"{name}-{key}-ip", f"{base}-{key}", location, labels, stateful)
         srv = hcloud.Server(
             f"{name}-{key}",
             name=f"{base}-{key}",
@@ -70,7 +54,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
             image=vps.image or "ubuntu-24.04",
             location=location,
             ssh_keys=[k.id for k in keys],
-            user_data=data,
+            user_data=server_user_data(s, topo, deploy_key.public_key_openssh, web),
             firewall_ids=[as_id(fw.id)],
             public_nets=[hcloud.ServerPublicNetArgs(ipv4_enabled=True, ipv4=as_id(ip.id), ipv6_enabled=True)],
             networks=[hcloud.ServerNetworkArgs(network_id=as_id(network.id), ip=private_ip)] if network else None,

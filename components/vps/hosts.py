@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pulumi
 
@@ -56,3 +56,12 @@ def server_hardening(s: Settings, topo: Topology, extra_keys: list[str], web: bo
 
 def user_data(h: hardening.Hardening) -> str:
     return hardening.render(hardening.cloud_config(h))
+
+
+def server_user_data(
+    s: Settings, topo: Topology, deploy_public_key: pulumi.Output[str], web: bool
+) -> pulumi.Output[str]:
+    """User data for a provisioned server: the users' keys plus the stack's deploy key.
+    Nothing in it changes with the app, so an app update never replaces a server."""
+    hard = server_hardening(s, topo, [], web)
+    return deploy_public_key.apply(lambda pub: user_data(replace(hard, ssh_keys=[*hard.ssh_keys, pub.strip()])))
