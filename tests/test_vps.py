@@ -323,3 +323,16 @@ def test_digitalocean_creates_the_bucket_and_uptime_alerts() -> None:
     alerts = {a.inputs["type"] for a in result.of_type("digitalocean:index/uptimeAlert:UptimeAlert")}
     assert alerts == {"down", "ssl_expiry"}
     assert any("Spaces" in i["name"] for i in result.outputs["monthlyCost"]["items"])
+
+
+def test_later_ssh_keys_roll_out_over_ssh_without_touching_servers() -> None:
+    new_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINewTeamMemberKeyNewTeamMemberKey0000000 new@laptop"
+    before = run("hetzner-1")
+    after = run("hetzner-1", **{"ladder:vps.sshKeys": [*stack_config("staging")["ladder:vps"]["sshKeys"], new_key]})
+    rollout = after.one(COMMAND, "app-app-0-ssh-keys")
+    assert new_key in unwrap(rollout.inputs["stdin"]) and "ladder" in unwrap(rollout.inputs["stdin"])
+    assert rollout.inputs["triggers"] != before.one(COMMAND, "app-app-0-ssh-keys").inputs["triggers"]
+    # the server ignores its `sshKeys` input, so a new key never replaces it
+    server = after.one(HCLOUD_SERVER)
+    assert server.ignore_changes == ["sshKeys"]
+    assert rollout.urn in after.one(COMMAND, "app-app-0-deploy").dependencies

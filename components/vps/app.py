@@ -63,6 +63,19 @@ class App(pulumi.ComponentResource):
         release_done = False
         for host in data_first:
             after: list[pulumi.Resource] = [*host.ready, *previous]
+            if host.authorized_keys is not None:
+                wanted = host.authorized_keys
+                after.append(
+                    command.remote.Command(
+                        f"{name}-{host.name}-ssh-keys",
+                        connection=connection(host),
+                        create="install -d -m 700 ~/.ssh && install -m 600 /dev/stdin ~/.ssh/authorized_keys.new "
+                        "&& mv -f ~/.ssh/authorized_keys.new ~/.ssh/authorized_keys",
+                        stdin=wanted,
+                        triggers=[wanted.apply(lambda k: hashlib.sha256(k.encode()).hexdigest())],
+                        opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
+                    )
+                )
             hardening = args.hardening.get(host.name)
             if hardening is not None:
                 after.append(

@@ -10,7 +10,7 @@ import pulumi_tls as tls
 from components.render.compose import Role
 from components.settings import Settings
 from components.vps import topology as t
-from components.vps.hosts import Fleet, Host, server_user_data
+from components.vps.hosts import Fleet, Host, authorized_keys, server_user_data
 
 ANYWHERE = ["0.0.0.0/0", "::/0"]
 
@@ -38,6 +38,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
         for i, k in enumerate(vps.ssh_keys)
     ]
     private_key = pulumi.Output.secret(deploy_key.private_key_openssh)
+    keys_now = authorized_keys(s, deploy_key.public_key_openssh)
     vpc = (
         digitalocean.Vpc(f"{name}-vpc", name=f"{base}-vpc", region=region, description=f"Ladder {base}", opts=opts)
         if needs_vpc(s)
@@ -108,6 +109,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
                 Role(app=True, data=holds_data, behind_load_balancer=topo.load_balancer),
                 ready=ready,
                 volume_device=device,
+                authorized_keys=keys_now,
             )
         )
 

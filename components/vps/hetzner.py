@@ -11,7 +11,7 @@ from components.hcloud_common import as_id
 from components.render.compose import Role
 from components.settings import Settings
 from components.vps import topology as t
-from components.vps.hosts import Fleet, Host, server_user_data
+from components.vps.hosts import Fleet, Host, authorized_keys, server_user_data
 
 
 def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
@@ -23,6 +23,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
     stateful = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=s.protected))
     deploy_key, keys = hcloud_common.ssh_keys(name, base, vps.ssh_keys, opts)
     private_key = pulumi.Output.secret(deploy_key.private_key_openssh)
+    keys_now = authorized_keys(s, deploy_key.public_key_openssh)
 
     allow = list(vps.ssh_allow_from)
     rules: list[tuple[str, str, list[str], str]] = [("22", "tcp", allow, "SSH from the allowlist")]
@@ -113,6 +114,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
                 Role(app=False, data=True, data_bind_ip=t.DATA_SERVER_IP),
                 ready=[srv, attachment],
                 volume_device=data_device,
+                authorized_keys=keys_now,
             )
         )
     for i in range(topo.app_servers):
@@ -136,6 +138,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
                 Role(app=True, data=holds_data, behind_load_balancer=topo.load_balancer),
                 ready=ready,
                 volume_device=device,
+                authorized_keys=keys_now,
             )
         )
 

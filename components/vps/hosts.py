@@ -24,6 +24,14 @@ class Host:
     role: Role
     ready: list[pulumi.Resource] = field(default_factory=list)
     volume_device: pulumi.Input[str] | None = None
+    # Provisioned servers: the keys the deploy user should have now. A server's own `ssh_keys`
+    # only seed it (changing them would replace it), so later keys roll out over SSH.
+    authorized_keys: pulumi.Output[str] | None = None
+
+
+def authorized_keys(s: Settings, deploy_public_key: pulumi.Output[str]) -> pulumi.Output[str]:
+    """The deploy user's authorized_keys: the users' keys and, always, the deploy key."""
+    return deploy_public_key.apply(lambda pub: "\n".join([*s.vps.ssh_keys, pub.strip()]) + "\n")
 
 
 @dataclass
