@@ -5,10 +5,10 @@ never loads the cloud SDKs), build it, export the outputs.
 """
 
 from components.config_source import load_settings
-from components.outputs import export_outputs
+from components.outputs import Rung, export_outputs
 
 settings = load_settings()
-rung: object
+rung: Rung
 
 if settings.phase == "local":
     from components.local import LocalStack, LocalStackArgs
