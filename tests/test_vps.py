@@ -336,3 +336,29 @@ def test_later_ssh_keys_roll_out_over_ssh_without_touching_servers() -> None:
     server = after.one(HCLOUD_SERVER)
     assert server.ignore_changes == ["sshKeys"]
     assert rollout.urn in after.one(COMMAND, "app-app-0-deploy").dependencies
+
+
+def test_hetzner_watch_mails_through_the_relay(tmp_path: Path, shellcheck_bin: str) -> None:
+    monitoring = {
+        "enabled": True,
+        "alertEmail": "ops@shop.example.com",
+        "smtpHost": "smtp.example.com:587",
+        "smtpFrom": "alerts@shop.example.com",
+        "smtpUser": "apikey",
+    }
+    result = run_program(
+        "staging", overrides={"ladder:monitoring": monitoring}, secrets={"ladder:monitoring.smtpPassword": "smtp-pw-1"}
+    )
+    assert result.error is None, result.error
+    script = unwrap(result.one(COMMAND, "app-app-0-deploy").inputs["stdin"])
+    assert "systemctl enable --now ladder-watch.timer" in script
+    assert "https://staging.shop.example.com/" in script and "smtp://smtp.example.com:587" in script
+    assert "SMTP_PASSWORD=smtp-pw-1" in script  # only inside the secret stdin, written mode 600
+    for r in result.resources:
+        for value in r.inputs.values():
+            assert is_secret(value) or "smtp-pw-1" not in str(value), r.name
+    path = tmp_path / "deploy.sh"
+    path.write_text(script)
+    check_shell_script(path, shellcheck_bin)
+    quiet = run_program("staging", overrides={"ladder:monitoring": {"enabled": True, "alertEmail": "a@b.co"}})
+    assert "ladder-watch" not in unwrap(quiet.one(COMMAND, "app-app-0-deploy").inputs["stdin"])

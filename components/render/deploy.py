@@ -8,6 +8,7 @@ Steps (each must succeed before the next; a failure stops the deploy and fails `
 4. pull every image, so nothing below waits on the network
 5. start or update the data stores and wait until they are healthy
 6. install the backup script and its systemd timer (data host, when `ladder:backups` is set)
+   and the uptime watch timer (app hosts on Hetzner or existing hosts, with monitoring)
 7. run the release command once, against the new image, before any traffic moves
 8. rolling update of each routed service: start new containers next to the old ones,
    wait until every new one is healthy, only then stop the old ones; if one never turns
@@ -23,8 +24,10 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from components.render import watch
 from components.render.backup import ENV_FILE_PATH, INSTALL_COMMAND, VpsBackupArgs, vps_backup_files
 from components.render.compose import DATA_DIR, POSTGRES_UID, PROJECT_DIR
+from components.render.watch import WatchArgs
 
 STEPS = (
     "wait for cloud-init",
@@ -32,7 +35,7 @@ STEPS = (
     "write project files",
     "pull images",
     "start data stores",
-    "install the backup timer",
+    "install the backup and watch timers",
     "run the release command",
     "rolling update of routed services",
     "recreate workers",
@@ -41,6 +44,7 @@ STEPS = (
 )
 HEALTH_TIMEOUT_S = 180
 BACKUP_ENV = "backup.env"  # secret_contents key of the backup credentials
+WATCH_ENV = "watch.env"  # secret_contents key of the SMTP credentials of the uptime watch
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class DeployPlan:
     proxy: bool = True
     volume_device: str | None = None
     backup: VpsBackupArgs | None = None  # its credentials come as the secret file BACKUP_ENV
+    watch: WatchArgs | None = None  # its SMTP credentials come as the secret file WATCH_ENV
 
 
 def _heredoc(path: str, content: str, mode: str) -> str:
@@ -135,6 +140,8 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
     missing = set(plan.secret_files) - set(secret_contents)
     if plan.backup and BACKUP_ENV not in secret_contents:
         missing.add(BACKUP_ENV)
+    if plan.watch and WATCH_ENV not in secret_contents:
+        missing.add(WATCH_ENV)
     if missing:
         raise ValueError(f"no content for secret files {sorted(missing)}")
     q = shlex.quote
@@ -183,10 +190,13 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
             f"docker compose up -d --no-deps --wait --wait-timeout {HEALTH_TIMEOUT_S} {stores} "
             "|| fail 'data stores did not become healthy'"
         )
-    out.append("# 6. install the backup timer")
+    out.append("# 6. install the backup and watch timers")
     if plan.backup:
         out += [_heredoc(f.path, f.content, f.mode) for f in vps_backup_files(plan.backup)]
         out += [_heredoc(ENV_FILE_PATH, secret_contents[BACKUP_ENV], "0600"), INSTALL_COMMAND]
+    if plan.watch:
+        out += [_heredoc(f.path, f.content, f.mode) for f in watch.watch_files(plan.watch)]
+        out += [_heredoc(watch.WATCH_ENV_PATH, secret_contents[WATCH_ENV], "0600"), watch.INSTALL_COMMAND]
     out.append("# 7. run the release command")
     if plan.release:
         svc, command = plan.release

@@ -8,6 +8,7 @@ from components.render.backup import vps_backup_args
 from components.render.caddy import vps_caddyfile
 from components.render.compose import APP_ENV, POSTGRES_ENV, PROJECT_DIR, VALKEY_ENV, Role, render_compose
 from components.render.deploy import DeployPlan
+from components.render.watch import WatchArgs
 from components.settings import Settings
 
 
@@ -33,6 +34,21 @@ def backs_up(s: Settings, role: Role) -> bool:
     return bool(b and b.access_key_id and b.secret_access_key and "postgres" in data_services(s, role))
 
 
+def watches(s: Settings, role: Role) -> bool:
+    """App hosts watch their own public URL where the provider has no uptime service."""
+    m = s.monitoring
+    return bool(
+        role.app and m.enabled and m.alert_email and m.smtp_host and m.smtp_from and s.provider_name != "digitalocean"
+    )
+
+
+def watch_args(s: Settings, host_label: str) -> WatchArgs:
+    m = s.monitoring
+    assert m.alert_email and m.smtp_host and m.smtp_from
+    health = next(iter(s.app.routed_services.values())).health_path
+    return WatchArgs(f"https://{s.public_host}{health}", m.alert_email, m.smtp_host, m.smtp_from, host_label)
+
+
 def host_plan(
     s: Settings, role: Role, run_release: bool, volume_device: str | None = None, stack: str = "stack"
 ) -> DeployPlan:
@@ -56,6 +72,7 @@ def host_plan(
         backup=vps_backup_args(s, stack, f"{PROJECT_DIR}/compose.yaml", routed_and_workers(s, role))
         if backs_up(s, role)
         else None,
+        watch=watch_args(s, f"{s.app.name}-{stack}") if watches(s, role) else None,
     )
 
 

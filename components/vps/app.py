@@ -17,7 +17,8 @@ import pulumi_command as command
 from components.render import vps as render
 from components.render.backup import backup_env_file
 from components.render.compose import APP_ENV, POSTGRES_ENV, VALKEY_ENV
-from components.render.deploy import BACKUP_ENV, DeployPlan, deploy_script
+from components.render.deploy import BACKUP_ENV, WATCH_ENV, DeployPlan, deploy_script
+from components.render.watch import watch_env_file
 from components.settings import Settings
 from components.vps.hosts import Fleet, Host
 
@@ -106,6 +107,10 @@ class App(pulumi.ComponentResource):
                         s.backups.region,
                     )
                 )
+            if plan.watch:
+                m = s.monitoring
+                password = m.smtp_password.get_secret_value() if m.smtp_password else None
+                env_inputs[WATCH_ENV] = pulumi.Output.secret(watch_env_file(m.smtp_user, password))
             keys = sorted(env_inputs)
             script: pulumi.Output[str] = pulumi.Output.secret(
                 pulumi.Output.all(host.volume_device, *[env_inputs[k] for k in keys]).apply(

@@ -81,10 +81,10 @@ class VpsStack(pulumi.ComponentResource):
 
             do_common.backup_bucket(name, s, s.vps.region or "fra1", child)
             do_common.uptime_alerts(name, s, child)
-        elif s.monitoring.enabled:
+        elif s.monitoring.enabled and not (s.monitoring.smtp_host and s.monitoring.smtp_from):
             pulumi.log.warn(
-                "ladder:monitoring on a Hetzner/existing VPS: Ladder sets up no uptime check there; "
-                "see docs/operations.md for the light options",
+                "ladder:monitoring on a Hetzner/existing VPS mails through monitoring.smtpHost/smtpFrom, "
+                "which are not set: no uptime watch is installed",
                 resource=self,
             )
         self.url = pulumi.Output.from_input(f"https://{s.domain}")
