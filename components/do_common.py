@@ -31,9 +31,20 @@ def backup_bucket(
     )
 
 
-def uptime_alerts(name: str, s: Settings, opts: pulumi.ResourceOptions) -> None:
+# Droplet alert policies: (metric, threshold %) over 10 minutes, mailed to alertEmail.
+RESOURCE_ALERTS = (
+    ("v1/insights/droplet/cpu", 90),
+    ("v1/insights/droplet/memory_utilization_percent", 90),
+    ("v1/insights/droplet/disk_utilization_percent", 85),
+)
+
+
+def uptime_alerts(
+    name: str, s: Settings, opts: pulumi.ResourceOptions, droplet_ids: list[pulumi.Output[str]] | None = None
+) -> None:
     """An HTTPS uptime check on the first routed service's health path, mailing `monitoring.alertEmail`
-    when it is down for 2 minutes or the certificate is about to expire."""
+    when it is down for 2 minutes or the certificate is about to expire, and CPU, memory and
+    disk alert policies on the droplets (their monitoring agent is on)."""
     m = s.monitoring
     if not m.enabled or not m.alert_email or not s.domain:
         return
@@ -51,6 +62,18 @@ def uptime_alerts(name: str, s: Settings, opts: pulumi.ResourceOptions) -> None:
     digitalocean.UptimeAlert(
         f"{name}-uptime-down", check_id=check.id, name="down", type="down", period="2m", notifications=mail, opts=opts
     )
+    for metric, threshold in RESOURCE_ALERTS if droplet_ids else ():
+        digitalocean.MonitorAlert(
+            f"{name}-alert-{metric.rsplit('/', 1)[1]}",
+            type=metric,
+            compare="GreaterThan",
+            value=threshold,
+            window="10m",
+            entities=droplet_ids,
+            description=f"{s.app.name}-{pulumi.get_stack()}: {metric.rsplit('/', 1)[1]} above {threshold}%",
+            alerts=digitalocean.MonitorAlertAlertsArgs(emails=[m.alert_email]),
+            opts=opts,
+        )
     digitalocean.UptimeAlert(
         f"{name}-uptime-ssl",
         check_id=check.id,

@@ -322,6 +322,12 @@ def test_digitalocean_creates_the_bucket_and_uptime_alerts() -> None:
     assert check.inputs["target"] == "https://staging.shop.example.com/"
     alerts = {a.inputs["type"] for a in result.of_type("digitalocean:index/uptimeAlert:UptimeAlert")}
     assert alerts == {"down", "ssl_expiry"}
+    policies = {a.inputs["type"] for a in result.of_type("digitalocean:index/monitorAlert:MonitorAlert")}
+    assert policies == {
+        "v1/insights/droplet/cpu",
+        "v1/insights/droplet/memory_utilization_percent",
+        "v1/insights/droplet/disk_utilization_percent",
+    }
     assert any("Spaces" in i["name"] for i in result.outputs["monthlyCost"]["items"])
 
 

@@ -80,7 +80,7 @@ class VpsStack(pulumi.ComponentResource):
             from components import do_common
 
             do_common.backup_bucket(name, s, s.vps.region or "fra1", child)
-            do_common.uptime_alerts(name, s, child)
+            do_common.uptime_alerts(name, s, child, fleet.firewall_targets)
         elif s.monitoring.enabled and not (s.monitoring.smtp_host and s.monitoring.smtp_from):
             pulumi.log.warn(
                 "ladder:monitoring on a Hetzner/existing VPS mails through monitoring.smtpHost/smtpFrom, "
