@@ -49,3 +49,18 @@ def test_smtp_host_needs_a_sender() -> None:
             cluster_config(monitoring={"enabled": True, "alertEmail": "a@b.co", "smtpHost": "smtp.x.io:587"})
         )
     assert "ladder:monitoring.smtpFrom" in str(info.value)
+
+
+def test_prometheus_may_scrape_tenant_apps_only_when_monitoring_is_on() -> None:
+    on = run_program("production", overrides={"ladder:monitoring": MONITORING})
+    policies = {
+        r.inputs["metadata"]["name"]: r.inputs["spec"]
+        for r in on.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    }
+    scrape = policies["allow-prometheus"]
+    source = scrape["ingress"][0]["from"][0]
+    assert source["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+    assert {p["port"] for p in scrape["ingress"][0]["ports"]} == {8080}
+    off = run_program("production")
+    names = {r.inputs["metadata"]["name"] for r in off.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")}
+    assert "allow-prometheus" not in names

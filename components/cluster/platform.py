@@ -15,6 +15,7 @@ from components.render.k8s import (
     INGRESS_CONTROLLERS,
     ISSUER_PROD,
     ISSUER_STAGING,
+    MONITORING_NAMESPACE,
     cluster_issuer,
 )
 from components.settings import IngressController, Settings
@@ -159,7 +160,7 @@ class Monitoring(pulumi.ComponentResource):
         self.release = helm_release(
             f"{name}-release",
             monitoring.CHART,
-            "monitoring",
+            MONITORING_NAMESPACE,
             values,
             pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
             timeout=900,

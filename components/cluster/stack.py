@@ -38,6 +38,7 @@ def tenant_specs(s: Settings) -> list[r.TenantSpec]:
             postgres_storage_gb=s.postgres.storage_gb if s.postgres.mode == "operator" else 0,
             valkey_storage_gb=r.valkey_storage_gb(s.redis.max_memory_mb) if s.redis.mode == "container" else 0,
             valkey_max_memory_mb=s.redis.max_memory_mb if s.redis.mode == "container" else 0,
+            monitoring=s.monitoring.enabled,
         )
         for t in s.effective_tenants
     ]

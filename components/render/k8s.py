@@ -28,6 +28,7 @@ APP_SECRET = "app-secrets"
 APP_CONFIG = "app-env"
 SERVICE_ACCOUNT = "app"
 TLS_SECRET = "app-tls"
+MONITORING_NAMESPACE = "monitoring"
 POSTGRES_CLUSTER = "postgres"  # CloudNativePG Cluster name; its services are postgres-rw/-ro/-r
 VALKEY = "valkey"
 VALKEY_PORT = 6379
@@ -73,6 +74,7 @@ class TenantSpec:
     postgres_storage_gb: int = 0
     valkey_storage_gb: int = 0
     valkey_max_memory_mb: int = 0
+    monitoring: bool = False  # kube-prometheus-stack runs in MONITORING_NAMESPACE
 
     @property
     def namespace(self) -> str:
@@ -280,6 +282,24 @@ def network_policies(spec: TenantSpec) -> dict[str, Obj]:
             "ingress": [{"from": [from_controller, {"podSelector": app_pods}], "ports": _ports([svc.port])}],
         }
     routed_ports = [svc.port for svc in spec.app.routed_services.values() if svc.port]
+    if spec.monitoring and routed_ports:
+        # Prometheus scrapes what an app exposes on its port (through a ServiceMonitor the
+        # app ships); nothing else from the monitoring namespace gets in.
+        policies["allow-prometheus"] = {
+            "podSelector": app_pods,
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [
+                        {
+                            "namespaceSelector": _ns_selector(MONITORING_NAMESPACE),
+                            "podSelector": {"matchLabels": {NAME: "prometheus"}},
+                        }
+                    ],
+                    "ports": _ports(sorted(set(routed_ports))),
+                }
+            ],
+        }
     egress: list[Obj] = []
     if routed_ports:
         egress.append({"to": [{"podSelector": app_pods}], "ports": _ports(routed_ports)})
