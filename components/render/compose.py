@@ -72,7 +72,7 @@ def _app_service(s: Settings, name: str, svc: Service) -> dict[str, Any]:
 
 
 def _proxy_service(role: Role) -> dict[str, Any]:
-    ports = ["80:80"] if role.behind_load_balancer else ["80:80", "443:443", "443:443/udp"]
+    ports = ["80:80"] if role.behind_load_balancer else ["80:80", "443:443"]
     return {
         "image": versions.CADDY_IMAGE,
         "restart": "unless-stopped",
