@@ -40,6 +40,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
 SECRETS = ("mock-postgres-password-Zx81", "mock-redis-password-Zx81", "plan-placeholder-secret", "PRIVATE KEY")
 
 
+def assert_only_in_secrets(result: ProgramResult, value: str) -> None:
+    """`value` may appear in recorded inputs only inside values sent as secrets."""
+    for r in result.resources:
+        for key, field in r.inputs.items():
+            assert is_secret(field) or value not in str(field), f"{r.type} {r.name}.{key}"
+
+
 def run(variant: str, **extra: Any) -> ProgramResult:
     result = run_program("staging", overrides={**VARIANTS[variant], **extra})
     assert result.error is None, result.error
@@ -72,11 +79,8 @@ def test_no_secret_in_user_data_or_plain_inputs(variant: tuple[str, ProgramResul
         text = str(unwrap(srv.inputs.get("userData")))
         assert text.startswith("#cloud-config\n")
         assert not any(secret in text for secret in SECRETS), srv.name
-    for r in result.resources:
-        for key, value in r.inputs.items():
-            if is_secret(value):
-                continue
-            assert not any(secret in str(value) for secret in SECRETS), f"{r.type} {r.name}.{key}"
+    for secret in SECRETS:
+        assert_only_in_secrets(result, secret)
     assert not any(secret in str(result.outputs) for secret in SECRETS)
 
 
@@ -293,9 +297,7 @@ def test_backups_install_a_timer_on_the_data_host(tmp_path: Path, shellcheck_bin
     assert "OnCalendar=*-*-* 00,06,12,18:00:00" in data
     app = unwrap(result.one(COMMAND, "app-app-0-deploy").inputs["stdin"])
     assert "ladder-backup" not in app  # app servers hold no data
-    for r in result.resources:
-        for value in r.inputs.values():
-            assert is_secret(value) or "very-secret-key" not in str(value), r.name
+    assert_only_in_secrets(result, "very-secret-key")
     path = tmp_path / "deploy.sh"
     path.write_text(data)
     check_shell_script(path, shellcheck_bin)
@@ -360,9 +362,7 @@ def test_hetzner_watch_mails_through_the_relay(tmp_path: Path, shellcheck_bin: s
     assert "systemctl enable --now ladder-watch.timer" in script
     assert "https://staging.shop.example.com/" in script and "smtp://smtp.example.com:587" in script
     assert "SMTP_PASSWORD=smtp-pw-1" in script  # only inside the secret stdin, written mode 600
-    for r in result.resources:
-        for value in r.inputs.values():
-            assert is_secret(value) or "smtp-pw-1" not in str(value), r.name
+    assert_only_in_secrets(result, "smtp-pw-1")
     path = tmp_path / "deploy.sh"
     path.write_text(script)
     check_shell_script(path, shellcheck_bin)

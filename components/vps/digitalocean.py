@@ -100,16 +100,14 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
             ready.append(attachment)
             device = volume.name.apply(lambda n: f"/dev/disk/by-id/scsi-0DO_Volume_{n}")
         hosts.append(
-            Host(
+            Host.provisioned(
                 f"app-{i}",
                 droplet.ipv4_address,
-                "deploy",
-                22,
                 private_key,
+                keys_now,
                 Role(app=True, data=holds_data, behind_load_balancer=topo.load_balancer),
-                ready=ready,
-                volume_device=device,
-                authorized_keys=keys_now,
+                ready,
+                device,
             )
         )
 

@@ -105,16 +105,14 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
         attachment, data_device = volume(srv)
         ips.append(srv.ipv4_address)
         hosts.append(
-            Host(
+            Host.provisioned(
                 "data",
                 srv.ipv4_address,
-                "deploy",
-                22,
                 private_key,
+                keys_now,
                 Role(app=False, data=True, data_bind_ip=t.DATA_SERVER_IP),
-                ready=[srv, attachment],
-                volume_device=data_device,
-                authorized_keys=keys_now,
+                [srv, attachment],
+                data_device,
             )
         )
     for i in range(topo.app_servers):
@@ -129,16 +127,14 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
             attachment, device = volume(srv)
             ready.append(attachment)
         hosts.append(
-            Host(
+            Host.provisioned(
                 f"app-{i}",
                 srv.ipv4_address,
-                "deploy",
-                22,
                 private_key,
+                keys_now,
                 Role(app=True, data=holds_data, behind_load_balancer=topo.load_balancer),
-                ready=ready,
-                volume_device=device,
-                authorized_keys=keys_now,
+                ready,
+                device,
             )
         )
 

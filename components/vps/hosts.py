@@ -28,6 +28,22 @@ class Host:
     # only seed it (changing them would replace it), so later keys roll out over SSH.
     authorized_keys: pulumi.Output[str] | None = None
 
+    @classmethod
+    def provisioned(
+        cls,
+        name: str,
+        address: pulumi.Output[str],
+        deploy_key: pulumi.Output[str],
+        authorized: pulumi.Output[str],
+        role: Role,
+        ready: list[pulumi.Resource],
+        volume_device: pulumi.Input[str] | None = None,
+    ) -> Host:
+        """A server Ladder created: reached as `deploy` with the stack's deploy key."""
+        return cls(
+            name, address, hardening.DEPLOY_USER, 22, deploy_key, role, ready, volume_device, authorized_keys=authorized
+        )
+
 
 def authorized_keys(s: Settings, deploy_public_key: pulumi.Output[str]) -> pulumi.Output[str]:
     """The deploy user's authorized_keys: the users' keys and, always, the deploy key."""
