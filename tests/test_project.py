@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,21 @@ def test_plan_rejects_bad_config_with_the_key_path(tmp_path: Path) -> None:
         stack_file.unlink()
     assert run.returncode == 1
     assert "ladder:provider: required for phase vps" in run.stdout and "Traceback" not in run.stdout + run.stderr
+
+
+@pytest.mark.parametrize(
+    ("stack", "overrides", "expected"),
+    [
+        ("dev", {}, ["pulumi_docker", "pulumi_random"]),
+        ("staging", {}, ["pulumi_command", "pulumi_hcloud", "pulumi_random", "pulumi_tls"]),
+        ("production", {}, ["pulumi_digitalocean", "pulumi_kubernetes", "pulumi_random"]),
+    ],
+)
+def test_a_rung_imports_only_the_sdks_it_uses(stack: str, overrides: dict[str, object], expected: list[str]) -> None:
+    code = (
+        "import json, sys; from tools.harness import run_program; "
+        f"r = run_program({stack!r}, overrides={overrides!r}); assert r.error is None, r.error; "
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules if m.startswith('pulumi_')})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == expected
