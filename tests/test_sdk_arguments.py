@@ -1,0 +1,134 @@
+"""Every argument the program sends exists in the installed provider SDK: nothing invented.
+
+For each registered resource type, find the SDK module that registers that type token and
+check each recorded input against the properties the SDK sets (`__props__.__dict__[...]`).
+CRD instances (cert-manager, CloudNativePG) take free-form bodies and are skipped.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import SSH_KEY
+from tools.harness import ProgramResult, run_program
+
+SITE = Path(pytest.__file__).resolve().parent.parent
+PACKAGES = {
+    "docker": "pulumi_docker",
+    "random": "pulumi_random",
+    "hcloud": "pulumi_hcloud",
+    "digitalocean": "pulumi_digitalocean",
+    "kubernetes": "pulumi_kubernetes",
+    "command": "pulumi_command",
+    "tls": "pulumi_tls",
+}
+HETZNER_KEYS = {"ladder:vps": {"sshKeys": [SSH_KEY], "sshAllowFrom": ["203.0.113.7/32"]}}
+RUNS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("dev", {}, {}),
+    ("staging", {}, {}),
+    (
+        "staging",
+        {"ladder:vps.count": 3, "ladder:backups": {"bucket": "b-backups"}},
+        {"ladder:backups.accessKeyId": "id", "ladder:backups.secretAccessKey": "key"},
+    ),
+    (
+        "staging",
+        {
+            "ladder:provider": "digitalocean",
+            "ladder:vps.size": "s-1vcpu-2gb",
+            "ladder:vps.count": 3,
+            "ladder:postgres": {"mode": "managed", "version": "17"},
+            "ladder:redis": {"mode": "managed"},
+            "ladder:backups": {"bucket": "b-backups", "create": True},
+            "ladder:monitoring": {"enabled": True, "alertEmail": "ops@example.com"},
+        },
+        {},
+    ),
+    (
+        "staging",
+        {
+            "ladder:provider": "existing",
+            "ladder:vps": {"hosts": [{"address": "192.0.2.1"}], "sshAllowFrom": ["10.0.0.0/8"]},
+        },
+        {},
+    ),
+    ("production", {"ladder:monitoring": {"enabled": True, "alertEmail": "ops@example.com"}}, {}),
+    (
+        "production",
+        {
+            "ladder:postgres": {"mode": "managed", "version": "17"},
+            "ladder:redis": {"mode": "managed"},
+            "ladder:backups": {"bucket": "b-backups"},
+        },
+        {},
+    ),
+    (
+        "production",
+        {"ladder:backups": {"bucket": "b-backups"}},
+        {"ladder:backups.accessKeyId": "id", "ladder:backups.secretAccessKey": "key"},
+    ),
+    (
+        "production",
+        {
+            "ladder:provider": "hetzner",
+            **HETZNER_KEYS,
+            "ladder:cluster": {"version": "1.34", "minNodes": 1, "maxNodes": 1},
+        },
+        {},
+    ),
+]
+
+
+def snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+@functools.cache
+def sdk_properties(token: str) -> set[str] | None:
+    """The property names the SDK module registering `token` sets, or None for CRDs."""
+    if token.startswith("pulumi:providers:"):
+        package = PACKAGES[token.rsplit(":", 1)[1]]
+        text = (SITE / package / "provider.py").read_text()
+    else:
+        package = PACKAGES[token.split(":", 1)[0]]
+        literal = f"'{token}'"
+        files = [p for p in (SITE / package).rglob("*.py") if p.name != "__init__.py" and literal in p.read_text()]
+        if not files:
+            return None
+        text = files[0].read_text()
+    return set(re.findall(r'__props__\.__dict__\["(\w+)"\]', text))
+
+
+@functools.cache
+def collected() -> dict[str, set[str]]:
+    inputs: dict[str, set[str]] = {}
+    for stack, overrides, secrets in RUNS:
+        result: ProgramResult = run_program(stack, overrides=overrides, secrets=secrets)
+        assert result.error is None, (stack, overrides, result.error)
+        for r in result.resources:
+            if r.custom:
+                inputs.setdefault(r.type, set()).update(r.inputs)
+    return inputs
+
+
+def test_the_runs_cover_every_provider() -> None:
+    packages = {t.split(":")[0] if not t.startswith("pulumi:") else t for t in collected()}
+    assert {"docker", "random", "hcloud", "digitalocean", "kubernetes", "command", "tls"} <= packages
+
+
+def test_every_input_is_a_real_sdk_argument() -> None:
+    invented: dict[str, list[str]] = {}
+    for token, keys in sorted(collected().items()):
+        known = sdk_properties(token)
+        if known is None:
+            assert token.startswith("kubernetes:") and "." in token.split(":")[1], f"no SDK module for {token}"
+            continue
+        unknown = sorted(k for k in keys if snake(k) not in known and k not in ("apiVersion", "kind"))
+        if unknown:
+            invented[token] = unknown
+    assert invented == {}
