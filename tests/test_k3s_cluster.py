@@ -160,3 +160,13 @@ def test_cost_covers_servers_ips_and_load_balancer(single: ProgramResult, ha: Pr
     assert cost["currency"] == "EUR"
     assert "control plane" in names and "agent" in names and "load balancer" in names and "IPv4" in names
     assert ha.outputs["monthlyCost"]["total"] > cost["total"]
+
+
+def test_later_ssh_keys_roll_out_to_every_node_before_k3s_installs(single: ProgramResult) -> None:
+    rollouts = [c for c in single.of_type(COMMAND) if c.name.endswith("-ssh-keys")]
+    assert len(rollouts) == 3  # one control plane, two agents
+    for rollout in rollouts:
+        keys = unwrap(rollout.inputs["stdin"])
+        assert SSH_KEY in keys and "ladder" in keys  # the users' keys and the deploy key
+        config = single.one(COMMAND, rollout.name.replace("-ssh-keys", "-config"))
+        assert rollout.urn in config.dependencies

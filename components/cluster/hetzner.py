@@ -17,7 +17,7 @@ import pulumi_hcloud as hcloud
 import pulumi_kubernetes as kubernetes
 import pulumi_random as random
 
-from components import hcloud_common, versions
+from components import hcloud_common, ssh_keys, versions
 from components.cluster.platform import helm_release
 from components.cluster.providers import ClusterHandle
 from components.render import hardening, hcloud_k8s, k3s
@@ -74,6 +74,7 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
     stateful = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=s.protected))
 
     deploy_key, key_ids = hcloud_common.ssh_keys(name, base, vps.ssh_keys, child)
+    wanted_keys = ssh_keys.authorized_keys(vps.ssh_keys, deploy_key.public_key_openssh)
 
     network = hcloud.Network(f"{name}-network", name=base, ip_range=NETWORK_RANGE, labels=labels, opts=child)
     subnet = hcloud.NetworkSubnet(
@@ -151,6 +152,12 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
         connection = command.remote.ConnectionArgs(
             host=host, user=hardening.DEPLOY_USER, private_key=deploy_key.private_key_openssh, dial_error_limit=30
         )
+        keys = ssh_keys.rollout(
+            f"{resource}-ssh-keys",
+            connection,
+            wanted_keys,
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=after)),
+        )
         config: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(token.result, api_ip.ip_address).apply(
                 lambda a: k3s.node_config(
@@ -164,7 +171,7 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
             create=f"sudo install -d -m 0700 /etc/rancher/k3s && sudo install -m 0600 /dev/stdin {k3s.CONFIG_PATH}",
             stdin=config,
             triggers=[config.apply(lambda c: hashlib.sha256(c.encode()).hexdigest())],
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=after)),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[*after, keys])),
         )
         script = k3s.install_script(node)
         return command.remote.Command(

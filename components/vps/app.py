@@ -14,6 +14,7 @@ from functools import partial
 import pulumi
 import pulumi_command as command
 
+from components import ssh_keys
 from components.render import vps as render
 from components.render.backup import backup_env_file
 from components.render.compose import APP_ENV, POSTGRES_ENV, VALKEY_ENV
@@ -65,16 +66,12 @@ class App(pulumi.ComponentResource):
         for host in data_first:
             after: list[pulumi.Resource] = [*host.ready, *previous]
             if host.authorized_keys is not None:
-                wanted = host.authorized_keys
                 after.append(
-                    command.remote.Command(
+                    ssh_keys.rollout(
                         f"{name}-{host.name}-ssh-keys",
-                        connection=connection(host),
-                        create="install -d -m 700 ~/.ssh && install -m 600 /dev/stdin ~/.ssh/authorized_keys.new "
-                        "&& mv -f ~/.ssh/authorized_keys.new ~/.ssh/authorized_keys",
-                        stdin=wanted,
-                        triggers=[wanted.apply(lambda k: hashlib.sha256(k.encode()).hexdigest())],
-                        opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
+                        connection(host),
+                        host.authorized_keys,
+                        pulumi.ResourceOptions(parent=self, depends_on=list(after)),
                     )
                 )
             hardening = args.hardening.get(host.name)

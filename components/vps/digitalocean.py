@@ -9,8 +9,9 @@ import pulumi_tls as tls
 
 from components.render.compose import Role
 from components.settings import Settings
+from components.ssh_keys import authorized_keys
 from components.vps import topology as t
-from components.vps.hosts import Fleet, Host, authorized_keys, server_user_data
+from components.vps.hosts import Fleet, Host, server_user_data
 
 ANYWHERE = ["0.0.0.0/0", "::/0"]
 
@@ -38,7 +39,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
         for i, k in enumerate(vps.ssh_keys)
     ]
     private_key = pulumi.Output.secret(deploy_key.private_key_openssh)
-    keys_now = authorized_keys(s, deploy_key.public_key_openssh)
+    keys_now = authorized_keys(vps.ssh_keys, deploy_key.public_key_openssh)
     vpc = (
         digitalocean.Vpc(f"{name}-vpc", name=f"{base}-vpc", region=region, description=f"Ladder {base}", opts=opts)
         if needs_vpc(s)

@@ -10,8 +10,9 @@ from components import hcloud_common
 from components.hcloud_common import as_id
 from components.render.compose import Role
 from components.settings import Settings
+from components.ssh_keys import authorized_keys
 from components.vps import topology as t
-from components.vps.hosts import Fleet, Host, authorized_keys, server_user_data
+from components.vps.hosts import Fleet, Host, server_user_data
 
 
 def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
@@ -23,7 +24,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
     stateful = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=s.protected))
     deploy_key, keys = hcloud_common.ssh_keys(name, base, vps.ssh_keys, opts)
     private_key = pulumi.Output.secret(deploy_key.private_key_openssh)
-    keys_now = authorized_keys(s, deploy_key.public_key_openssh)
+    keys_now = authorized_keys(vps.ssh_keys, deploy_key.public_key_openssh)
 
     allow = list(vps.ssh_allow_from)
     rules: list[tuple[str, str, list[str], str]] = [("22", "tcp", allow, "SSH from the allowlist")]

@@ -45,11 +45,6 @@ class Host:
         )
 
 
-def authorized_keys(s: Settings, deploy_public_key: pulumi.Output[str]) -> pulumi.Output[str]:
-    """The deploy user's authorized_keys: the users' keys and, always, the deploy key."""
-    return deploy_public_key.apply(lambda pub: "\n".join([*s.vps.ssh_keys, pub.strip()]) + "\n")
-
-
 @dataclass
 class Fleet:
     """The servers of a VPS stack, plus what the stack exports about them."""
