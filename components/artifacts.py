@@ -36,6 +36,10 @@ def _cluster(settings: Settings) -> dict[str, str]:
     return {path: yaml.safe_dump(values, sort_keys=False) for path, values in files.items()}
 
 
+# Stands in for the per-stack deploy key (a tls.PrivateKey) in the rendered user data.
+DEPLOY_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGeneratedPerStackByPulumiTlsPrivateKey000 ladder-deploy"
+
+
 def _vps(settings: Settings) -> dict[str, str]:
     """The first app server's files (with placeholder secrets) and its user data."""
     from components.render import hardening
@@ -57,7 +61,9 @@ def _vps(settings: Settings) -> dict[str, str]:
         "compose.yaml": render_compose(settings, role),
         "Caddyfile": vps_caddyfile(settings, role.behind_load_balancer),
         "deploy.sh": deploy_script(plan, placeholders),
-        "cloud-init.yaml": hardening.render(hardening.cloud_config(server_hardening(settings, topo, [], web))),
+        "cloud-init.yaml": hardening.render(
+            hardening.cloud_config(server_hardening(settings, topo, web, bootstrap=True))
+        ),
     }
     if topo.data_server:
         files["data-server/compose.yaml"] = render_compose(

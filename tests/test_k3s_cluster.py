@@ -170,3 +170,11 @@ def test_later_ssh_keys_roll_out_to_every_node_before_k3s_installs(single: Progr
         assert SSH_KEY in keys and "ladder" in keys  # the users' keys and the deploy key
         config = single.one(COMMAND, rollout.name.replace("-ssh-keys", "-config"))
         assert rollout.urn in config.dependencies
+
+
+def test_node_user_data_holds_neither_user_keys_nor_the_allowlist(single: ProgramResult) -> None:
+    for srv in single.of_type(SERVER):
+        data = str(unwrap(srv.inputs["userData"]))
+        assert SSH_KEY not in data and "203.0.113.7" not in data
+    access = unwrap(single.one(COMMAND, "shop-cp-0-ssh-keys").inputs["stdin"])
+    assert SSH_KEY in access and "203.0.113.7" in access and "22 6443" in access

@@ -17,6 +17,7 @@ from tests.test_cloud_init_keys import assert_known_top_level_keys
 from tools.harness import PlainMocks, ProgramResult, is_secret, run_program, stack_config, unwrap
 
 HCLOUD_SERVER = "hcloud:index/server:Server"
+SSH_KEY_STAGING = stack_config("staging")["ladder:vps"]["sshKeys"][0]
 DROPLET = "digitalocean:index/droplet:Droplet"
 COMMAND = "command:remote:Command"
 DO: dict[str, Any] = {"ladder:provider": "digitalocean", "ladder:vps.size": "s-1vcpu-2gb", "ladder:vps.region": "fra1"}
@@ -368,3 +369,35 @@ def test_hetzner_watch_mails_through_the_relay(tmp_path: Path, shellcheck_bin: s
     check_shell_script(path, shellcheck_bin)
     quiet = run_program("staging", overrides={"ladder:monitoring": {"enabled": True, "alertEmail": "a@b.co"}})
     assert "ladder-watch" not in unwrap(quiet.one(COMMAND, "app-app-0-deploy").inputs["stdin"])
+
+
+@pytest.mark.parametrize("variant_name", ["hetzner-1", "digitalocean-1"])
+def test_keys_and_allowlist_changes_never_touch_a_server(variant_name: str) -> None:
+    new_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINewTeamMemberKeyNewTeamMemberKey0000000 new@laptop"
+    before = run(variant_name)
+    after = run(
+        variant_name,
+        **{"ladder:vps.sshKeys": [SSH_KEY_STAGING, new_key], "ladder:vps.sshAllowFrom": ["198.51.100.0/24"]},
+    )
+    for srv in servers(after):
+        old = before.one(srv.type, srv.name)
+        # the key list only seeds a new server; changes to it are ignored, never a replacement
+        assert srv.ignore_changes == ["sshKeys"]
+        changed = {k for k in srv.inputs if unwrap(srv.inputs[k]) != unwrap(old.inputs.get(k))}
+        assert changed <= {"sshKeys"}, (srv.name, changed)
+        assert new_key not in str(unwrap(srv.inputs["userData"]))
+        assert "203.0.113.7" not in str(unwrap(srv.inputs["userData"]))
+    access = unwrap(after.one(COMMAND, "app-app-0-ssh-keys").inputs["stdin"])
+    assert new_key in access and "198.51.100.0/24" in access
+
+
+def test_access_script_narrows_ufw_and_passes_shellcheck(tmp_path: Path, shellcheck_bin: str) -> None:
+    from components.render.hardening import access_script
+
+    script = access_script([SSH_KEY_STAGING], ["203.0.113.7/32", "2001:db8::/32"], ["22", "6443"])
+    assert 'wanted=" 203.0.113.7 2001:db8::/32 "' in script  # as `ufw status` prints sources
+    assert script.index("ufw allow from") < script.index('ufw delete allow "$port/tcp"')
+    assert SSH_KEY_STAGING in script
+    path = tmp_path / "access.sh"
+    path.write_text(script)
+    check_shell_script(path, shellcheck_bin)

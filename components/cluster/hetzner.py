@@ -17,7 +17,7 @@ import pulumi_hcloud as hcloud
 import pulumi_kubernetes as kubernetes
 import pulumi_random as random
 
-from components import hcloud_common, ssh_keys, versions
+from components import access, hcloud_common, versions
 from components.cluster.platform import helm_release
 from components.cluster.providers import ClusterHandle
 from components.render import hardening, hcloud_k8s, k3s
@@ -35,13 +35,14 @@ def agent_ip(i: int) -> str:
     return f"10.0.1.{100 + i}"
 
 
-def node_user_data(ssh_keys: list[str], allow_from: list[str]) -> str:
-    """Hardened Ubuntu for a k3s node: nothing in it changes with the app or the k3s version."""
-    rules = k3s.firewall_rules(allow_from)
+def node_user_data(deploy_public_key: str) -> str:
+    """Hardened Ubuntu for a k3s node: nothing in it changes with the app, the k3s version,
+    the users' keys or the allowlist (those go over SSH; the provider firewall enforces the
+    allowlist from the first boot, the access step narrows ufw to it)."""
     config = hardening.cloud_config(
         hardening.Hardening(
-            ssh_keys=ssh_keys,
-            openings=[hardening.Opening(r.port, r.protocol, r.sources) for r in rules],
+            ssh_keys=[deploy_public_key],
+            openings=[hardening.Opening(r.port, r.protocol) for r in k3s.firewall_rules([])],
             # Node-to-node, pod and service traffic (flannel, kubelet, etcd) and the load
             # balancer's health checks all arrive on the private network.
             trusted_networks=[NETWORK_RANGE, k3s.CLUSTER_CIDR, k3s.SERVICE_CIDR],
@@ -74,7 +75,7 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
     stateful = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=s.protected))
 
     deploy_key, key_ids = hcloud_common.ssh_keys(name, base, vps.ssh_keys, child)
-    wanted_keys = ssh_keys.authorized_keys(vps.ssh_keys, deploy_key.public_key_openssh)
+    wanted_keys = access.authorized_keys(vps.ssh_keys, deploy_key.public_key_openssh)
 
     network = hcloud.Network(f"{name}-network", name=base, ip_range=NETWORK_RANGE, labels=labels, opts=child)
     subnet = hcloud.NetworkSubnet(
@@ -95,9 +96,7 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
     spread = hcloud.PlacementGroup(f"{name}-spread", name=base, type="spread", labels=labels, opts=child)
     token = random.RandomPassword(f"{name}-k3s-token", length=48, special=False, opts=child)
     # The deploy key is per stack and never rotates by itself, so user data stays stable.
-    user_data = deploy_key.public_key_openssh.apply(
-        lambda pub: node_user_data([*vps.ssh_keys, pub.strip()], list(vps.ssh_allow_from))
-    )
+    user_data = deploy_key.public_key_openssh.apply(lambda pub: node_user_data(pub.strip()))
 
     # A stable public address for the API (and the kubeconfig) that survives replacing
     # the first control plane.
@@ -152,10 +151,12 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
         connection = command.remote.ConnectionArgs(
             host=host, user=hardening.DEPLOY_USER, private_key=deploy_key.private_key_openssh, dial_error_limit=30
         )
-        keys = ssh_keys.rollout(
+        keys = access.rollout(
             f"{resource}-ssh-keys",
             connection,
             wanted_keys,
+            vps.ssh_allow_from,
+            [r.port for r in k3s.firewall_rules([])],
             pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=after)),
         )
         config: pulumi.Output[str] = pulumi.Output.secret(

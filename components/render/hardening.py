@@ -7,6 +7,7 @@ images and secrets go over SSH after boot instead.
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -92,8 +93,9 @@ def cloud_config(h: Hardening) -> dict[str, Any]:
         "name": DEPLOY_USER,
         "shell": "/bin/bash",
         "lock_passwd": True,
-        "ssh_authorized_keys": list(h.ssh_keys),
     }
+    if h.ssh_keys:
+        user["ssh_authorized_keys"] = list(h.ssh_keys)
     if h.sudo:
         user["sudo"] = "ALL=(ALL) NOPASSWD:ALL"
     packages = sorted({"ufw", "fail2ban", "unattended-upgrades", "ca-certificates", "curl", *h.packages})
@@ -145,6 +147,49 @@ def shell_script(h: Hardening, user: str) -> str:
     lines.append("sshd -t")
     lines += [cmd for cmd in config["runcmd"]]
     return "\n".join(lines) + "\n"
+
+
+ALLOWLIST_COMMENT = "ladder-allowlist"
+
+
+def _bare(cidr: str) -> str:
+    """How `ufw status` prints a source: single addresses without their /32 or /128."""
+    net = ipaddress.ip_network(cidr, strict=False)
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+
+
+def access_script(keys: Sequence[str], allow_from: Sequence[str], ports: Sequence[str]) -> str:
+    """Who may log in and from where, applied over SSH after boot (user data would replace the
+    server on every change): the login user's authorized_keys, then ufw narrowed from the
+    bootstrap `allow PORT/tcp` to the allowlist, dropping sources no longer listed. Rules are
+    added before any is removed, so the session running this is never cut off."""
+    wanted = " ".join(_bare(c) for c in allow_from)
+    body = "\n".join(k.strip() for k in keys if k.strip())
+    port_list = " ".join(shlex.quote(p) for p in ports)
+    return f"""#!/usr/bin/env bash
+# Ladder: SSH keys and the SSH allowlist (idempotent).
+set -euo pipefail
+install -d -m 700 ~/.ssh
+cat > ~/.ssh/authorized_keys.new <<'LADDER_EOF'
+{body}
+LADDER_EOF
+chmod 600 ~/.ssh/authorized_keys.new
+mv -f ~/.ssh/authorized_keys.new ~/.ssh/authorized_keys
+wanted=" {wanted} "
+for port in {port_list}; do
+  for src in $wanted; do
+    sudo ufw allow from "$src" to any port "$port" proto tcp comment {ALLOWLIST_COMMENT} >/dev/null
+  done
+  sudo ufw delete allow "$port/tcp" >/dev/null 2>&1 || true
+done
+sudo ufw status | awk '/# {ALLOWLIST_COMMENT}/ {{ i = ($2 == "(v6)") ? 3 : 2; print $1, $(i + 1) }}' |
+  while read -r spec src; do
+    case "$wanted" in
+      *" $src "*) ;;
+      *) sudo ufw delete allow from "$src" to any port "${{spec%/tcp}}" proto tcp >/dev/null ;;
+    esac
+  done
+"""
 
 
 def render(config: dict[str, Any]) -> str:

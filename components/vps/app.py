@@ -14,7 +14,7 @@ from functools import partial
 import pulumi
 import pulumi_command as command
 
-from components import ssh_keys
+from components import access
 from components.render import vps as render
 from components.render.backup import backup_env_file
 from components.render.compose import APP_ENV, POSTGRES_ENV, VALKEY_ENV
@@ -67,10 +67,12 @@ class App(pulumi.ComponentResource):
             after: list[pulumi.Resource] = [*host.ready, *previous]
             if host.authorized_keys is not None:
                 after.append(
-                    ssh_keys.rollout(
+                    access.rollout(
                         f"{name}-{host.name}-ssh-keys",
                         connection(host),
                         host.authorized_keys,
+                        s.vps.ssh_allow_from,
+                        ["22"],
                         pulumi.ResourceOptions(parent=self, depends_on=list(after)),
                     )
                 )

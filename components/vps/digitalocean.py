@@ -7,9 +7,9 @@ import pulumi
 import pulumi_digitalocean as digitalocean
 import pulumi_tls as tls
 
+from components.access import authorized_keys
 from components.render.compose import Role
 from components.settings import Settings
-from components.ssh_keys import authorized_keys
 from components.vps import topology as t
 from components.vps.hosts import Fleet, Host, server_user_data
 

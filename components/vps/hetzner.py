@@ -7,10 +7,10 @@ import pulumi
 import pulumi_hcloud as hcloud
 
 from components import hcloud_common
+from components.access import authorized_keys
 from components.hcloud_common import as_id
 from components.render.compose import Role
 from components.settings import Settings
-from components.ssh_keys import authorized_keys
 from components.vps import topology as t
 from components.vps.hosts import Fleet, Host, server_user_data
 

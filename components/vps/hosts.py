@@ -56,14 +56,18 @@ class Fleet:
     firewall_targets: list[pulumi.Output[str]] = field(default_factory=list)  # DO droplet ids for DB firewalls
 
 
-def server_hardening(s: Settings, topo: Topology, extra_keys: list[str], web: bool) -> hardening.Hardening:
+def server_hardening(s: Settings, topo: Topology, web: bool, bootstrap: bool = False) -> hardening.Hardening:
     """Hardening of a Docker host; `web` opens 80/443 (a single server; behind a load
-    balancer the balancer reaches servers on the private network)."""
-    openings = [hardening.Opening("22", "tcp", tuple(s.vps.ssh_allow_from))]
+    balancer the balancer reaches servers on the private network).
+
+    `bootstrap` is the user-data form: no user keys and SSH open in ufw, so nothing in it
+    changes with the keys or the allowlist (the provider firewall enforces the allowlist
+    from the first second; the first deploy narrows ufw and installs the keys over SSH)."""
+    openings = [hardening.Opening("22", "tcp", () if bootstrap else tuple(s.vps.ssh_allow_from))]
     if web:
         openings += [hardening.Opening("80"), hardening.Opening("443")]
     return hardening.Hardening(
-        ssh_keys=[*s.vps.ssh_keys, *extra_keys],
+        ssh_keys=[] if bootstrap else list(s.vps.ssh_keys),
         openings=openings,
         trusted_networks=[PRIVATE_RANGE] if topo.private_network else [],
         packages=["docker.io", "docker-compose-v2"],
@@ -80,7 +84,8 @@ def user_data(h: hardening.Hardening) -> str:
 def server_user_data(
     s: Settings, topo: Topology, deploy_public_key: pulumi.Output[str], web: bool
 ) -> pulumi.Output[str]:
-    """User data for a provisioned server: the users' keys plus the stack's deploy key.
-    Nothing in it changes with the app, so an app update never replaces a server."""
-    hard = server_hardening(s, topo, [], web)
+    """User data for a provisioned server: fixed policy and the stack's deploy key only.
+    Nothing in it changes with the app, the users' keys or the allowlist, so none of those
+    ever replaces a server."""
+    hard = server_hardening(s, topo, web, bootstrap=True)
     return deploy_public_key.apply(lambda pub: user_data(replace(hard, ssh_keys=[*hard.ssh_keys, pub.strip()])))

@@ -61,7 +61,7 @@ class VpsStack(pulumi.ComponentResource):
         scripts: dict[str, pulumi.Output[str]] = {}
         if s.provider_name == "existing":
             for i, host in enumerate(fleet.hosts):
-                h = server_hardening(s, topo, [], web=True)
+                h = server_hardening(s, topo, web=True)
                 scripts[host.name] = pulumi.Output.from_input(hardening.shell_script(h, s.vps.hosts[i].user))
 
         App(
