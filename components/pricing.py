@@ -135,12 +135,8 @@ class CostReport:
         return out
 
 
-def _price(table: dict[str, float], size: str) -> float | None:
-    return table.get(size)
-
-
 def _server_items(p: ProviderPrices, label: str, size: str, count: int, backups: bool) -> list[CostItem]:
-    unit = _price(p.servers, size)
+    unit = p.servers.get(size)
     items = [CostItem(f"{label} {size}", count, unit)]
     if backups:
         items.append(
@@ -163,11 +159,11 @@ def _managed_items(s: Settings, p: ProviderPrices, copies: int) -> list[CostItem
             CostItem(
                 f"managed Postgres {s.postgres.size} ({nodes} node)",
                 nodes * copies,
-                _price(p.databases, s.postgres.size),
+                p.databases.get(s.postgres.size),
             )
         )
     if s.redis.mode == "managed" and s.redis.size:
-        items.append(CostItem(f"managed Valkey {s.redis.size}", copies, _price(p.databases, s.redis.size)))
+        items.append(CostItem(f"managed Valkey {s.redis.size}", copies, p.databases.get(s.redis.size)))
     return items
 
 
@@ -195,9 +191,7 @@ def _cluster_items(s: Settings, p: ProviderPrices, provider: str) -> list[CostIt
         items += _server_items(p, "k3s control plane", s.vps.size or "", control_planes, False)
         items += _server_items(p, "k3s agent (minNodes)", cl.node_size or "", cl.min_nodes, False)
     else:
-        items.append(
-            CostItem(f"DOKS node {cl.node_size} (minNodes)", cl.min_nodes, _price(p.servers, cl.node_size or ""))
-        )
+        items.append(CostItem(f"DOKS node {cl.node_size} (minNodes)", cl.min_nodes, p.servers.get(cl.node_size or "")))
         if cl.ha_control_plane:
             items.append(CostItem("DOKS HA control plane", 1, p.ha_control_plane))
     items.append(CostItem("ingress load balancer", 1, p.load_balancer))

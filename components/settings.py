@@ -288,6 +288,11 @@ class App(_Model):
         return value
 
     @property
+    def database(self) -> str:
+        """Postgres database and owner name on every rung (identifiers take no '-')."""
+        return self.name.replace("-", "_")
+
+    @property
     def routed_services(self) -> dict[str, Service]:
         return {name: svc for name, svc in self.services.items() if svc.routed}
 

@@ -10,8 +10,9 @@ import pytest
 
 from components import versions
 from components.render import backup as b
-from components.settings import BackupsConfig
+from components.settings import parse_settings
 from tests.conftest import check_shell_script, require_tool
+from tests.helpers import vps_config
 
 ARGS = b.VpsBackupArgs(
     project="shop",
@@ -133,14 +134,10 @@ def test_env_file() -> None:
 
 
 def test_args_from_settings() -> None:
-    class _App:
-        name = "my-shop"
+    app = {"name": "my-shop", "services": {"web": {"image": "ghcr.io/acme/web:1.0.0", "port": 3000}}}
+    settings = parse_settings(vps_config(app=app, backups={"bucket": "bkp", "retentionDays": 7}))
 
-    class _S:
-        app = _App()
-        backups = BackupsConfig.model_validate({"bucket": "bkp", "retentionDays": 7})
-
-    a = b.vps_backup_args(_S(), "staging", "/opt/ladder/my-shop/compose.yaml", ["api"])
+    a = b.vps_backup_args(settings, "staging", "/opt/ladder/my-shop/compose.yaml", ["api"])
     assert (a.database, a.prefix, a.retention_days, a.schedule) == (
         "my_shop",
         "my-shop/staging/postgres",

@@ -43,7 +43,7 @@ def load_stack_settings(stack: str, overrides: Mapping[str, Any] | None = None) 
 
 
 def _db(s: Settings) -> str:
-    return s.app.name.replace("-", "_")
+    return s.app.database
 
 
 def _local(s: Settings, stack: str, source: str | None) -> list[str]:

@@ -20,10 +20,6 @@ from components.settings import Settings
 MANAGED_PORT = 25060
 
 
-def database_name(app: str) -> str:
-    return app.replace("-", "_")
-
-
 @dataclass
 class PostgresArgs:
     settings: Settings
@@ -95,7 +91,7 @@ class Postgres(pulumi.ComponentResource):
 
     def for_tenant(self, spec: r.TenantSpec, namespace: kubernetes.core.v1.Namespace) -> TenantStore | None:
         tenant = spec.tenant.name
-        db = database_name(spec.app.name)
+        db = spec.app.database
         after = pulumi.ResourceOptions(parent=self, depends_on=[namespace, *self.releases])
         if self.mode == "operator":
             password = random.RandomPassword(f"{tenant}-postgres-password", length=32, special=False, opts=after)

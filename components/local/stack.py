@@ -40,9 +40,7 @@ class LocalStack(pulumi.ComponentResource):
         if s.postgres.mode == "container":
             pg = Postgres(
                 "postgres",
-                PostgresArgs(
-                    s.postgres, network.name, prefix, database=s.app.name.replace("-", "_"), protect=s.protected
-                ),
+                PostgresArgs(s.postgres, network.name, prefix, database=s.app.database, protect=s.protected),
                 opts=child,
             )
             secret_env["DATABASE_URL"] = pg.url

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components import versions
-from components.settings import BackupsConfig
+from components.settings import BackupsConfig, Settings
 
 BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
 
@@ -143,7 +143,9 @@ class VpsBackupArgs:
     aws_cli_image: str = versions.AWS_CLI_IMAGE
 
 
-def vps_backup_args(settings: Any, stack: str, compose_file: str, app_services: Sequence[str] = ()) -> VpsBackupArgs:
+def vps_backup_args(
+    settings: Settings, stack: str, compose_file: str, app_services: Sequence[str] = ()
+) -> VpsBackupArgs:
     """Build the args from a validated `Settings` (its `backups` must be set)."""
     b = settings.backups
     if b is None:
@@ -152,8 +154,8 @@ def vps_backup_args(settings: Any, stack: str, compose_file: str, app_services: 
     return VpsBackupArgs(
         project=name,
         compose_file=compose_file,
-        database=name.replace("-", "_"),
-        db_user=name.replace("-", "_"),
+        database=settings.app.database,
+        db_user=settings.app.database,
         bucket=b.bucket,
         prefix=f"{name}/{stack}/postgres",
         endpoint=b.endpoint,

@@ -7,7 +7,7 @@ VPC behind a firewall admitting only the droplets.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_random as random
@@ -22,11 +22,6 @@ class DataArgs:
     settings: Settings
     fleet: Fleet
     host: str  # where the container runs, as the app sees it: the service name or the data server's IP
-    depends_on: list[pulumi.Resource] = field(default_factory=list)
-
-
-def database_name(app: str) -> str:
-    return app.replace("-", "_")
 
 
 def _droplets(args: DataArgs) -> list[tuple[str, pulumi.Input[str]]]:
@@ -39,7 +34,7 @@ class Postgres(pulumi.ComponentResource):
         super().__init__("ladder:index:Postgres", name, None, opts)
         s = args.settings
         child = pulumi.ResourceOptions(parent=self)
-        db = database_name(s.app.name)
+        db = s.app.database
         self.env_file: pulumi.Output[str] | None = None
         self.host: pulumi.Output[str] = pulumi.Output.from_input(args.host)
         if s.postgres.mode == "container":

@@ -45,9 +45,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
             opts=opts,
         )
 
-    def server(
-        key: str, role_name: str, private_ip: str | None, web: bool, holds_data: bool
-    ) -> tuple[hcloud.Server, hcloud.PrimaryIp]:
+    def server(key: str, role_name: str, private_ip: str | None, web: bool, holds_data: bool) -> hcloud.Server:
         ip = hcloud_common.primary_ip(f"{name}-{key}-ip", f"{base}-{key}", location, labels, stateful)
         srv = hcloud.Server(
             f"{name}-{key}",
@@ -76,7 +74,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
                 ),
             ),
         )
-        return srv, ip
+        return srv
 
     def volume(server_: hcloud.Server) -> tuple[hcloud.VolumeAttachment, pulumi.Output[str]]:
         vol = hcloud.Volume(
@@ -102,7 +100,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
     ips: list[pulumi.Output[str]] = []
     app_servers: list[hcloud.Server] = []
     if topo.data_server:
-        srv, _ = server("data", "data", t.DATA_SERVER_IP, web=False, holds_data=True)
+        srv = server("data", "data", t.DATA_SERVER_IP, web=False, holds_data=True)
         attachment, data_device = volume(srv)
         ips.append(srv.ipv4_address)
         hosts.append(
@@ -119,7 +117,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
     for i in range(topo.app_servers):
         holds_data = topo.data_on_app_server and i == 0
         private = t.app_server_ip(i) if topo.private_network else None
-        srv, _ = server(f"app-{i}", "app", private, web=not topo.load_balancer, holds_data=holds_data)
+        srv = server(f"app-{i}", "app", private, web=not topo.load_balancer, holds_data=holds_data)
         app_servers.append(srv)
         ips.append(srv.ipv4_address)
         ready: list[pulumi.Resource] = [srv]
