@@ -391,6 +391,16 @@ class MonitoringConfig(_Model):
     smtp_password: SecretStr | None = Field(default=None, alias="smtpPassword")
 
 
+def _acme_directory(value: object) -> str:
+    if not isinstance(value, str) or not re.fullmatch(
+        r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?", value
+    ):
+        raise ValueError(
+            "expected an ACME directory URL such as https://acme-staging-v02.api.letsencrypt.org/directory"
+        )
+    return value
+
+
 class Settings(_Model):
     """The whole, validated stack configuration. Built only by `parse_settings`."""
 
@@ -398,6 +408,9 @@ class Settings(_Model):
     provider: ProviderName | None = None
     domain: Annotated[str, BeforeValidator(_hostname)] | None = None
     acme_email: Email | None = Field(default=None, alias="acmeEmail")
+    # The ACME directory certificates come from: Let's Encrypt when unset; its staging
+    # directory (or an internal CA such as step-ca) for test stacks that must not hit its rate limits.
+    acme_server: Annotated[str, BeforeValidator(_acme_directory)] | None = Field(default=None, alias="acmeServer")
     app: App
     postgres: PostgresConfig = PostgresConfig()
     redis: RedisConfig = RedisConfig()

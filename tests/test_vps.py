@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from components.artifacts import rendered_files
+from components.render.caddy import routes_for, upstream_lines, upstreams_file
 from components.render.deploy import STEPS
 from components.settings import parse_settings
 from tests.conftest import check_shell_script
@@ -191,8 +192,11 @@ def test_deploy_order() -> None:
     script = unwrap(run("hetzner-1").one(COMMAND, "app-app-0-deploy").inputs["stdin"])
     positions = [script.index(f"# {i}. {step}") for i, step in enumerate(STEPS, 1)]
     assert positions == sorted(positions)
-    assert script.index("docker compose run --rm --no-deps -T api") < script.index("rollout web")
-    assert "rollout api 3" in script and "rollout web 2" in script
+    assert script.index("docker compose run --rm --no-deps -T api") < script.index("start_new web")
+    assert "start_new api 3 " in script and "start_new web 2 " in script
+    # The body runs as one function with stdin from /dev/null: nothing inside can read the
+    # rest of the script from `bash -s` (a `docker compose run` once swallowed it).
+    assert script.rstrip().endswith('main "$@" </dev/null')
     assert "fail 'the release command failed; the previous version keeps serving'" in script
 
 
@@ -230,6 +234,11 @@ def files(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content)
+    # What the deploy writes beside the Caddyfile once containers are healthy.
+    for route in routes_for(staging_settings(vps=vps).app):
+        upstreams = out / upstreams_file(route.service)
+        upstreams.parent.mkdir(exist_ok=True)
+        upstreams.write_text(upstream_lines([f"shop-{route.service}-1"], 8080))
     return out
 
 

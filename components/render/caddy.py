@@ -56,67 +56,71 @@ def _matcher_paths(path: str) -> str:
     return f"{base} {base}/*"
 
 
+UPSTREAMS_DIR = "upstreams"  # beside the Caddyfile; the deploy writes one file per routed service
+
+
+def upstreams_file(service: str) -> str:
+    """The file (relative to the Caddyfile) listing a service's healthy containers as `to` lines."""
+    return f"{UPSTREAMS_DIR}/{service}"
+
+
 def render_caddyfile(
     site: str,
     routes: Sequence[Route],
     *,
     acme_email: str | None = None,
+    acme_server: str | None = None,
     tls: bool = True,
     security_headers: bool = True,
-    health_checks: bool = False,
-    dynamic_upstreams: bool = False,
+    deployed_upstreams: bool = False,
     admin: bool = False,
     trusted_proxies: str | None = None,
 ) -> str:
     """Render a Caddyfile serving `site` (a host name, or `:port` for plain HTTP).
 
-    `dynamic_upstreams` resolves each service's DNS name every few seconds, so the
-    containers a rolling deploy starts join the pool (and stopped ones leave) without a
-    reload; active health checks keep unhealthy ones out.
+    `deployed_upstreams`: each route's upstreams come from a file the deploy writes
+    (`upstreams/<service>`) naming the containers that passed their health check, and the
+    deploy reloads Caddy when it changes. So a container joins the pool only once healthy and
+    leaves it before it is stopped; Docker's DNS, which lists containers from their start and
+    hands a freed address to the next container, never decides where a request goes. Active
+    health checks and retries cover a container that fails later.
     """
     global_opts = ["\tadmin off"] if not admin else ["\tadmin localhost:2019"]
     if not tls:
         global_opts.append("\tauto_https off")
-    elif acme_email:
-        global_opts.append(f"\temail {acme_email}")
+    else:
+        if acme_email:
+            global_opts.append(f"\temail {acme_email}")
+        if acme_server:
+            global_opts.append(f"\tacme_ca {acme_server}")
+    # HTTP/3 needs UDP 443, which neither firewall opens: don't advertise it.
+    server_opts = ["\t\tprotocols h1 h2"]
     if trusted_proxies:
-        global_opts += ["\tservers {", f"\t\ttrusted_proxies static {trusted_proxies}", "\t}"]
+        server_opts.append(f"\t\ttrusted_proxies static {trusted_proxies}")
+    global_opts += ["\tservers {", *server_opts, "\t}"]
     lines = ["{", *global_opts, "}", "", f"{site} {{", "\tencode zstd gzip"]
     if security_headers:
         lines.append("\theader {")
         lines.extend(f"\t\t{name} {value}".rstrip() for name, value in SECURITY_HEADERS)
         lines.append("\t}")
     for route in routes:
-        if dynamic_upstreams:
-            host, _, port = route.upstreams[0].rpartition(":")
+        if deployed_upstreams:
             proxy = [
                 "\t\treverse_proxy {",
-                "\t\t\tdynamic a {",
-                f"\t\t\t\tname {host}",
-                f"\t\t\t\tport {port}",
-                "\t\t\t\trefresh 2s",
-                "\t\t\t}",
+                f"\t\t\timport {upstreams_file(route.service)}",
                 "\t\t\tlb_policy round_robin",
-            ]
-        else:
-            proxy = [f"\t\treverse_proxy {' '.join(route.upstreams)} {{"]
-        if health_checks and dynamic_upstreams:
-            # Active checks need static upstreams; with DNS-discovered ones Caddy checks
-            # passively and retries another container while a deploy swaps them.
-            proxy += [
-                "\t\t\tfail_duration 30s",
-                "\t\t\tmax_fails 1",
-                "\t\t\tunhealthy_status 502 503 504",
-                "\t\t\tlb_try_duration 10s",
+                "\t\t\tlb_try_duration 5s",
                 "\t\t\tlb_try_interval 250ms",
-            ]
-        elif health_checks:
-            proxy += [
+                "\t\t\tfail_duration 10s",
+                "\t\t\tmax_fails 1",
+                "\t\t\tunhealthy_status 5xx",
                 f"\t\t\thealth_uri {route.health}",
                 "\t\t\thealth_interval 5s",
-                "\t\t\tlb_try_duration 10s",
+                "\t\t\thealth_timeout 3s",
+                "\t\t}",
             ]
-        proxy += ["\t\t}"]
+        else:
+            proxy = [f"\t\treverse_proxy {' '.join(route.upstreams)}"]
         if route.path.rstrip("/") == "":
             lines += ["", "\thandle {", *proxy, "\t}"]
         else:
@@ -148,19 +152,18 @@ def vps_caddyfile(settings: Settings, behind_load_balancer: bool = False) -> str
     routes = routes_for(settings.app)
     if behind_load_balancer:
         return render_caddyfile(
-            ":80",
-            routes,
-            tls=False,
-            health_checks=True,
-            dynamic_upstreams=True,
-            admin=True,
-            trusted_proxies="private_ranges",
+            ":80", routes, tls=False, deployed_upstreams=True, admin=True, trusted_proxies="private_ranges"
         )
     return render_caddyfile(
         settings.public_host,
         routes,
         acme_email=settings.acme_email,
-        health_checks=True,
-        dynamic_upstreams=True,
+        acme_server=settings.acme_server,
+        deployed_upstreams=True,
         admin=True,
     )
+
+
+def upstream_lines(containers: Sequence[str], port: int) -> str:
+    """An upstreams file: the containers (by their unique names) that serve a route."""
+    return "".join(f"to {name}:{port}\n" for name in containers)

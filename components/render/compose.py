@@ -23,6 +23,26 @@ VALKEY_ENV = "valkey.env"
 POSTGRES_UID = "70:70"  # the postgres user of the official alpine image
 LOGGING = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}}
 HARDENED: dict[str, Any] = {"security_opt": ["no-new-privileges:true"], "cap_drop": ["ALL"]}
+# The label that carries a routed service's revision (a hash Ladder computes over the service's
+# definition and its env file); the deploy compares it with running containers to decide
+# whether a service changed. Compose's own `config --hash` never matches its label for a
+# service with `env_file`, so Ladder keeps its own.
+REVISION_LABEL = "dev.ladder.revision"
+# Memory caps of the containers Ladder chooses (the app's come from `resources`).
+PROXY_MEMORY = "256m"
+POSTGRES_MEMORY = "1g"
+VALKEY_OVERHEAD_MB = 64
+
+
+def revision_variable(service: str) -> str:
+    """The environment variable the deploy sets to a service's revision (Compose interpolates it)."""
+    return "LADDER_REVISION_" + service.upper().replace("-", "_")
+
+
+def route_network(service: str) -> str:
+    """Each routed service has a network of its own, shared only with the proxy: an address a
+    stopped container frees can be reused only by the same service, never by another one."""
+    return f"route-{service}"
 
 
 @dataclass(frozen=True)
@@ -52,8 +72,9 @@ def _app_service(s: Settings, name: str, svc: Service) -> dict[str, Any]:
         "restart": "unless-stopped",
         "env_file": [APP_ENV],
         "environment": {"LADDER_PHASE": "vps", "LADDER_SERVICE": name, **s.app.env},
-        # `edge` reaches the proxy and the internet; `data` (internal) reaches the stores.
-        "networks": ["edge", "data"],
+        # `app`: services reach each other and the internet; `data` (internal): the stores;
+        # a routed service's own network: the proxy reaches it there and only there.
+        "networks": ["app", "data", *([route_network(name)] if svc.routed else [])],
         "logging": LOGGING,
         "deploy": {
             "replicas": max(1, svc.replica_count),
@@ -68,10 +89,14 @@ def _app_service(s: Settings, name: str, svc: Service) -> dict[str, Any]:
         body["command"] = list(svc.command)
     if svc.port is not None:
         body["healthcheck"] = http_healthcheck(svc.port, svc.health_path)
+        body["labels"] = {REVISION_LABEL: "${" + revision_variable(name) + ":-none}"}
+        # Docker sends SIGTERM after the proxy stopped routing to the container: give
+        # in-flight requests time to finish.
+        body["stop_grace_period"] = "30s"
     return body
 
 
-def _proxy_service(role: Role) -> dict[str, Any]:
+def _proxy_service(s: Settings, role: Role) -> dict[str, Any]:
     ports = ["80:80"] if role.behind_load_balancer else ["80:80", "443:443"]
     return {
         "image": versions.CADDY_IMAGE,
@@ -80,8 +105,9 @@ def _proxy_service(role: Role) -> dict[str, Any]:
         # The directory, not the file: a deploy replaces the Caddyfile atomically (new inode),
         # which a single-file bind mount would never see.
         "volumes": ["./caddy:/etc/caddy:ro", "caddy-data:/data", "caddy-config:/config"],
-        "networks": ["edge"],
+        "networks": ["edge", *(route_network(n) for n in s.app.routed_services)],
         "logging": LOGGING,
+        "deploy": {"resources": {"limits": {"memory": PROXY_MEMORY}}},
         "read_only": True,
         "tmpfs": ["/tmp"],
         "security_opt": ["no-new-privileges:true"],
@@ -104,6 +130,7 @@ def _data_services(s: Settings, role: Role) -> dict[str, Any]:
             "networks": ["data"],
             "shm_size": "128m",
             "logging": LOGGING,
+            "deploy": {"resources": {"limits": {"memory": POSTGRES_MEMORY}}},
             "healthcheck": {
                 "test": ["CMD-SHELL", 'pg_isready -U "$$POSTGRES_USER" -d "$$POSTGRES_DB"'],
                 "interval": "5s",
@@ -122,17 +149,20 @@ def _data_services(s: Settings, role: Role) -> dict[str, Any]:
             "restart": "unless-stopped",
             "user": "valkey",
             "env_file": [VALKEY_ENV],
+            # The password goes in through the config on stdin and the CLI's environment,
+            # never on a command line (`ps` shows those to every user of the host).
             "command": [
                 "sh",
                 "-c",
-                'exec valkey-server --requirepass "$$VALKEY_PASSWORD" --appendonly yes '
-                f"--maxmemory {s.redis.max_memory_mb}mb --maxmemory-policy noeviction",
+                f"exec valkey-server - --appendonly yes --maxmemory {s.redis.max_memory_mb}mb "
+                '--maxmemory-policy noeviction <<EOF\nrequirepass "$$VALKEY_PASSWORD"\nEOF\n',
             ],
             "volumes": ["valkey-data:/data"],
             "networks": ["data"],
             "logging": LOGGING,
+            "deploy": {"resources": {"limits": {"memory": f"{s.redis.max_memory_mb + VALKEY_OVERHEAD_MB}m"}}},
             "healthcheck": {
-                "test": ["CMD-SHELL", 'valkey-cli --no-auth-warning -a "$$VALKEY_PASSWORD" ping | grep -q PONG'],
+                "test": ["CMD-SHELL", 'REDISCLI_AUTH="$$VALKEY_PASSWORD" valkey-cli ping | grep -q PONG'],
                 "interval": "5s",
                 "timeout": "5s",
                 "retries": 10,
@@ -151,10 +181,10 @@ def compose_document(s: Settings, role: Role) -> dict[str, Any]:
     volumes: dict[str, Any] = {}
     networks: dict[str, Any] = {}
     if role.app:
-        services["proxy"] = _proxy_service(role)
+        services["proxy"] = _proxy_service(s, role)
         services.update({name: _app_service(s, name, svc) for name, svc in s.app.services.items()})
         volumes.update({"caddy-data": {}, "caddy-config": {}})
-        networks["edge"] = {}
+        networks.update({"edge": {}, "app": {}, **{route_network(n): {} for n in s.app.routed_services}})
     data = _data_services(s, role) if role.data else {}
     services.update(data)
     if "valkey" in data:

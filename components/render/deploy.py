@@ -20,13 +20,14 @@ Steps (each must succeed before the next; a failure stops the deploy and fails `
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from components.render import watch
 from components.render.backup import ENV_FILE_PATH, INSTALL_COMMAND, VpsBackupArgs, vps_backup_files
-from components.render.compose import DATA_DIR, POSTGRES_UID, PROJECT_DIR
+from components.render.compose import APP_ENV, DATA_DIR, POSTGRES_UID, PROJECT_DIR, REVISION_LABEL, revision_variable
 from components.render.watch import WatchArgs
 
 STEPS = (
@@ -43,8 +44,11 @@ STEPS = (
     "prune unused images",
 )
 HEALTH_TIMEOUT_S = 180
+CLOUD_INIT_TIMEOUT_S = 900
+DRAIN_S = 3  # after the proxy stopped routing to old containers, before they get SIGTERM
 BACKUP_ENV = "backup.env"  # secret_contents key of the backup credentials
 WATCH_ENV = "watch.env"  # secret_contents key of the SMTP credentials of the uptime watch
+PREVIOUS_DIR = ".previous"  # the last good project files, put back when a deploy fails
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,8 @@ class DeployPlan:
     data_services: Sequence[str] = ()
     release: tuple[str, tuple[str, ...]] | None = None  # (service, command)
     routed: Mapping[str, int] = field(default_factory=dict)  # service -> replicas
+    ports: Mapping[str, int] = field(default_factory=dict)  # routed service -> container port
+    definitions: Mapping[str, str] = field(default_factory=dict)  # routed service -> its compose definition
     workers: Sequence[str] = ()
     proxy: bool = True
     volume_device: str | None = None
@@ -64,14 +70,24 @@ class DeployPlan:
     watch: WatchArgs | None = None  # its SMTP credentials come as the secret file WATCH_ENV
 
 
+def revision(definition: str, env_file: str) -> str:
+    """A routed service's revision: its definition and the env file it reads. Equal revisions
+    mean nothing to roll out (the deploy compares it with the running containers' label)."""
+    return hashlib.sha256(f"{definition}\0{env_file}".encode()).hexdigest()[:20]
+
+
 def _heredoc(path: str, content: str, mode: str) -> str:
-    """Write `content` to `path` (relative to the project, or absolute) atomically."""
+    """Write `content` to `path` (relative to the project, or absolute) atomically.
+
+    A missing parent is created with mode 0750; an existing one (`/etc/systemd/system`,
+    `/usr/local/sbin`) keeps its mode (`install -d -m` would change it)."""
     marker = "LADDER_EOF"
     if marker in content:
         raise ValueError(f"{path} contains the heredoc marker {marker}")
     target = path if path.startswith("/") else f"{PROJECT_DIR}/{path}"
+    parent = shlex.quote(target.rsplit("/", 1)[0])
     return (
-        f"install -d -m 0750 {shlex.quote(target.rsplit('/', 1)[0])}\n"
+        f"[ -d {parent} ] || install -d -m 0750 {parent}\n"
         f"cat > {shlex.quote(target + '.new')} <<'{marker}'\n{content.rstrip(chr(10))}\n{marker}\n"
         f"chmod {mode} {shlex.quote(target + '.new')}\n"
         f"mv -f {shlex.quote(target + '.new')} {shlex.quote(target)}\n"
@@ -82,10 +98,50 @@ def _heredoc(path: str, content: str, mode: str) -> str:
 _HEALTH_FORMAT = "{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}"
 
 _FUNCTIONS = f"""HEALTH_FORMAT='{_HEALTH_FORMAT}'
+P={PROJECT_DIR}
 log() {{ echo "ladder: $*" >&2; }}
 fail() {{ echo "ladder: DEPLOY FAILED: $*" >&2; exit 1; }}
 
-# Waits until every container id given is healthy (or running, without a healthcheck).
+# Bounded: an existing host whose cloud-init is installed but never ran must not hang here.
+wait_cloud_init() {{
+  command -v cloud-init >/dev/null || return 0
+  local state rc=0
+  state=$(cloud-init status 2>/dev/null | awk '/^status:/ {{print $2}}') || true
+  case "$state" in not|disabled|"") return 0 ;; esac
+  timeout {CLOUD_INIT_TIMEOUT_S} cloud-init status --wait >/dev/null 2>&1 || rc=$?
+  case "$rc" in
+    0) ;;
+    2) log "cloud-init finished with recoverable errors (degraded); continuing" ;;
+    124) fail "cloud-init did not finish within {CLOUD_INIT_TIMEOUT_S}s" ;;
+    *) fail "cloud-init failed: $(cloud-init status --long 2>&1 | tail -n 5 | tr '\\n' ' ')" ;;
+  esac
+}}
+
+# The project files of the last good deploy, put back if this one fails, so that
+# compose.yaml always describes what runs.
+keep_previous() {{
+  rm -rf "$P/{PREVIOUS_DIR}"
+  [ -f "$P/compose.yaml" ] || return 0
+  mkdir -p "$P/{PREVIOUS_DIR}"
+  cp -a "$P/compose.yaml" "$P"/*.env "$P/caddy" "$P/{PREVIOUS_DIR}/" 2>/dev/null || true
+}}
+restore_previous() {{
+  [ -d "$P/{PREVIOUS_DIR}" ] || return 0
+  cp -a "$P/{PREVIOUS_DIR}/." "$P/"
+  log "restored the previous project files"
+}}
+on_exit() {{
+  local rc=$?
+  if [ "$rc" -ne 0 ] && [ "${{FILES_WRITTEN:-0}}" = 1 ]; then restore_previous; fi
+  exit "$rc"
+}}
+
+containers() {{  # ids of a service's containers, any state
+  docker ps -aq --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$1"
+}}
+
+# Waits until every container id given is healthy (or running, without a healthcheck);
+# prints why one is not.
 wait_healthy() {{
   local deadline=$((SECONDS + {HEALTH_TIMEOUT_S})) id state
   for id in "$@"; do
@@ -93,50 +149,64 @@ wait_healthy() {{
       state=$(docker inspect -f "$HEALTH_FORMAT" "$id")
       case "$state" in
         healthy|running) break ;;
-        unhealthy|exited|dead) return 1 ;;
+        unhealthy|exited|dead)
+          echo "$(docker inspect -f '{{{{.Name}}}}' "$id") is $state: $(docker inspect -f \
+            '{{{{if .State.Health}}}}{{{{range .State.Health.Log}}}}{{{{.Output}}}}{{{{end}}}}{{{{end}}}}' "$id" | tail -c 300)"
+          return 1 ;;
       esac
-      [ "$SECONDS" -lt "$deadline" ] || return 1
-      sleep 2
+      if [ "$SECONDS" -ge "$deadline" ]; then echo "$id: not healthy within {HEALTH_TIMEOUT_S}s ($state)"; return 1; fi
+      sleep 1
     done
   done
 }}
 
-# Health-gated rolling update: new containers start beside the old ones and must be
-# healthy before the old ones stop. Caddy discovers containers by DNS and retries.
-rollout() {{
-  local svc=$1 want=$2 old new current wanted
-  old=$(docker compose ps -q "$svc" | tr '\\n' ' ')
-  if [ -z "${{old// /}}" ]; then
-    docker compose up -d --no-deps --wait --wait-timeout {HEALTH_TIMEOUT_S} "$svc" || fail "$svc did not become healthy"
-    return
+# Health-gated rolling update of every routed service at once. New containers start
+# beside the old ones, on networks the proxy reaches only through its upstreams files;
+# only when every new one is healthy does the proxy switch to them (a graceful reload),
+# and the old ones stop after a drain. A failure removes the new ones: users never see them.
+declare -A OLD=() NEW=()
+start_new() {{
+  local svc=$1 want=$2 rev=$3 var=$4 old current count
+  old=$(containers "$svc" | tr '\\n' ' ')
+  count=$(wc -w <<<"$old")
+  # shellcheck disable=SC2086
+  current=$( [ -z "${{old// /}}" ] || docker inspect -f '{{{{index .Config.Labels "{REVISION_LABEL}"}}}}' $old | sort -u)
+  if [ -n "${{old// /}}" ] && [ "$current" = "$rev" ] && [ "$count" -eq "$want" ]; then
+    return 0
   fi
+  export "$var=$rev"
+  if [ "$current" = "$rev" ]; then old=""; count=0; fi  # a replica count change only
+  log "$svc: starting $want new container(s) beside $count running"
+  docker compose up -d --no-deps --no-recreate --scale "$svc=$((count + want))" "$svc" >/dev/null 2>&1 \
+    || docker compose up -d --no-deps --no-recreate --scale "$svc=$((count + want))" "$svc"
+  OLD[$svc]=$old
   # shellcheck disable=SC2086
-  current=$(docker inspect -f '{{{{index .Config.Labels "com.docker.compose.config-hash"}}}}' $old | sort -u)
-  wanted=$(docker compose config --hash "$svc" | awk '{{print $2}}')
-  if [ "$current" = "$wanted" ]; then
-    docker compose up -d --no-deps --no-recreate --scale "$svc=$want" "$svc"
-    return
-  fi
-  log "$svc: starting $want new container(s) beside the running ones"
-  docker compose up -d --no-deps --no-recreate --scale "$svc=$((want * 2))" "$svc"
+  NEW[$svc]=$(comm -13 <(printf '%s\\n' $old | sort) <(containers "$svc" | sort) | tr '\\n' ' ')
+}}
+write_upstreams() {{
+  local svc=$1 port=$2 ids=$3 names
   # shellcheck disable=SC2086
-  new=$(comm -13 <(printf '%s\\n' $old | sort) <(docker compose ps -q "$svc" | sort) | tr '\\n' ' ')
+  names=$(docker inspect -f '{{{{.Name}}}}' $ids | sed 's|^/||' | sort)
+  install -d -m 0750 "$P/caddy/upstreams"
   # shellcheck disable=SC2086
-  if ! wait_healthy $new; then
-    # shellcheck disable=SC2086
-    docker rm -f $new >/dev/null
-    fail "$svc: the new version did not turn healthy within {HEALTH_TIMEOUT_S}s; the previous version keeps serving"
-  fi
-  log "$svc: new containers healthy; stopping the previous ones"
-  # shellcheck disable=SC2086
-  docker stop $old >/dev/null && docker rm $old >/dev/null
-  docker compose up -d --no-deps --no-recreate --scale "$svc=$want" "$svc"
+  printf 'to %s:'"$port"'\\n' $names > "$P/caddy/upstreams/$svc.new"
+  mv -f "$P/caddy/upstreams/$svc.new" "$P/caddy/upstreams/$svc"
+}}
+reload_proxy() {{
+  [ -n "$(docker compose ps -q proxy 2>/dev/null)" ] || return 0
+  docker compose exec -T proxy caddy reload --config /etc/caddy/Caddyfile --adapter caddyfile >/dev/null \
+    || fail "the proxy refused its new configuration"
 }}
 """
 
 
 def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
-    """The whole deploy as one bash script, run with `sudo bash -s` (stdin, never argv)."""
+    """The whole deploy as one bash script, run with `sudo bash -s` (stdin, never argv).
+
+    The body is one function called on the last line with stdin from /dev/null: bash has
+    read the whole script before anything runs, so no command inside (`docker compose run`,
+    `exec -T`) can swallow the rest of it and let bash exit 0 half way.
+    """
     missing = set(plan.secret_files) - set(secret_contents)
     if plan.backup and BACKUP_ENV not in secret_contents:
         missing.add(BACKUP_ENV)
@@ -145,21 +215,26 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
     if missing:
         raise ValueError(f"no content for secret files {sorted(missing)}")
     q = shlex.quote
+    env_file = secret_contents.get(APP_ENV, "")
     out = [
         "#!/usr/bin/env bash",
         f"# Ladder deploy of {plan.app}. Steps: " + "; ".join(f"{i}. {s}" for i, s in enumerate(STEPS, 1)),
         "set -euo pipefail",
         "umask 077",
+        f"PROJECT={q(plan.app)}",
         _FUNCTIONS,
+        "main() {",
+        "trap on_exit EXIT",
         "# 1. wait for cloud-init",
-        "if command -v cloud-init >/dev/null; then cloud-init status --wait >/dev/null || true; fi",
+        "wait_cloud_init",
         "command -v docker >/dev/null || fail 'docker is not installed on this host'",
+        "docker compose version >/dev/null 2>&1 || fail 'the Docker Compose v2 plugin is not installed on this host'",
         "# 2. mount the data volume",
     ]
     if plan.volume_device:
         dev = q(plan.volume_device)
         out += [
-            f"install -d -m 0755 {DATA_DIR}",
+            f"[ -d {DATA_DIR} ] || install -d -m 0755 {DATA_DIR}",
             f"if ! mountpoint -q {DATA_DIR}; then",
             f"  for _ in $(seq 60); do [ -e {dev} ] && break; sleep 2; done",
             f"  [ -e {dev} ] || fail 'data volume {plan.volume_device} is not attached'",
@@ -170,10 +245,14 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
             "fi",
         ]
     if "postgres" in plan.data_services:
-        out.append(
-            f"install -d -m 0700 -o {POSTGRES_UID.split(':')[0]} -g {POSTGRES_UID.split(':')[1]} {DATA_DIR}/postgres"
-        )
-    out += ["# 3. write project files", f"install -d -m 0750 {PROJECT_DIR}"]
+        uid, gid = POSTGRES_UID.split(":")
+        out.append(f"[ -d {DATA_DIR}/postgres ] || install -d -m 0700 -o {uid} -g {gid} {DATA_DIR}/postgres")
+    out += [
+        "# 3. write project files",
+        f"[ -d {PROJECT_DIR} ] || install -d -m 0750 {PROJECT_DIR}",
+        "keep_previous",
+        "FILES_WRITTEN=1",
+    ]
     for path, content in sorted(plan.files.items()):
         out.append(_heredoc(path, content, "0640"))
     for path in plan.secret_files:
@@ -181,7 +260,7 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
     out += [
         f"cd {PROJECT_DIR}",
         "# 4. pull images",
-        "docker compose pull --quiet --ignore-buildable",
+        "docker compose pull --quiet --ignore-buildable || fail 'pulling the images failed (see above)'",
         "# 5. start data stores",
     ]
     if plan.data_services:
@@ -197,6 +276,8 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
     if plan.watch:
         out += [_heredoc(f.path, f.content, f.mode) for f in watch.watch_files(plan.watch)]
         out += [_heredoc(watch.WATCH_ENV_PATH, secret_contents[WATCH_ENV], "0600"), watch.INSTALL_COMMAND]
+    revisions = {svc: revision(plan.definitions.get(svc, ""), env_file) for svc in plan.routed}
+    changed = " ".join(q(svc) for svc in plan.routed)
     out.append("# 7. run the release command")
     if plan.release:
         svc, command = plan.release
@@ -205,20 +286,54 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
             "|| fail 'the release command failed; the previous version keeps serving'"
         )
     out.append("# 8. rolling update of routed services")
-    out += [f"rollout {q(svc)} {n}" for svc, n in plan.routed.items()]
+    out += [f"start_new {q(svc)} {n} {revisions[svc]} {revision_variable(svc)}" for svc, n in plan.routed.items()]
+    out += [
+        f"for svc in {changed}; do",
+        '  [ -n "${NEW[$svc]:-}" ] || continue',
+        "  # shellcheck disable=SC2086",
+        "  if ! why=$(wait_healthy ${NEW[$svc]}); then",
+        '    for s in "${!NEW[@]}"; do',
+        "      # shellcheck disable=SC2086",
+        '      [ -z "${NEW[$s]// /}" ] || docker rm -f ${NEW[$s]} >/dev/null',
+        "    done",
+        '    fail "$svc: the new version did not turn healthy ($why);"'
+        '" it was removed and the previous version keeps serving"',
+        "  fi",
+        "done",
+    ]
+    for svc, port in plan.ports.items():
+        out += [
+            f'if [ -n "${{NEW[{svc}]:-}}" ] || [ ! -s caddy/upstreams/{svc} ]; then',
+            f'  write_upstreams {q(svc)} {port} "${{NEW[{svc}]:-$(containers {q(svc)} | tr "\\n" " ")}}"',
+            "fi",
+        ]
+    out += [
+        "reload_proxy",
+        "STOP=''",
+        f'for svc in {changed}; do STOP="$STOP ${{OLD[$svc]:-}}"; done',
+        'if [ -n "${STOP// /}" ]; then',
+        f"  sleep {DRAIN_S}",
+        '  log "stopping the previous containers"',
+        "  # shellcheck disable=SC2086",
+        "  docker stop $STOP >/dev/null && docker rm $STOP >/dev/null",
+        "fi",
+    ]
     out.append("# 9. recreate workers")
     if plan.workers:
         workers = " ".join(q(w) for w in plan.workers)
-        out.append(f"docker compose up -d --no-deps --wait --wait-timeout {HEALTH_TIMEOUT_S} {workers}")
+        out.append(
+            f"docker compose up -d --quiet-pull --no-deps --wait --wait-timeout {HEALTH_TIMEOUT_S} {workers} "
+            "|| fail 'workers did not start'"
+        )
     out.append("# 10. start or reload the proxy")
     if plan.proxy:
-        out += [
-            "docker compose up -d --no-deps proxy",
-            "docker compose exec -T proxy caddy reload --config /etc/caddy/Caddyfile --adapter caddyfile",
-        ]
+        out += ["docker compose up -d --quiet-pull --no-deps proxy", "reload_proxy"]
     out += [
         "# 11. prune unused images",
-        "docker image prune -f >/dev/null",
+        "docker image prune --all --force >/dev/null",
+        "FILES_WRITTEN=0",
         f"log 'deploy of {plan.app} finished'",
+        "}",
+        'main "$@" </dev/null',
     ]
     return "\n".join(out) + "\n"

@@ -61,7 +61,11 @@ def sshd_config(user: str = DEPLOY_USER) -> str:
     )
 
 
-FAIL2BAN_JAIL = "[sshd]\nenabled = true\nbantime = 1h\nfindtime = 10m\nmaxretry = 5\n"
+# `backend = systemd`: sshd logs to the journal only where no syslog daemon writes
+# /var/log/auth.log (Debian, minimal Ubuntu images); with the file backend the jail never starts.
+FAIL2BAN_JAIL = "[sshd]\nenabled = true\nbackend = systemd\nbantime = 1h\nfindtime = 10m\nmaxretry = 5\n"
+HARDEN_SCRIPT = "/usr/local/sbin/ladder-harden"
+COMPOSE_PACKAGE = "docker-compose-v2"
 AUTO_UPGRADES = 'APT::Periodic::Update-Package-Lists "1";\nAPT::Periodic::Unattended-Upgrade "1";\n'
 
 
@@ -87,6 +91,28 @@ def swap_commands(mb: int) -> list[str]:
     ]
 
 
+def harden_commands(h: Hardening, user: str) -> list[str]:
+    """What runs once the packages are in: firewall, swap, groups, services, and a check that
+    each took (a failure fails the script, and with it cloud-init or the existing-host run)."""
+    return [
+        *ufw_commands(h.openings, h.trusted_networks),
+        *swap_commands(h.swap_mb),
+        # Groups such as `docker` exist only once their package is installed (after `users`).
+        *[f"usermod -aG {shlex.quote(group)} {shlex.quote(user)}" for group in h.groups],
+        "systemctl enable --now fail2ban",
+        "sshd -t",
+        "systemctl restart ssh",
+        *h.extra_runcmd,
+        "ufw status | grep -q '^Status: active'",
+        "for _ in $(seq 30); do fail2ban-client status sshd >/dev/null 2>&1 && break; sleep 1; done",
+        "fail2ban-client status sshd >/dev/null",
+    ]
+
+
+def harden_script(h: Hardening, user: str) -> str:
+    return "\n".join(["#!/usr/bin/env bash", "set -euo pipefail", *harden_commands(h, user)]) + "\n"
+
+
 def cloud_config(h: Hardening) -> dict[str, Any]:
     """The cloud-config as data (tests inspect it; `render` turns it into user data)."""
     user: dict[str, Any] = {
@@ -98,7 +124,9 @@ def cloud_config(h: Hardening) -> dict[str, Any]:
         user["ssh_authorized_keys"] = list(h.ssh_keys)
     if h.sudo:
         user["sudo"] = "ALL=(ALL) NOPASSWD:ALL"
-    packages = sorted({"ufw", "fail2ban", "unattended-upgrades", "ca-certificates", "curl", *h.packages})
+    packages = sorted(
+        {"ufw", "fail2ban", "python3-systemd", "unattended-upgrades", "ca-certificates", "curl", *h.packages}
+    )
     return {
         "users": [user],
         "disable_root": True,
@@ -107,19 +135,14 @@ def cloud_config(h: Hardening) -> dict[str, Any]:
         "package_upgrade": True,
         "packages": packages,
         "write_files": [
+            {"path": HARDEN_SCRIPT, "content": harden_script(h, DEPLOY_USER), "permissions": "0700"},
             {"path": SSHD_DROP_IN, "content": sshd_config(), "permissions": "0644", "owner": "root:root"},
             {"path": "/etc/fail2ban/jail.d/ladder.local", "content": FAIL2BAN_JAIL, "permissions": "0644"},
             {"path": "/etc/apt/apt.conf.d/20auto-upgrades", "content": AUTO_UPGRADES, "permissions": "0644"},
         ],
-        "runcmd": [
-            *ufw_commands(h.openings, h.trusted_networks),
-            *swap_commands(h.swap_mb),
-            # Groups such as `docker` exist only once their package is installed (after `users`).
-            *[f"usermod -aG {group} {DEPLOY_USER}" for group in h.groups],
-            "systemctl enable --now fail2ban",
-            "systemctl restart ssh",
-            *h.extra_runcmd,
-        ],
+        # One script under `set -e`: cloud-init judges runcmd by its last command only, so a
+        # list would report success with ufw missing or fail2ban dead.
+        "runcmd": [[HARDEN_SCRIPT]],
     }
 
 
@@ -133,19 +156,27 @@ def shell_script(h: Hardening, user: str) -> str:
         "set -euo pipefail",
         "export DEBIAN_FRONTEND=noninteractive",
         "apt-get update -q",
-        "apt-get install -y -q " + " ".join(config["packages"]),
+        "apt-get install -y -q " + " ".join(p for p in config["packages"] if p != COMPOSE_PACKAGE),
     ]
+    if COMPOSE_PACKAGE in config["packages"]:
+        # Ubuntu packages the Compose v2 plugin as docker-compose-v2; Debian 13 as docker-compose
+        # (Debian 12's docker-compose is Compose v1, which Ladder cannot use).
+        lines += [
+            f"if apt-cache show {COMPOSE_PACKAGE} >/dev/null 2>&1; then apt-get install -y -q {COMPOSE_PACKAGE}; "
+            "else apt-get install -y -q docker-compose; fi",
+            "docker compose version >/dev/null 2>&1 || "
+            "{ echo 'ladder: this host has no Docker Compose v2 plugin (Ubuntu 22.04+, Debian 13+)' >&2; exit 1; }",
+        ]
     for f in config["write_files"]:
+        if f["path"] == HARDEN_SCRIPT:
+            continue
         content = sshd_config(user) if f["path"] == SSHD_DROP_IN else f["content"]
         lines += [
-            f"install -d -m 0755 {shlex.quote(f['path'].rsplit('/', 1)[0])}",
+            f"mkdir -p {shlex.quote(f['path'].rsplit('/', 1)[0])}",
             f"cat > {shlex.quote(f['path'])} <<'LADDER_EOF'\n{content.rstrip()}\nLADDER_EOF",
             f"chmod {f['permissions']} {shlex.quote(f['path'])}",
         ]
-    for group in h.groups:
-        lines.append(f"usermod -aG {shlex.quote(group)} {shlex.quote(user)}")
-    lines.append("sshd -t")
-    lines += [cmd for cmd in config["runcmd"]]
+    lines += harden_commands(h, user)
     return "\n".join(lines) + "\n"
 
 

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
+from components.render import envfile
 from components.render.backup import vps_backup_args
 from components.render.caddy import vps_caddyfile
-from components.render.compose import APP_ENV, POSTGRES_ENV, PROJECT_DIR, VALKEY_ENV, Role, render_compose
+from components.render.compose import (
+    APP_ENV,
+    POSTGRES_ENV,
+    PROJECT_DIR,
+    VALKEY_ENV,
+    Role,
+    compose_document,
+    render_compose,
+)
 from components.render.deploy import DeployPlan
 from components.render.watch import WatchArgs
 from components.settings import Settings
@@ -53,6 +63,7 @@ def host_plan(
     s: Settings, role: Role, run_release: bool, volume_device: str | None = None, stack: str = "stack"
 ) -> DeployPlan:
     files = {"compose.yaml": render_compose(s, role)}
+    services = compose_document(s, role)["services"]
     if role.app:
         files["caddy/Caddyfile"] = vps_caddyfile(s, role.behind_load_balancer)
     routed = {n: max(1, svc.replica_count) for n, svc in s.app.services.items() if svc.routed} if role.app else {}
@@ -66,6 +77,8 @@ def host_plan(
         data_services=stores,
         release=release,
         routed=routed,
+        ports={n: svc.port for n, svc in s.app.routed_services.items() if svc.port is not None} if role.app else {},
+        definitions={n: json.dumps(services[n], sort_keys=True) for n in routed},
         workers=workers,
         proxy=role.app,
         volume_device=volume_device if "postgres" in stores else None,
@@ -82,8 +95,7 @@ def routed_and_workers(s: Settings, role: Role) -> list[str]:
 
 def app_env(s: Settings, values: Mapping[str, str]) -> str:
     """The app's secret env file: secretEnv values and the injected connection URLs."""
-    lines = [f"{key}={values[key]}" for key in sorted(values)]
     for key in s.app.secret_env:
         if key not in values:
             raise ValueError(f"no value for {key}")
-    return "\n".join(lines) + "\n"
+    return envfile.render(values)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_random as random
 
+from components.render import envfile
 from components.render.urls import postgres_url, redis_url
 from components.settings import Settings
 from components.vps.hosts import Fleet
@@ -41,7 +42,9 @@ class Postgres(pulumi.ComponentResource):
             password = random.RandomPassword(f"{name}-password", length=32, special=False, opts=child)
             self.url = postgres_url(db, password.result, args.host, 5432, db)
             self.env_file = pulumi.Output.secret(
-                password.result.apply(lambda pw: f"POSTGRES_USER={db}\nPOSTGRES_DB={db}\nPOSTGRES_PASSWORD={pw}\n")
+                password.result.apply(
+                    lambda pw: envfile.render({"POSTGRES_USER": db, "POSTGRES_DB": db, "POSTGRES_PASSWORD": pw})
+                )
             )
         elif s.postgres.mode == "managed":
             import pulumi_digitalocean as digitalocean
@@ -77,7 +80,9 @@ class Redis(pulumi.ComponentResource):
         if s.redis.mode == "container":
             password = random.RandomPassword(f"{name}-password", length=32, special=False, opts=child)
             self.url = redis_url(password.result, args.host, 6379)
-            self.env_file = pulumi.Output.secret(password.result.apply(lambda pw: f"VALKEY_PASSWORD={pw}\n"))
+            self.env_file = pulumi.Output.secret(
+                password.result.apply(lambda pw: envfile.render({"VALKEY_PASSWORD": pw}))
+            )
         elif s.redis.mode == "managed":
             from components import do_common
 

@@ -1,0 +1,52 @@
+"""`make e2e`: run the live bench (as root) and print its numbers. `--keep` keeps the run dir."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from tools.e2e import bench as b
+from tools.e2e import cases
+from tools.e2e import world as w
+
+CACHE = Path(os.environ.get("LADDER_E2E_CACHE", "/var/cache/ladder-e2e"))
+CASES = {"hetzner-1": cases.hetzner_single}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("cases", nargs="*", default=list(CASES))
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("the bench needs root (network namespaces, system containers)", file=sys.stderr)
+        return 2
+    # SIGTERM (CI's timeout, Ctrl-C's cousin) unwinds like an exception: everything is cleaned up.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    run_dir = CACHE / "run"
+    started = time.monotonic()
+    failed: list[str] = []
+    with w.World(CACHE, run_dir) as world:
+        bench = b.setup(world)
+        for name in args.cases:
+            print(f"== case {name}", flush=True)
+            t0 = time.monotonic()
+            try:
+                CASES[name](bench)
+            except Exception as exc:  # noqa: BLE001 - reported, the next case runs
+                failed.append(name)
+                print(f"  FAILED: {exc}", flush=True)
+            bench.note(f"case {name}", f"{time.monotonic() - t0:.1f} s")
+        print("== numbers")
+        for key, value in bench.numbers.items():
+            print(f"  {key}: {value}")
+    total = time.monotonic() - started
+    print(f"bench: {len(args.cases) - len(failed)} passed, {len(failed)} failed in {total:.0f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

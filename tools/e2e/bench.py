@@ -1,0 +1,141 @@
+"""Shared set-up of a bench run: the world, the images, the stacks' config, the servers."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tools.e2e import images, rootfs, servers
+from tools.e2e import world as w
+from tools.e2e.load import get
+from tools.e2e.program import BenchMocks, Stack, keypair
+from tools.e2e.proc import BenchError, wait_for
+from tools.harness import ROOT
+
+DOMAIN = "shop.bench.test"
+# A secret that breaks naive env files: `$`, both quotes, `#`, spaces, a backslash and a PEM's
+# newlines must reach the container byte for byte.
+SESSION_SECRET = "p@ss$word 'single' \"double\" #hash \\back\n-----BEGIN KEY-----\nAbC=\n-----END KEY-----"
+DEMO_VERSIONS = [("1.0.0", "ok"), ("1.0.1", "ok"), ("1.0.2", "ok"), ("1.0.3", "ok"),
+                 ("2.0.0", "500"), ("2.0.0", "deaf")]
+VENV_BIN = ROOT / "venv/bin"
+E2E_VENV_BIN = ROOT / ".venv-e2e/bin"
+
+
+def app(version: str = "1.0.0", mode: str = "ok") -> dict[str, Any]:
+    image = images.demo(version, mode)
+    return {
+        "name": "shop",
+        "env": {"LOG_LEVEL": "info", "DEMO_DIGEST_VARS": "SESSION_SECRET,DATABASE_URL,REDIS_URL"},
+        "secretEnv": ["SESSION_SECRET"],
+        "release": {"service": "api", "command": ["release"]},
+        "services": {
+            "web": {"image": image, "port": 8080, "path": "/", "replicas": 2, "health": "/healthz",
+                    "resources": {"cpu": "100m", "memory": "64Mi"}},
+            "api": {"image": image, "port": 8080, "path": "/api", "replicas": 2, "health": "/api/health",
+                    "resources": {"cpu": "100m", "memory": "64Mi"}},
+            "worker": {"image": image, "command": ["worker"], "resources": {"cpu": "100m", "memory": "64Mi"}},
+        },
+    }
+
+
+ROUTES = {"/": "web", "/api/orders": "api"}
+
+
+def vps_config(provider: str, operator_key: str, **vps: Any) -> dict[str, Any]:
+    return {
+        "ladder:phase": "vps",
+        "ladder:provider": provider,
+        "ladder:domain": DOMAIN,
+        "ladder:acmeEmail": "ops@bench.test",
+        "ladder:acmeServer": w.ACME_DIRECTORY,
+        "ladder:vps": {"sshKeys": [operator_key], "sshAllowFrom": [f"{w.GATEWAY}/32"], **vps},
+        "ladder:postgres": {"mode": "container", "version": "17"},
+        "ladder:redis": {"mode": "container", "maxMemoryMb": 64},
+        "ladder:app": app(),
+    }
+
+
+@dataclass
+class Bench:
+    world: w.World
+    server_rootfs: Path
+    operator: tuple[str, str]  # the operator's own SSH key (private, public): `vps.sshKeys`
+    ca: Path = field(default_factory=Path)
+    acme_root: Path = field(default_factory=Path)
+    numbers: dict[str, str] = field(default_factory=dict)
+
+    def note(self, key: str, value: str) -> None:
+        self.numbers[key] = value
+        print(f"  {key}: {value}", flush=True)
+
+
+def setup(world: w.World) -> Bench:
+    started = time.monotonic()
+    server_fs = rootfs.server_rootfs(world.cache)
+    image_fs = rootfs.image_rootfs(world.cache)
+    world.network()
+    world.registry()
+    engine = world.engine()
+    images.build_and_push(engine, image_fs, world.ca()[0], VENV_BIN / "caddy", world.run_dir, DEMO_VERSIONS)
+    world.apt_repo()
+    world.acme()
+    world.s3(E2E_VENV_BIN)
+    bench = Bench(world, server_fs, keypair("operator@laptop"), world.ca()[0], world.acme_root())
+    bench.note("setup (rootfs, images, services)", f"{time.monotonic() - started:.1f} s")
+    return bench
+
+
+@contextmanager
+def fleet(bench: Bench, stack: Stack, private: dict[str, str] | None = None,
+          hosts: dict[str, str] | None = None) -> Iterator[dict[str, servers.Server]]:
+    """Boot one test server per server the program creates, from its own user data."""
+    result = stack.evaluate()
+    if result.error is not None:
+        raise BenchError(f"the program failed: {result.error}")
+    booted: dict[str, servers.Server] = {}
+    try:
+        for r in result.resources:
+            if r.type not in ("hcloud:index/server:Server", "digitalocean:index/droplet:Droplet"):
+                continue
+            from tools.harness import unwrap
+
+            user_data = unwrap(r.inputs.get("userData"))
+            volume = next((v["linuxDevice"] for (t, n), v in stack.mocks.remembered.items()
+                           if t == "hcloud:index/volume:Volume"), None)
+            s = servers.prepare(bench.world, bench.server_rootfs, r.name, stack.mocks.addresses[r.name],
+                                user_data=user_data, private_ip=(private or {}).get(r.name),
+                                volume_path=volume if "app-0" in r.name or "data" in r.name else None,
+                                hosts=hosts)
+            booted[r.name] = s
+            servers.boot(bench.world, s)
+        yield booted
+    finally:
+        for s in booted.values():
+            servers.destroy(s)
+
+
+def serves(bench: Bench, address: str, version: str, timeout: float = 120) -> None:
+    def ok() -> bool:
+        for path, service in ROUTES.items():
+            status, body = get(address, DOMAIN, path, bench.acme_root)
+            if status != 200 or body.get("service") != service or body.get("version") != version:
+                raise BenchError(f"{path}: HTTP {status} {body}")
+        return True
+
+    wait_for(f"https://{DOMAIN}/ and /api serve {version}", ok, timeout, interval=2)
+
+
+def with_app(config: dict[str, Any], version: str, mode: str = "ok") -> dict[str, Any]:
+    new = copy.deepcopy(config)
+    new["ladder:app"] = app(version, mode)
+    return new
+
+
+def new_stack(config: dict[str, Any], addresses: dict[str, str], private: dict[str, str] | None = None) -> Stack:
+    return Stack(config, {"ladder:secrets.SESSION_SECRET": SESSION_SECRET}, BenchMocks(addresses, private))
