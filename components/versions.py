@@ -55,9 +55,11 @@ CLOUDNATIVE_PG_CHART = Chart("https://cloudnative-pg.github.io/charts", "cloudna
 BARMAN_CLOUD_PLUGIN_CHART = Chart("https://cloudnative-pg.github.io/charts", "plugin-barman-cloud", "0.7.0")
 
 # `ladder:postgres.version` -> CloudNativePG's operand image (same minors as POSTGRES_IMAGES).
+# `standard` images (the `system` ones are deprecated upstream), Debian trixie; the minors
+# cloudnative-pg/postgres-containers builds as of 2026-08-20 (docker-bake.hcl: 17.11, 18.6).
 CNPG_POSTGRES_IMAGES: dict[str, str] = {
-    "17": "ghcr.io/cloudnative-pg/postgresql:17.6-system-trixie",
-    "18": "ghcr.io/cloudnative-pg/postgresql:18.6-system-trixie",
+    "17": "ghcr.io/cloudnative-pg/postgresql:17.11-standard-trixie",
+    "18": "ghcr.io/cloudnative-pg/postgresql:18.6-standard-trixie",
 }
 
 # DigitalOcean managed Valkey major.
@@ -77,6 +79,15 @@ KUBE_PROMETHEUS_STACK = Chart(
     name="kube-prometheus-stack",
     version="88.5.3",
 )
+
+# metrics-server for clusters whose provider ships none (DOKS: DigitalOcean's docs say to
+# install it); without it an HPA never scales. Chart 3.13.1 (app 0.8.1), kubernetes-sigs.
+METRICS_SERVER_CHART = Chart("https://kubernetes-sigs.github.io/metrics-server/", "metrics-server", "3.13.1")
+
+# kube-prometheus-stack's CRD upgrade Job copies the CRDs with busybox; the chart defaults
+# to `latest`. 1.37.0 is the newest stable tag in docker-library/official-images (2026-08-21;
+# 1.38 is tagged `unstable`).
+BUSYBOX_TAG = "1.37.0"
 
 # --- k3s on Hetzner ------------------------------------------------------------------------
 

@@ -51,6 +51,12 @@ def test_smtp_host_needs_a_sender() -> None:
     assert "ladder:monitoring.smtpFrom" in str(info.value)
 
 
+def test_alert_email_without_smtp_host_is_a_config_error_on_the_cluster_rung() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_settings(cluster_config(monitoring={"enabled": True, "alertEmail": "a@b.co"}))
+    assert "ladder:monitoring.smtpHost" in str(info.value)
+
+
 def test_prometheus_may_scrape_tenant_apps_only_when_monitoring_is_on() -> None:
     on = run_program("production", overrides={"ladder:monitoring": MONITORING})
     policies = {

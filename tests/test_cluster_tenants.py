@@ -152,7 +152,8 @@ def test_quota_covers_full_scale() -> None:
     assert hard["services.loadbalancers"] == "0"
     # api at 10 replicas (+1 surge) alone requests 2750m
     assert int(hard["requests.cpu"].rstrip("m")) > 2750
-    assert hard["persistentvolumeclaims"] == "3"  # 2 Postgres instances + Valkey
+    # 2 Postgres instances + the restore runbook's recovery instance + Valkey
+    assert hard["persistentvolumeclaims"] == "4"
 
 
 def test_app_reaches_only_its_data() -> None:

@@ -141,11 +141,6 @@ class Monitoring(pulumi.ComponentResource):
             if m.smtp_host and m.smtp_from
             else None
         )
-        if m.alert_email and smtp is None:
-            pulumi.log.warn(
-                "ladder:monitoring.smtpHost is not set: Alertmanager cannot mail "
-                f"{m.alert_email}; alerts stay visible in Alertmanager and Grafana only"
-            )
         smtp_password = m.smtp_password.get_secret_value() if m.smtp_password else None
         values: pulumi.Output[helm_values.Values] = pulumi.Output.secret(
             password.result.apply(
