@@ -242,6 +242,9 @@ class Service(_Model):
     replicas: int | None = Field(default=None, ge=0, le=1000)
     health: UrlPath | None = None
     command: list[str] | None = Field(default=None, min_length=1)
+    # A service without a port has no HTTP endpoint to probe: this command (exec, no
+    # shell) tells the cluster it is alive; a non-zero exit restarts the container.
+    liveness: list[str] | None = Field(default=None, min_length=1)
     autoscale: Autoscale | None = None
     resources: Resources = Resources()
 

@@ -23,7 +23,9 @@ CHECKOV_SKIPS = {
     # Secret lives in the tenant's namespace, readable by no ServiceAccount.
     "CKV_K8S_35",
     # Liveness/readiness: every service with a `port` gets HTTP startup/readiness/liveness
-    # probes on `health` (tests/test_cluster_tenants.py); workers have no port to probe.
+    # probes on `health`, a worker the exec liveness probe its `liveness` names
+    # (tests/test_cluster_tenants.py); a worker serves no traffic, so it has no readiness,
+    # and the release Job none of either.
     "CKV_K8S_8",
     "CKV_K8S_9",
 }

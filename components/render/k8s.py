@@ -448,6 +448,15 @@ def container(spec: TenantSpec, name: str, svc: Service, command: list[str] | No
         c["startupProbe"] = {**_probe(svc), "periodSeconds": 5, "failureThreshold": 60, "timeoutSeconds": 3}
         c["readinessProbe"] = {**_probe(svc), "periodSeconds": 10, "failureThreshold": 3, "timeoutSeconds": 3}
         c["livenessProbe"] = {**_probe(svc), "periodSeconds": 20, "failureThreshold": 3, "timeoutSeconds": 5}
+    elif svc.liveness and command is None:
+        # Workers: the command the app names (exec, no shell), e.g. a heartbeat file's age.
+        c["livenessProbe"] = {
+            "exec": {"command": list(svc.liveness)},
+            "initialDelaySeconds": 30,
+            "periodSeconds": 30,
+            "failureThreshold": 3,
+            "timeoutSeconds": 5,
+        }
     return c
 
 
