@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from tests.helpers import SSH_KEY
 from tools.harness import ProgramResult, Registration, run_program
 from tools.manifests import manifests_from
 
@@ -45,7 +46,6 @@ BACKUPS = {
     "schedule": "0 */6 * * *",
     "retentionDays": 14,
 }
-SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyExampleKeyExampleKeyExample00 dev@laptop"
 HETZNER: dict[str, Any] = {
     "ladder:provider": "hetzner",
     "ladder:vps": {"sshKeys": [SSH_KEY], "sshAllowFrom": ["203.0.113.7/32"]},

@@ -6,17 +6,9 @@ import pytest
 
 from components import versions
 from components.settings import ConfigError, parse_settings
+from tests.cluster_helpers import MONITORING
 from tests.helpers import cluster_config
 from tools.harness import PlainMocks, is_secret, run_program, unwrap
-
-MONITORING = {
-    "enabled": True,
-    "alertEmail": "ops@shop.example.com",
-    "smtpHost": "smtp.example.com:587",
-    "smtpFrom": "alerts@shop.example.com",
-    "smtpUser": "apikey",
-    "smtpPassword": "smtp-secret-value",
-}
 
 
 def test_enabled_monitoring_installs_the_pinned_chart_with_secret_values() -> None:

@@ -9,14 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.cluster_helpers import HETZNER
 from tests.helpers import SSH_KEY
 from tools.harness import PlainMocks, ProgramResult, Registration, is_secret, run_program, unwrap
 
-HETZNER: dict[str, Any] = {
-    "ladder:provider": "hetzner",
-    "ladder:vps": {"sshKeys": [SSH_KEY], "sshAllowFrom": ["203.0.113.7/32"]},
-    "ladder:cluster": {"version": "1.34", "minNodes": 2, "maxNodes": 3},
-}
 SERVER = "hcloud:index/server:Server"
 COMMAND = "command:remote:Command"
 
