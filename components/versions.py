@@ -20,6 +20,8 @@ DEFAULT_POSTGRES_VERSION = "17"
 
 # `ladder:redis.version` -> the Valkey project's image (BSD-licensed Redis fork, same
 # protocol; Docker Hub has no library/valkey). 9.1.1 is a security release (2026-07-21).
+# 8.1.4 is behind its line (issue 11); no upstream record of a newer 8.1 tag was available
+# to confirm one, so the pin stays until it can be checked against valkey-io's releases.
 VALKEY_IMAGES: dict[str, str] = {
     "8.1": "valkey/valkey:8.1.4-alpine",
     "9.1": "valkey/valkey:9.1.1-alpine",
@@ -93,6 +95,8 @@ BUSYBOX_TAG = "1.37.0"
 
 # `ladder:cluster.version` -> the k3s release for the Hetzner cluster rung (its install
 # script, fetched from this tag, verifies the binary's sha256).
+# v1.34.1+k3s1 is the line's first patch (issue 11); no upstream record of a later 1.34
+# release was available to confirm one, so it stays until checked against k3s-io/k3s.
 K3S_VERSIONS: dict[str, str] = {
     "1.34": "v1.34.1+k3s1",
     "1.35": "v1.35.5+k3s1",
