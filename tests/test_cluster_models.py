@@ -97,6 +97,7 @@ def test_needed_flows(variant: str) -> None:
                 if port is not None:
                     assert net.allowed(PROMETHEUS, pods[f"Deployment/{name}"], port)
             assert net.allowed(PROMETHEUS, instances[0], r.POSTGRES_METRICS_PORT)
+            assert net.allowed(PROMETHEUS, valkey[0], r.VALKEY_METRICS_PORT)
 
 
 # --- reachability: every forbidden flow ---------------------------------------------------
@@ -109,7 +110,7 @@ def test_forbidden_flows(variant: str) -> None:
     spaces = namespaces(result)
     assert len(spaces) >= 2 or variant == "monitoring"
     everything = {ns: list(pods_of(result, ns).values()) + restore_pods(ns) + [solver(ns)] for ns in spaces}
-    ports = [80, 443, 3000, 5432, 6379, 8000, 8080, 8089, 9187]
+    ports = [80, 443, 3000, 5432, 6379, 8000, 8080, 8089, 9121, 9187]
     for a in spaces:
         for b in spaces:
             if a == b:

@@ -10,7 +10,7 @@ import pulumi_random as random
 
 from components import versions
 from components.cluster.data import TenantStore
-from components.cluster.platform import helm_release
+from components.cluster.platform import custom_resource, helm_release
 from components.cluster.providers import ClusterHandle
 from components.render import backup, helm_values
 from components.render import k8s as r
@@ -141,14 +141,10 @@ class Postgres(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster]),
                 )
             if self._monitoring is not None:
-                pm = r.postgres_pod_monitor(spec)
-                kubernetes.apiextensions.CustomResource(
+                custom_resource(
                     f"{tenant}-postgres-pod-monitor",
-                    api_version=pm["apiVersion"],
-                    kind=pm["kind"],
-                    metadata=pm["metadata"],
-                    spec=pm["spec"],
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster, self._monitoring]),
+                    r.postgres_pod_monitor(spec),
+                    pulumi.ResourceOptions(parent=self, depends_on=[cluster, self._monitoring]),
                 )
             host = f"{r.POSTGRES_CLUSTER}-rw.{spec.namespace}.svc.cluster.local"
             return TenantStore(

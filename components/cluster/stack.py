@@ -129,7 +129,16 @@ class ClusterStack(pulumi.ComponentResource):
             ),
             opts=on_cluster,
         )
-        redis = Redis("redis", RedisArgs(s, handle, depends_on=handle.depends_on), opts=on_cluster)
+        redis = Redis(
+            "redis",
+            RedisArgs(
+                s,
+                handle,
+                depends_on=handle.depends_on,
+                monitoring=self.monitoring.release if self.monitoring else None,
+            ),
+            opts=on_cluster,
+        )
 
         def connect(spec: r.TenantSpec, namespace: kubernetes.core.v1.Namespace) -> Mapping[str, TenantStore]:
             stores: dict[str, TenantStore] = {}

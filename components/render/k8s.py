@@ -214,6 +214,8 @@ def quota_totals(spec: TenantSpec) -> dict[str, int]:
     if spec.valkey_max_memory_mb:
         res = valkey_resources(spec.valkey_max_memory_mb)
         add(res, limits(res), 1)
+        if spec.monitoring:
+            add(VALKEY_EXPORTER_RESOURCES, limits(VALKEY_EXPORTER_RESOURCES), 1, pod=False)
     add(ACME_SOLVER_REQUESTS, ACME_SOLVER_LIMITS, 1)
     pvcs = pg_pvcs + (1 if spec.valkey_storage_gb else 0)
     storage = pg_storage + spec.valkey_storage_gb
@@ -345,10 +347,13 @@ def network_policies(spec: TenantSpec) -> dict[str, Obj]:
     if egress:  # always: HTTPS egress above
         policies["allow-app-egress"] = {"podSelector": app_pods, "policyTypes": ["Egress"], "egress": egress}
     if spec.data.valkey_in_namespace:
+        valkey_ingress: list[Obj] = [{"from": [{"podSelector": app_pods}], "ports": _ports([VALKEY_PORT])}]
+        if spec.monitoring:
+            valkey_ingress.append({"from": [_prometheus_peer()], "ports": _ports([VALKEY_METRICS_PORT])})
         policies["allow-valkey-from-app"] = {
             "podSelector": {"matchLabels": {NAME: VALKEY}},
             "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"podSelector": app_pods}], "ports": _ports([VALKEY_PORT])}],
+            "ingress": valkey_ingress,
         }
     if spec.data.postgres_in_namespace:
         policies["allow-postgres"] = _postgres_policy(spec, app_pods)
@@ -389,18 +394,21 @@ def _prometheus_peer() -> Obj:
     }
 
 
-def postgres_pod_monitor(spec: TenantSpec) -> Obj:
-    """A PodMonitor for the tenant's CloudNativePG instances (the selector CloudNativePG's
-    own generated PodMonitor uses), so Prometheus scrapes port `metrics` (9187)."""
+def pod_monitor(spec: TenantSpec, name: str, match_labels: dict[str, str]) -> Obj:
+    """A PodMonitor in the tenant's namespace: Prometheus scrapes port `metrics` of the
+    pods it selects (kube-prometheus-stack picks up PodMonitors from every namespace)."""
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PodMonitor",
-        "metadata": meta(POSTGRES_CLUSTER, spec.namespace, spec),
-        "spec": {
-            "selector": {"matchLabels": {"cnpg.io/cluster": POSTGRES_CLUSTER, "cnpg.io/podRole": "instance"}},
-            "podMetricsEndpoints": [{"port": "metrics"}],
-        },
+        "metadata": meta(name, spec.namespace, spec),
+        "spec": {"selector": {"matchLabels": match_labels}, "podMetricsEndpoints": [{"port": "metrics"}]},
     }
+
+
+def postgres_pod_monitor(spec: TenantSpec) -> Obj:
+    """The CloudNativePG instances' exporter (9187), selected as CloudNativePG's own
+    generated PodMonitor selects them."""
+    return pod_monitor(spec, POSTGRES_CLUSTER, {"cnpg.io/cluster": POSTGRES_CLUSTER, "cnpg.io/podRole": "instance"})
 
 
 # ---------------------------------------------------------------------------------------
@@ -612,7 +620,32 @@ def valkey_storage_gb(max_memory_mb: int) -> int:
     return max(1, -(-2 * max_memory_mb // 1024))
 
 
-def valkey_statefulset(spec: TenantSpec, image: str, password_secret: str) -> Obj:
+VALKEY_METRICS_PORT = 9121  # redis_exporter's default listen port
+VALKEY_EXPORTER_RESOURCES = Resources(cpu="25m", memory="32Mi")
+
+
+def valkey_exporter(image: str, password_secret: str) -> Obj:
+    """redis_exporter beside Valkey (it reads REDIS_ADDR, default redis://localhost:6379,
+    and REDIS_PASSWORD), serving Prometheus metrics on port `metrics`."""
+    return {
+        "name": "exporter",
+        "image": image,
+        "imagePullPolicy": "Always",
+        "env": [
+            {"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": password_secret, "key": "password"}}}
+        ],
+        "ports": [{"name": "metrics", "containerPort": VALKEY_METRICS_PORT, "protocol": "TCP"}],
+        "resources": resources_block(VALKEY_EXPORTER_RESOURCES),
+        "securityContext": container_security_context(),
+        "livenessProbe": {"tcpSocket": {"port": "metrics"}, "periodSeconds": 30, "timeoutSeconds": 5},
+    }
+
+
+def valkey_pod_monitor(spec: TenantSpec) -> Obj:
+    return pod_monitor(spec, VALKEY, {NAME: VALKEY, INSTANCE: spec.tenant.name})
+
+
+def valkey_statefulset(spec: TenantSpec, image: str, password_secret: str, exporter_image: str | None = None) -> Obj:
     labels = {NAME: VALKEY, INSTANCE: spec.tenant.name, PART_OF: spec.app.name, ROLE: "data"}
     sel = {NAME: VALKEY, INSTANCE: spec.tenant.name}
     ping = ["sh", "-c", 'valkey-cli --no-auth-warning -a "$VALKEY_PASSWORD" ping | grep -q PONG']
@@ -646,8 +679,13 @@ def valkey_statefulset(spec: TenantSpec, image: str, password_secret: str) -> Ob
             "template": {
                 "metadata": {"labels": labels},
                 # Any non-root UID works: the command bypasses the image's entrypoint and
-                # fsGroup makes the volume writable.
-                "spec": {**pod_spec(spec, [c]), "terminationGracePeriodSeconds": 30},
+                # fsGroup makes the volume writable. With monitoring, the exporter rides along.
+                "spec": {
+                    **pod_spec(
+                        spec, [c, *([valkey_exporter(exporter_image, password_secret)] if exporter_image else [])]
+                    ),
+                    "terminationGracePeriodSeconds": 30,
+                },
             },
             "volumeClaimTemplates": [
                 {
