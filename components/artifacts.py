@@ -33,6 +33,8 @@ def _cluster(settings: Settings) -> dict[str, str]:
     }
     if settings.postgres.mode == "operator":
         files["helm/cloudnative-pg.values.yaml"] = helm_values.cloudnative_pg_values()
+    if settings.provider_name == "digitalocean":
+        files["helm/metrics-server.values.yaml"] = helm_values.metrics_server_values()
     return {path: yaml.safe_dump(values, sort_keys=False) for path, values in files.items()}
 
 

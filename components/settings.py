@@ -242,6 +242,9 @@ class Service(_Model):
     replicas: int | None = Field(default=None, ge=0, le=1000)
     health: UrlPath | None = None
     command: list[str] | None = Field(default=None, min_length=1)
+    # A service without a port has no HTTP endpoint to probe: this command (exec, no
+    # shell) tells the cluster it is alive; a non-zero exit restarts the container.
+    liveness: list[str] | None = Field(default=None, min_length=1)
     autoscale: Autoscale | None = None
     resources: Resources = Resources()
 
@@ -562,6 +565,10 @@ def _cross_checks(s: Settings) -> Iterable[tuple[str, str]]:
 
     if s.monitoring.enabled and not s.monitoring.alert_email and phase != "local":
         yield f"{ns}:monitoring.alertEmail", "required when monitoring is enabled"
+    if phase == "cluster" and s.monitoring.enabled and s.monitoring.alert_email and not s.monitoring.smtp_host:
+        # Alertmanager's config loader refuses an email receiver without a smarthost, and
+        # the operator then stops reconciling: no half-configured mail.
+        yield f"{ns}:monitoring.smtpHost", "required with alertEmail on the cluster rung: Alertmanager mails through it"
     if s.monitoring.smtp_host and not s.monitoring.smtp_from:
         yield f"{ns}:monitoring.smtpFrom", "required with smtpHost: the sender address of alert mails"
 

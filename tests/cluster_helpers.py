@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from tests.helpers import SSH_KEY
 from tools.harness import ProgramResult, Registration, run_program
 from tools.manifests import manifests_from
 
@@ -30,6 +31,29 @@ current-context: prod
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
 
+MONITORING = {
+    "enabled": True,
+    "alertEmail": "ops@shop.example.com",
+    "smtpHost": "smtp.example.com:587",
+    "smtpFrom": "alerts@shop.example.com",
+    "smtpUser": "apikey",
+    "smtpPassword": "smtp-secret-value",
+}
+BACKUPS = {
+    "bucket": "shop-backups",
+    "endpoint": "https://fra1.digitaloceanspaces.com",
+    "region": "fra1",
+    "schedule": "0 */6 * * *",
+    "retentionDays": 14,
+}
+HETZNER: dict[str, Any] = {
+    "ladder:provider": "hetzner",
+    "ladder:vps": {"sshKeys": [SSH_KEY], "sshAllowFrom": ["203.0.113.7/32"]},
+    "ladder:cluster": {"version": "1.34", "minNodes": 2, "maxNodes": 3},
+}
+# Every variant of the production stack the cluster tests evaluate.
+VARIANTS = ("doks", "three", "managed", "backups", "existing", "existing3", "nginx", "bumped", "monitoring", "k3s")
+
 
 def tenants(n: int) -> list[dict[str, str]]:
     return [{"name": f"t{i:03d}", "domain": f"t{i:03d}.example.com"} for i in range(n)]
@@ -49,18 +73,18 @@ def production(variant: str = "doks") -> ProgramResult:
         overrides["ladder:postgres"] = {"mode": "managed", "version": "17", "instances": 2}
         overrides["ladder:redis"] = {"mode": "managed"}
         overrides["ladder:tenants"] = TENANTS3[:2]
-    if variant == "backups":
-        overrides["ladder:backups"] = {
-            "bucket": "shop-backups",
-            "endpoint": "https://fra1.digitaloceanspaces.com",
-            "region": "fra1",
-            "schedule": "0 */6 * * *",
-            "retentionDays": 14,
-        }
+    if variant in ("backups", "monitoring", "k3s"):
+        overrides["ladder:backups"] = BACKUPS
         secrets["ladder:backups.accessKeyId"] = "AKIAEXAMPLE"
         secrets["ladder:backups.secretAccessKey"] = "secret-example"
     if variant == "nginx":
         overrides["ladder:cluster.ingress"] = "ingress-nginx"
+    if variant == "monitoring":
+        overrides["ladder:monitoring"] = MONITORING
+    if variant == "k3s":
+        overrides.update(HETZNER)
+        secrets = {"ladder:backups.accessKeyId": "AKIAEXAMPLE", "ladder:backups.secretAccessKey": "secret-example"}
+        overrides["ladder:monitoring"] = MONITORING
     if variant == "bumped":
         overrides["ladder:app.services.api.image"] = "mendhak/http-https-echo:38"
     result = run_program("production", overrides=overrides, secrets=secrets)

@@ -168,6 +168,25 @@ def test_object_store() -> None:
     assert conf["s3Credentials"]["accessKeyId"] == {"name": "shop-backup-s3", "key": "ACCESS_KEY_ID"}
     assert conf["wal"]["compression"] == "gzip"
     assert "serverName" not in conf  # must stay empty for the plugin
+    assert "region" not in conf["s3Credentials"]  # no region given
+    # the sidecar gets its resources only from here (else the LimitRange's 128Mi)
+    sidecar = spec["instanceSidecarConfiguration"]["resources"]
+    assert sidecar["requests"]["memory"] == "256Mi" and sidecar["limits"]["memory"] == "512Mi"
+
+
+def test_object_store_region_reaches_the_credentials() -> None:
+    from dataclasses import replace
+
+    store = b.cnpg_object_store(replace(CNPG, region="fra1"))
+    assert store["spec"]["configuration"]["s3Credentials"]["region"] == {
+        "name": "shop-backup-s3",
+        "key": "ACCESS_REGION",
+    }
+    assert b.cnpg_credentials("id", "key", "fra1") == {
+        "ACCESS_KEY_ID": "id",
+        "ACCESS_SECRET_KEY": "key",
+        "ACCESS_REGION": "fra1",
+    }
 
 
 def test_cluster_plugins_and_scheduled_backup() -> None:
@@ -188,12 +207,16 @@ def test_cluster_plugins_and_scheduled_backup() -> None:
 
 
 def test_recovery_cluster() -> None:
-    spec = b.cnpg_recovery_cluster_spec(CNPG, "shop-pg-restore", instances=2, storage_gb=10)
+    image = "ghcr.io/cloudnative-pg/postgresql:17.11-standard-trixie"
+    spec = b.cnpg_recovery_cluster_spec(CNPG, "shop-pg-restore", instances=2, storage_gb=10, image_name=image)
+    # the backup's major (the operator's default is the newest one) and real resources
+    assert spec["imageName"] == image
+    assert spec["resources"]["requests"]["memory"] == "512Mi"
     assert spec["bootstrap"] == {"recovery": {"source": "origin"}}
     (origin,) = spec["externalClusters"]
     assert origin["name"] == "origin"
     assert origin["plugin"]["parameters"] == {"barmanObjectName": "shop-pg-store", "serverName": "shop-pg"}
     # the new cluster archives under its own name, never over the origin's WAL
     assert spec["plugins"][0]["parameters"]["serverName"] == "shop-pg-restore"
-    pitr = b.cnpg_recovery_cluster_spec(CNPG, "x", 1, 5, target_time="2026-11-23T06:00:00Z")
+    pitr = b.cnpg_recovery_cluster_spec(CNPG, "x", 1, 5, image, target_time="2026-11-23T06:00:00Z")
     assert pitr["bootstrap"]["recovery"]["recoveryTarget"] == {"targetTime": "2026-11-23T06:00:00Z"}

@@ -117,7 +117,7 @@ def test_platform_ordering() -> None:
 
 
 def test_traefik_is_the_default_and_nginx_warns(caplog: pytest.LogCaptureFixture) -> None:
-    assert _release(production("doks"), "traefik").inputs["values"]["service"]["type"] == "LoadBalancer"
+    assert _release(production("doks"), "traefik").inputs["values"]["service"]["spec"]["type"] == "LoadBalancer"
     result = run_program(
         "production", overrides={"ladder:cluster.ingress": "ingress-nginx"}, secrets={"digitalocean:token": USER_TOKEN}
     )
@@ -126,6 +126,14 @@ def test_traefik_is_the_default_and_nginx_warns(caplog: pytest.LogCaptureFixture
     assert not [r for r in result.resources if r.type == RELEASE and r.inputs.get("chart") == "traefik"]
     assert "retired upstream" in caplog.text
     assert result.one("kubernetes:networking.k8s.io/v1:Ingress").inputs["spec"]["ingressClassName"] == "nginx"
+
+
+def test_metrics_server_on_doks_only() -> None:
+    # DOKS ships none (the HPAs would never scale); k3s bundles it; existing: the user's.
+    release = _release(production("doks"), "metrics-server")
+    assert (release.inputs["version"], release.inputs["namespace"]) == ("3.13.1", "kube-system")
+    assert not [r for r in production("existing").of_type(RELEASE) if r.inputs["chart"] == "metrics-server"]
+    assert not [r for r in production("k3s").of_type(RELEASE) if r.inputs["chart"] == "metrics-server"]
 
 
 def test_load_balancer_is_the_only_exposure() -> None:
@@ -247,7 +255,7 @@ def test_helm_values_as_data() -> None:
 
     files = rendered_files(_settings_of(production("doks")))
     traefik = yaml.safe_load(files["helm/traefik.values.yaml"])
-    assert traefik["service"]["type"] == "LoadBalancer"
+    assert traefik["service"]["spec"]["type"] == "LoadBalancer"
     assert traefik["ingressClass"] == {"enabled": True, "isDefaultClass": True, "name": "traefik"}
     assert traefik["providers"]["kubernetesIngress"]["enabled"] is True
     assert isinstance(traefik["deployment"]["replicas"], int)

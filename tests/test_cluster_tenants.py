@@ -152,7 +152,8 @@ def test_quota_covers_full_scale() -> None:
     assert hard["services.loadbalancers"] == "0"
     # api at 10 replicas (+1 surge) alone requests 2750m
     assert int(hard["requests.cpu"].rstrip("m")) > 2750
-    assert hard["persistentvolumeclaims"] == "3"  # 2 Postgres instances + Valkey
+    # 2 Postgres instances + the restore runbook's recovery instance + Valkey
+    assert hard["persistentvolumeclaims"] == "4"
 
 
 def test_app_reaches_only_its_data() -> None:
@@ -185,3 +186,12 @@ def test_https_egress_never_reaches_private_ranges() -> None:
     ]
     (internet,) = [b for b in blocks if b["cidr"] == "0.0.0.0/0"]
     assert "10.0.0.0/8" in internet["except"] and "172.16.0.0/12" in internet["except"]
+
+
+def test_workers_have_the_liveness_probe_they_name() -> None:
+    (worker,) = [d for d in manifests(production("doks"), "Deployment") if d["metadata"]["name"] == "worker"]
+    probe = pod_spec(worker)["containers"][0]["livenessProbe"]
+    assert probe["exec"]["command"][:2] == ["node", "-e"] and "heartbeat" in probe["exec"]["command"][2]
+    # the release Job runs a one-off command: no probe of the worker's kind
+    (job,) = manifests(production("doks"), "Job")
+    assert "livenessProbe" not in pod_spec(job)["containers"][0]

@@ -23,12 +23,14 @@ CHECKOV_SKIPS = {
     # Secret lives in the tenant's namespace, readable by no ServiceAccount.
     "CKV_K8S_35",
     # Liveness/readiness: every service with a `port` gets HTTP startup/readiness/liveness
-    # probes on `health` (tests/test_cluster_tenants.py); workers have no port to probe.
+    # probes on `health`, a worker the exec liveness probe its `liveness` names
+    # (tests/test_cluster_tenants.py); a worker serves no traffic, so it has no readiness,
+    # and the release Job none of either.
     "CKV_K8S_8",
     "CKV_K8S_9",
 }
 
-VARIANTS = ["doks", "three", "managed", "backups", "existing3"]
+VARIANTS = ["doks", "three", "managed", "backups", "existing3", "monitoring", "k3s"]
 
 
 def _write(result: ProgramResult, out: Path) -> Path:
@@ -68,7 +70,7 @@ def test_kubernetes_validate_strict(variant: str, tmp_path: Path, kubernetes_val
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("variant", ["doks", "three", "managed"])
+@pytest.mark.parametrize("variant", ["doks", "three", "managed", "monitoring"])
 def test_checkov(variant: str, tmp_path: Path, checkov_bin: str) -> None:
     out = _write(production(variant), tmp_path / "build")
     proc = subprocess.run(

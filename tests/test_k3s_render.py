@@ -33,7 +33,7 @@ def test_first_server_initialises_etcd_only_when_ha() -> None:
 
 def test_server_disables_bundled_ingress_and_uses_external_cloud_provider() -> None:
     config = yaml.safe_load(k3s.node_config(server()))
-    assert config["disable"] == ["traefik", "servicelb"]
+    assert config["disable"] == ["traefik", "servicelb", "local-storage"]
     assert config["disable-cloud-controller"] is True
     assert "cloud-provider=external" in config["kubelet-arg"]
     assert config["tls-san"] == ["203.0.113.5"]

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
+from components import versions
 from components.render.backup import RESTORE_SCRIPT_PATH
-from tools import restore
+from tools import contracts, restore
 
 BACKUPS = {"ladder:backups": {"bucket": "shop-backups", "endpoint": "https://fra1.digitaloceanspaces.com"}}
 
@@ -74,6 +75,25 @@ def test_cluster_cnpg(tmp_path: Path) -> None:
     assert "kubectl --kubeconfig kubeconfig-production -n shop apply -f postgres-restore.yaml" in text
     assert "pg_restore --clean --if-exists" in text
     _bash_ok(tmp_path, steps)
+    # the backup's major, not the operator's default (newest) image
+    assert spec["imageName"] == versions.CNPG_POSTGRES_IMAGES["17"]
+    # the live cluster's resources, not the LimitRange's 128Mi default
+    assert spec["resources"]["requests"]["memory"] == "512Mi"
+    # the tenant's labels; admitted by the tenant's NetworkPolicies (tests/test_cluster_models.py)
+    assert manifest["metadata"]["labels"]["app.kubernetes.io/instance"] == "shop"
+    # the app's role owns what is restored
+    (copy,) = [s for s in steps if "pg_restore" in s]
+    assert "--no-owner" in copy and "--role=shop" in copy  # ladder:app.name -> database and owner
+    # the same CRD contract as the program's Cluster
+    index = contracts.crd_index([contracts.contract("cloudnative-pg", versions.CLOUDNATIVE_PG_CHART.version)])
+    assert contracts.custom_resource_errors(index, manifest) == []
+
+
+def test_cluster_cnpg_restores_the_stacks_major(tmp_path: Path) -> None:
+    steps = _steps("production", {**BACKUPS, "ladder:postgres": {"mode": "operator", "version": "18", "instances": 2}})
+    start, end = steps.index("cat > postgres-restore.yaml <<'YAML'"), steps.index("YAML")
+    manifest = yaml.safe_load("\n".join(steps[start + 1 : end]))
+    assert manifest["spec"]["imageName"] == versions.CNPG_POSTGRES_IMAGES["18"]
 
 
 def test_cluster_managed() -> None:

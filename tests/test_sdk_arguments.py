@@ -57,7 +57,18 @@ RUNS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         },
         {},
     ),
-    ("production", {"ladder:monitoring": {"enabled": True, "alertEmail": "ops@example.com"}}, {}),
+    (
+        "production",
+        {
+            "ladder:monitoring": {
+                "enabled": True,
+                "alertEmail": "ops@example.com",
+                "smtpHost": "smtp.example.com:587",
+                "smtpFrom": "alerts@example.com",
+            }
+        },
+        {},
+    ),
     (
         "production",
         {

@@ -48,7 +48,8 @@ def _helm_release(r: Registration) -> Iterable[Exposure]:
     """An ingress controller chart whose Service is a cloud load balancer: 80 and 443 from anywhere."""
     values = r.inputs.get("values") or {}
     service = values.get("service") or (values.get("controller") or {}).get("service") or {}
-    if service.get("type") == "LoadBalancer":
+    # ingress-nginx: controller.service.type; Traefik: service.spec.type
+    if (service.get("type") or (service.get("spec") or {}).get("type")) == "LoadBalancer":
         for port in ("80", "443"):
             yield Exposure(f"{r.inputs.get('chart', r.name)} (load balancer)", f"{port}/tcp", "0.0.0.0/0")
 

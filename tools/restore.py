@@ -108,20 +108,39 @@ def cnpg_names(s: Settings) -> tuple[str, str]:
     return namespace_name(s.app.name, s.effective_tenants[0].name), POSTGRES_CLUSTER
 
 
+def cnpg_restore_manifest(s: Settings, stack: str, source: str | None = None, at: str | None = None) -> dict[str, Any]:
+    """The recovery Cluster: the backup's major version, the live cluster's resources,
+    the tenant's labels, and its own archive (`serverName`) beside the origin's."""
+    from components import versions
+    from components.cluster.stack import tenant_specs
+    from components.render.k8s import POSTGRES_CLUSTER, meta
+
+    assert s.backups is not None
+    spec = tenant_specs(s)[0]
+    args = b.cnpg_backup_args(s.backups, spec.namespace, POSTGRES_CLUSTER, stack)
+    restored = f"{POSTGRES_CLUSTER}-restore"
+    return {
+        "apiVersion": "postgresql.cnpg.io/v1",
+        "kind": "Cluster",
+        "metadata": meta(restored, spec.namespace, spec),
+        "spec": b.cnpg_recovery_cluster_spec(
+            args,
+            restored,
+            instances=1,
+            storage_gb=s.postgres.storage_gb,
+            image_name=versions.CNPG_POSTGRES_IMAGES[s.postgres.version],
+            target_time=at,
+            backup_id=source,
+        ),
+    }
+
+
 def _cluster_operator(s: Settings, stack: str, source: str | None, at: str | None) -> list[str]:
     if s.backups is None:
         return _no_backups(stack)
     namespace, cluster = cnpg_names(s)
-    args = b.cnpg_backup_args(s.backups, namespace, cluster, stack)
-    restored = f"{cluster}-restore"
-    manifest = {
-        "apiVersion": "postgresql.cnpg.io/v1",
-        "kind": "Cluster",
-        "metadata": {"name": restored, "namespace": namespace},
-        "spec": b.cnpg_recovery_cluster_spec(
-            args, restored, instances=1, storage_gb=s.postgres.storage_gb, target_time=at, backup_id=source
-        ),
-    }
+    manifest = cnpg_restore_manifest(s, stack, source, at)
+    restored = manifest["metadata"]["name"]
     k = f"kubectl --kubeconfig kubeconfig-{stack} -n {namespace}"
     db = _db(s)
     return [
@@ -129,7 +148,8 @@ def _cluster_operator(s: Settings, stack: str, source: str | None, at: str | Non
         "# recovery point: the last archived WAL segment (minutes); --at TIME restores to a point in time",
         f"pulumi stack output kubeconfig --stack {stack} --show-secrets > kubeconfig-{stack}",
         f"{k} get backups.postgresql.cnpg.io",
-        "# 1. recover into a NEW cluster (CloudNativePG never restores in place):",
+        "# 1. recover into a NEW cluster (CloudNativePG never restores in place); the tenant's quota",
+        "#    keeps room for it and its NetworkPolicies admit every CloudNativePG pod:",
         f"cat > {restored}.yaml <<'YAML'",
         yaml.safe_dump(manifest, sort_keys=False).rstrip(),
         "YAML",
@@ -138,9 +158,10 @@ def _cluster_operator(s: Settings, stack: str, source: str | None, at: str | Non
         "# 2. copy the recovered data into the live cluster (keeps Pulumi's resources and the app's URL):",
         f"PRIMARY=$({k} get cluster.postgresql.cnpg.io {cluster} -o jsonpath='{{.status.currentPrimary}}')",
         f"{k} scale deployment --all --replicas=0  # stop writers; the next `pulumi up` restores replicas",
-        f"{k} exec {restored}-1 -c postgres -- pg_dump --format=custom --no-owner -d {db} "
-        f'| {k} exec -i "$PRIMARY" -c postgres -- pg_restore --clean --if-exists --no-owner --single-transaction'
-        f" -d {db}",
+        "#    objects are created as the app's role (--role), so the app owns its tables again",
+        f"{k} exec {restored}-1 -c postgres -- pg_dump --format=custom --no-owner --no-privileges -d {db} "
+        f'| {k} exec -i "$PRIMARY" -c postgres -- pg_restore --clean --if-exists --no-owner --no-privileges'
+        f" --role={db} --single-transaction -d {db}",
         f"pulumi up --stack {stack} --yes  # puts the app's replicas back",
         f"{k} delete cluster.postgresql.cnpg.io {restored}",
     ]

@@ -119,6 +119,7 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
         cluster_id=cluster.id,
         vpc_id=vpc.id,
         region=region,
+        ships_metrics_server=False,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as kubernetes
@@ -49,6 +50,20 @@ def helm_release(
         cleanup_on_fail=True,
         timeout=timeout,
         max_history=10,
+        opts=opts,
+    )
+
+
+def custom_resource(
+    name: str, body: dict[str, Any], opts: pulumi.ResourceOptions
+) -> kubernetes.apiextensions.CustomResource:
+    """A custom resource from a rendered body (`apiVersion`, `kind`, `metadata`, `spec`)."""
+    return kubernetes.apiextensions.CustomResource(
+        name,
+        api_version=body["apiVersion"],
+        kind=body["kind"],
+        metadata=body["metadata"],
+        spec=body["spec"],
         opts=opts,
     )
 
@@ -141,11 +156,6 @@ class Monitoring(pulumi.ComponentResource):
             if m.smtp_host and m.smtp_from
             else None
         )
-        if m.alert_email and smtp is None:
-            pulumi.log.warn(
-                "ladder:monitoring.smtpHost is not set: Alertmanager cannot mail "
-                f"{m.alert_email}; alerts stay visible in Alertmanager and Grafana only"
-            )
         smtp_password = m.smtp_password.get_secret_value() if m.smtp_password else None
         values: pulumi.Output[helm_values.Values] = pulumi.Output.secret(
             password.result.apply(

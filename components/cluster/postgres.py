@@ -10,12 +10,18 @@ import pulumi_random as random
 
 from components import versions
 from components.cluster.data import TenantStore
-from components.cluster.platform import helm_release
+from components.cluster.platform import custom_resource, helm_release
 from components.cluster.providers import ClusterHandle
 from components.render import backup, helm_values
 from components.render import k8s as r
 from components.render.urls import postgres_url
 from components.settings import Settings
+
+
+def backups_enabled(s: Settings) -> bool:
+    """CloudNativePG backups run when `ladder:backups` has both credentials."""
+    return bool(s.backups and s.backups.access_key_id is not None and s.backups.secret_access_key is not None)
+
 
 MANAGED_PORT = 25060
 
@@ -25,6 +31,8 @@ class PostgresArgs:
     settings: Settings
     cluster: ClusterHandle
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+    # kube-prometheus-stack's release (its CRDs define PodMonitor), when monitoring is on.
+    monitoring: pulumi.Resource | None = None
 
 
 class Postgres(pulumi.ComponentResource):
@@ -35,13 +43,12 @@ class Postgres(pulumi.ComponentResource):
         self._name = name
         self._settings = args.settings
         self._protect = args.settings.protected
+        self._monitoring = args.monitoring
         s = args.settings
         child = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
         self.mode = s.postgres.mode
         self.releases: list[pulumi.Resource] = []
-        self._backups = bool(
-            s.backups and s.backups.access_key_id is not None and s.backups.secret_access_key is not None
-        )
+        self._backups = backups_enabled(s)
         if self.mode == "operator":
             operator = helm_release(
                 f"{name}-cnpg",
@@ -133,6 +140,12 @@ class Postgres(pulumi.ComponentResource):
                     spec=sb["spec"],
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster]),
                 )
+            if self._monitoring is not None:
+                custom_resource(
+                    f"{tenant}-postgres-pod-monitor",
+                    r.postgres_pod_monitor(spec),
+                    pulumi.ResourceOptions(parent=self, depends_on=[cluster, self._monitoring]),
+                )
             host = f"{r.POSTGRES_CLUSTER}-rw.{spec.namespace}.svc.cluster.local"
             return TenantStore(
                 url=postgres_url(db, password.result, host, r.POSTGRES_PORT, db),
@@ -168,10 +181,9 @@ class Postgres(pulumi.ComponentResource):
             metadata=r.meta(backup.CNPG_CREDENTIALS_SECRET, spec.namespace, spec),
             type="Opaque",
             string_data=pulumi.Output.secret(
-                {
-                    "ACCESS_KEY_ID": b.access_key_id.get_secret_value(),
-                    "ACCESS_SECRET_KEY": b.secret_access_key.get_secret_value(),
-                }
+                backup.cnpg_credentials(
+                    b.access_key_id.get_secret_value(), b.secret_access_key.get_secret_value(), b.region
+                )
             ),
             opts=opts,
         )

@@ -27,6 +27,9 @@ class ClusterHandle:
     vpc_id: pulumi.Output[str] | None = None  # managed databases join it
     region: str | None = None
     server_ips: pulumi.Output[list[str]] | None = None  # nodes Ladder provisions (k3s)
+    # False where the provider installs no metrics-server (DOKS): the rung installs one,
+    # or the HPAs never scale. k3s bundles it; an existing cluster is the user's business.
+    ships_metrics_server: bool = True
 
 
 Creator = Callable[[str, Settings, pulumi.ResourceOptions], ClusterHandle]

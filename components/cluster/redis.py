@@ -10,6 +10,7 @@ import pulumi_random as random
 
 from components import versions
 from components.cluster.data import TenantStore
+from components.cluster.platform import custom_resource
 from components.cluster.providers import ClusterHandle
 from components.render import k8s as r
 from components.render.urls import redis_url
@@ -21,6 +22,8 @@ class RedisArgs:
     settings: Settings
     cluster: ClusterHandle
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+    # kube-prometheus-stack's release (its CRDs define PodMonitor), when monitoring is on.
+    monitoring: pulumi.Resource | None = None
 
 
 class Redis(pulumi.ComponentResource):
@@ -31,6 +34,7 @@ class Redis(pulumi.ComponentResource):
         s = args.settings
         self._settings = s
         self._protect = s.protected
+        self._monitoring = args.monitoring
         self.mode = s.redis.mode
         if self.mode == "managed":
             from components import do_common
@@ -64,7 +68,12 @@ class Redis(pulumi.ComponentResource):
             service = kubernetes.core.v1.Service(
                 f"{tenant}-valkey", metadata=svc["metadata"], spec=svc["spec"], opts=after
             )
-            sts = r.valkey_statefulset(spec, versions.VALKEY_IMAGES[self._settings.redis.version], "valkey-password")
+            sts = r.valkey_statefulset(
+                spec,
+                versions.VALKEY_IMAGES[self._settings.redis.version],
+                "valkey-password",
+                versions.VALKEY_EXPORTER_IMAGE if self._monitoring is not None else None,
+            )
             statefulset = kubernetes.apps.v1.StatefulSet(
                 f"{tenant}-valkey",
                 metadata=sts["metadata"],
@@ -73,6 +82,12 @@ class Redis(pulumi.ComponentResource):
                     parent=self, depends_on=[namespace, secret, service], protect=self._protect
                 ),
             )
+            if self._monitoring is not None:
+                custom_resource(
+                    f"{tenant}-valkey-pod-monitor",
+                    r.valkey_pod_monitor(spec),
+                    pulumi.ResourceOptions(parent=self, depends_on=[statefulset, self._monitoring]),
+                )
             host = f"{r.VALKEY}.{spec.namespace}.svc.cluster.local"
             return TenantStore(
                 url=redis_url(password.result, host, r.VALKEY_PORT),

@@ -9,12 +9,22 @@ from urllib.parse import urlsplit
 import pulumi
 import pulumi_kubernetes as kubernetes
 
+from components import versions
 from components.cluster.app import App, AppArgs
 from components.cluster.data import TenantStore
-from components.cluster.platform import CertManager, CertManagerArgs, Ingress, IngressArgs, Monitoring, MonitoringArgs
-from components.cluster.postgres import Postgres, PostgresArgs
+from components.cluster.platform import (
+    CertManager,
+    CertManagerArgs,
+    Ingress,
+    IngressArgs,
+    Monitoring,
+    MonitoringArgs,
+    helm_release,
+)
+from components.cluster.postgres import Postgres, PostgresArgs, backups_enabled
 from components.cluster.providers import create_cluster
 from components.cluster.redis import Redis, RedisArgs
+from components.render import helm_values
 from components.render import k8s as r
 from components.settings import Settings
 
@@ -39,6 +49,7 @@ def tenant_specs(s: Settings) -> list[r.TenantSpec]:
             valkey_storage_gb=r.valkey_storage_gb(s.redis.max_memory_mb) if s.redis.mode == "container" else 0,
             valkey_max_memory_mb=s.redis.max_memory_mb if s.redis.mode == "container" else 0,
             monitoring=s.monitoring.enabled,
+            backups=s.postgres.mode == "operator" and backups_enabled(s),
         )
         for t in s.effective_tenants
     ]
@@ -91,10 +102,43 @@ class ClusterStack(pulumi.ComponentResource):
             CertManagerArgs(s.acme_email, ingress.ingress_class, depends_on=handle.depends_on),
             opts=on_cluster,
         )
+        # Before the data stores: the Postgres PodMonitor needs the chart's CRDs.
+        self.monitoring: Monitoring | None = None
+        if s.monitoring.enabled:
+            self.monitoring = Monitoring(
+                "monitoring",
+                MonitoringArgs(s, ingress.ingress_class, depends_on=handle.depends_on),
+                opts=on_cluster,
+            )
+        if not handle.ships_metrics_server:
+            # DOKS ships no metrics-server: without it every HPA stays at its minimum.
+            helm_release(
+                "metrics-server",
+                versions.METRICS_SERVER_CHART,
+                "kube-system",
+                helm_values.metrics_server_values(),
+                pulumi.ResourceOptions(parent=self, providers=[handle.provider], depends_on=handle.depends_on),
+            )
         postgres = Postgres(
-            "postgres", PostgresArgs(s, handle, depends_on=[*handle.depends_on, certs.release]), opts=on_cluster
+            "postgres",
+            PostgresArgs(
+                s,
+                handle,
+                depends_on=[*handle.depends_on, certs.release],
+                monitoring=self.monitoring.release if self.monitoring else None,
+            ),
+            opts=on_cluster,
         )
-        redis = Redis("redis", RedisArgs(s, handle, depends_on=handle.depends_on), opts=on_cluster)
+        redis = Redis(
+            "redis",
+            RedisArgs(
+                s,
+                handle,
+                depends_on=handle.depends_on,
+                monitoring=self.monitoring.release if self.monitoring else None,
+            ),
+            opts=on_cluster,
+        )
 
         def connect(spec: r.TenantSpec, namespace: kubernetes.core.v1.Namespace) -> Mapping[str, TenantStore]:
             stores: dict[str, TenantStore] = {}
@@ -133,12 +177,6 @@ class ClusterStack(pulumi.ComponentResource):
         elif s.postgres.mode == "operator":
             first = tenant_specs(s)[0]
             first_host = pulumi.Output.from_input(f"{r.POSTGRES_CLUSTER}-rw.{first.namespace}.svc.cluster.local")
-        if s.monitoring.enabled:
-            self.monitoring = Monitoring(
-                "monitoring",
-                MonitoringArgs(s, ingress.ingress_class, depends_on=handle.depends_on),
-                opts=on_cluster,
-            )
         self.database_host = first_host
         if s.provider_name == "digitalocean":
             from components import do_common

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components import versions
+from components.render.k8s import BARMAN_SIDECAR_RESOURCES, POSTGRES_RESOURCES, resources_block
 from components.settings import BackupsConfig, Settings
 
 BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
@@ -378,6 +379,7 @@ class CnpgBackupArgs:
     endpoint: str | None = None
     schedule: str = "0 */6 * * *"
     retention_days: int = 30
+    region: str | None = None  # the bucket's region; SigV4 signs with it
 
     @property
     def store_name(self) -> str:
@@ -399,20 +401,37 @@ def cnpg_backup_args(backups: BackupsConfig, namespace: str, cluster: str, stack
         endpoint=backups.endpoint,
         schedule=backups.schedule,
         retention_days=backups.retention_days,
+        region=backups.region,
     )
 
 
-def cnpg_object_store(a: CnpgBackupArgs) -> dict[str, Any]:
-    """The plugin's `ObjectStore`: where base backups and WAL go, and how long they stay.
+CNPG_REGION_KEY = "ACCESS_REGION"
 
-    The credentials Secret holds `ACCESS_KEY_ID` and `ACCESS_SECRET_KEY`.
+
+def cnpg_credentials(access_key_id: str, secret_access_key: str, region: str | None) -> dict[str, str]:
+    """`stringData` of the credentials Secret the ObjectStore reads (region included when set)."""
+    data = {"ACCESS_KEY_ID": access_key_id, "ACCESS_SECRET_KEY": secret_access_key}
+    if region:
+        data[CNPG_REGION_KEY] = region
+    return data
+
+
+def cnpg_object_store(a: CnpgBackupArgs) -> dict[str, Any]:
+    """The plugin's `ObjectStore`: where base backups and WAL go, how long they stay, and
+    the resources of the plugin's sidecar in every instance (it gets them nowhere else).
+
+    The credentials Secret holds `ACCESS_KEY_ID`, `ACCESS_SECRET_KEY` and, with
+    `ladder:backups.region`, `ACCESS_REGION` (`cnpg_credentials`).
     """
+    credentials: dict[str, Any] = {
+        "accessKeyId": {"name": a.credentials_secret, "key": "ACCESS_KEY_ID"},
+        "secretAccessKey": {"name": a.credentials_secret, "key": "ACCESS_SECRET_KEY"},
+    }
+    if a.region:
+        credentials["region"] = {"name": a.credentials_secret, "key": CNPG_REGION_KEY}
     configuration: dict[str, Any] = {
         "destinationPath": f"s3://{a.bucket}/{a.prefix}",
-        "s3Credentials": {
-            "accessKeyId": {"name": a.credentials_secret, "key": "ACCESS_KEY_ID"},
-            "secretAccessKey": {"name": a.credentials_secret, "key": "ACCESS_SECRET_KEY"},
-        },
+        "s3Credentials": credentials,
         "wal": {"compression": "gzip", "maxParallel": 2},
         "data": {"compression": "gzip", "jobs": 2},
     }
@@ -422,7 +441,11 @@ def cnpg_object_store(a: CnpgBackupArgs) -> dict[str, Any]:
         "apiVersion": "barmancloud.cnpg.io/v1",
         "kind": "ObjectStore",
         "metadata": {"name": a.store_name, "namespace": a.namespace},
-        "spec": {"retentionPolicy": f"{a.retention_days}d", "configuration": configuration},
+        "spec": {
+            "retentionPolicy": f"{a.retention_days}d",
+            "configuration": configuration,
+            "instanceSidecarConfiguration": {"resources": resources_block(BARMAN_SIDECAR_RESOURCES)},
+        },
     }
 
 
@@ -456,6 +479,7 @@ def cnpg_recovery_cluster_spec(
     new_cluster: str,
     instances: int,
     storage_gb: int,
+    image_name: str,
     target_time: str | None = None,
     backup_id: str | None = None,
 ) -> dict[str, Any]:
@@ -464,7 +488,9 @@ def cnpg_recovery_cluster_spec(
     The origin's WAL is read under the old cluster's server name; the new cluster archives
     under its own name (`serverName` = `new_cluster`) so it never overwrites the origin's
     archive. `target_time` (RFC 3339) gives point-in-time recovery; `backup_id` pins a base
-    backup; neither means "latest".
+    backup; neither means "latest". `image_name` must be the backup's Postgres major (the
+    operator's default image is the newest major, which cannot read an older data
+    directory); the resources are the live cluster's, not the namespace's LimitRange default.
     """
     recovery: dict[str, Any] = {"source": "origin"}
     target: dict[str, Any] = {}
@@ -476,7 +502,10 @@ def cnpg_recovery_cluster_spec(
         recovery["recoveryTarget"] = target
     return {
         "instances": instances,
+        "imageName": image_name,
+        "enableSuperuserAccess": False,
         "storage": {"size": f"{storage_gb}Gi"},
+        "resources": resources_block(POSTGRES_RESOURCES),
         "bootstrap": {"recovery": recovery},
         "externalClusters": [
             {

@@ -15,14 +15,17 @@ SECRET_NAMESPACE = "kube-system"
 
 
 def ccm_values(location: str) -> dict[str, Any]:
-    """Routes pod traffic over the private network; load balancers reach nodes by private IP,
-    so nodes need no public 80/443 opening."""
+    """Nodes on the private network (flannel carries pod traffic, so the route controller
+    is off); load balancers reach nodes by private IP, so nodes need no public 80/443 opening."""
     return {
         "networking": {"enabled": True, "clusterCIDR": CLUSTER_CIDR},
         "env": {
             "HCLOUD_LOAD_BALANCERS_LOCATION": {"value": location},
             "HCLOUD_LOAD_BALANCERS_USE_PRIVATE_IP": {"value": "true"},
             "HCLOUD_LOAD_BALANCERS_DISABLE_PRIVATE_INGRESS": {"value": "true"},
+            # k3s runs flannel (VXLAN over the private interface), which carries pod traffic
+            # itself: Hetzner network routes for the pod range would only compete with it.
+            "HCLOUD_NETWORK_ROUTES_ENABLED": {"value": "false"},
         },
     }
 

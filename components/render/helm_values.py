@@ -20,11 +20,16 @@ def traefik_values(lb_name: str | None = None) -> Values:
             "kubernetesIngress": {"enabled": True, "publishedService": {"enabled": True}},
             "kubernetesCRD": {"enabled": True},
         },
+        # Chart >= 39 nests an entry point's HTTP options under `http` and refuses the old
+        # top-level `redirections`/`tls` through its values.schema.json.
         "ports": {
-            "web": {"redirections": {"entryPoint": {"to": "websecure", "scheme": "https", "permanent": True}}},
-            "websecure": {"tls": {"enabled": True}},
+            "web": {
+                "http": {"redirections": {"entryPoint": {"to": "websecure", "scheme": "https", "permanent": True}}}
+            },
+            "websecure": {"http": {"tls": {"enabled": True}}},
         },
-        "service": {"type": "LoadBalancer", "annotations": annotations},
+        # The chart reads the Service type from `service.spec.type` (a top-level `type` is ignored).
+        "service": {"spec": {"type": "LoadBalancer"}, "annotations": annotations},
         "resources": {
             "requests": {"cpu": "100m", "memory": "128Mi"},
             "limits": {"cpu": "1", "memory": "256Mi"},
@@ -69,3 +74,13 @@ def cloudnative_pg_values() -> Values:
 
 def barman_plugin_values() -> Values:
     return {}  # chart defaults: CRDs on, certificates from cert-manager
+
+
+def metrics_server_values() -> Values:
+    """metrics-server for providers that ship none (DOKS): two replicas and a PDB, so the
+    HPAs keep their metrics while a node drains."""
+    return {
+        "replicas": 2,
+        "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1},
+        "resources": {"requests": {"cpu": "100m", "memory": "200Mi"}},
+    }

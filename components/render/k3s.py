@@ -34,7 +34,10 @@ class K3sNode:
     token: str
     server_url: str | None = None  # None on the first server: it initialises the cluster
     tls_sans: Sequence[str] = ()
-    disable: Sequence[str] = ("traefik", "servicelb")
+    # Ladder installs its own ingress (Traefik by Helm) and load balancers come from the
+    # Hetzner CCM; `local-storage` would keep `local-path` as a second default
+    # StorageClass beside hcloud-volumes, and PVCs could land on a node's disk.
+    disable: Sequence[str] = ("traefik", "servicelb", "local-storage")
     ha: bool = False
     labels: Sequence[str] = field(default_factory=tuple)
 

@@ -33,6 +33,11 @@ POSTGRES_CLUSTER = "postgres"  # CloudNativePG Cluster name; its services are po
 VALKEY = "valkey"
 VALKEY_PORT = 6379
 POSTGRES_PORT = 5432
+POSTGRES_METRICS_PORT = 9187  # CloudNativePG's instance exporter (container port "metrics")
+CNPG_STATUS_PORT = 8000  # the instance manager's status endpoint the operator polls
+# Every pod CloudNativePG runs for a Cluster (instances and its initdb/join/recovery Jobs)
+# carries `cnpg.io/cluster`; selecting on the key admits a recovery Cluster of any name.
+CNPG_PODS: dict[str, Any] = {"matchExpressions": [{"key": "cnpg.io/cluster", "operator": "Exists"}]}
 NON_ROOT_UID = 10001
 TMP_SIZE = "64Mi"
 
@@ -75,6 +80,7 @@ class TenantSpec:
     valkey_storage_gb: int = 0
     valkey_max_memory_mb: int = 0
     monitoring: bool = False  # kube-prometheus-stack runs in MONITORING_NAMESPACE
+    backups: bool = False  # the Barman Cloud plugin sidecar runs beside every Postgres pod
 
     @property
     def namespace(self) -> str:
@@ -133,6 +139,12 @@ def _tmp_volume() -> tuple[Obj, Obj]:
     return {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE}}, {"name": "tmp", "mountPath": "/tmp"}
 
 
+POSTGRES_RESOURCES = Resources(cpu="250m", memory="512Mi")
+# The Barman Cloud plugin sidecar takes its resources only from the ObjectStore's
+# `instanceSidecarConfiguration`; without them the LimitRange default (128Mi) OOM-kills
+# base backups. barman-cloud-backup streams and compresses: 256Mi requested, 512Mi limit.
+BARMAN_SIDECAR_RESOURCES = Resources(cpu="100m", memory="256Mi")
+
 # ---------------------------------------------------------------------------------------
 # namespace and its guard rails
 
@@ -150,44 +162,69 @@ def namespace(spec: TenantSpec) -> Obj:
     return {"metadata": m}
 
 
+SURGE = 1  # Deployment rollingUpdate.maxSurge
+
+
 def _max_replicas(svc: Service) -> int:
     return svc.autoscale.max if svc.autoscale else svc.replica_count
+
+
+# cert-manager's HTTP-01 solver pod (cert-manager v1.21 controller defaults:
+# --acme-http01-solver-resource-{request,limits}-{cpu,memory}).
+ACME_SOLVER_REQUESTS = Resources(cpu="10m", memory="64Mi")
+ACME_SOLVER_LIMITS = Resources(cpu="100m", memory="64Mi")
+# Pods of the restore runbook (`tools/restore.py`): one recovery instance and its
+# full-recovery Job, beside the live cluster.
+RESTORE_INSTANCES = 1
 
 
 def quota_totals(spec: TenantSpec) -> dict[str, int]:
     """Requests/limits (millicores, MiB) and counts for the tenant's namespace at full scale.
 
-    Every service at its maximum replica count plus one surge pod, the release Job,
-    the data pods and cert-manager's HTTP-01 solver, so a rolling update never hits the quota.
+    Every service at its maximum replica count plus its rollout surge, the release Job,
+    the Postgres instances with CloudNativePG's join Job, the Barman plugin sidecar in
+    each of them, a recovery cluster for the restore runbook (pods, PVC, storage), Valkey
+    and cert-manager's HTTP-01 solver, so neither a rolling update nor a restore hits the
+    quota. `tools.quota_model` checks this against the rendered objects.
     """
     cpu_req = mem_req = cpu_lim = mem_lim = pods = 0
 
-    def add(res: Resources, count: int) -> None:
+    def add(req: Resources, lim: Resources, count: int, pod: bool = True) -> None:
         nonlocal cpu_req, mem_req, cpu_lim, mem_lim, pods
-        lim = limits(res)
-        cpu_req += cpu_millis(res.cpu) * count
-        mem_req += memory_mb(res.memory) * count
+        cpu_req += cpu_millis(req.cpu) * count
+        mem_req += memory_mb(req.memory) * count
         cpu_lim += cpu_millis(lim.cpu) * count
         mem_lim += memory_mb(lim.memory) * count
-        pods += count
+        pods += count if pod else 0
 
     for svc in spec.app.services.values():
-        add(svc.resources, _max_replicas(svc) + 1)
+        add(svc.resources, limits(svc.resources), _max_replicas(svc) + SURGE)
     if spec.app.release:
-        add(spec.app.services[spec.app.release.service].resources, 1)
+        res = spec.app.services[spec.app.release.service].resources
+        add(res, limits(res), 1)
+    pg_pvcs = pg_storage = 0
     if spec.postgres_instances:
-        add(POSTGRES_RESOURCES, spec.postgres_instances + 1)  # +1: CNPG's join/initdb pod
+        # live instances + join/initdb Job, and the restore runbook's instance + its Job
+        pg_pods = spec.postgres_instances + 1 + RESTORE_INSTANCES + 1
+        add(POSTGRES_RESOURCES, limits(POSTGRES_RESOURCES), pg_pods)
+        if spec.backups:
+            add(BARMAN_SIDECAR_RESOURCES, limits(BARMAN_SIDECAR_RESOURCES), pg_pods, pod=False)
+        pg_pvcs = spec.postgres_instances + RESTORE_INSTANCES
+        pg_storage = spec.postgres_storage_gb * pg_pvcs
     if spec.valkey_max_memory_mb:
-        add(valkey_resources(spec.valkey_max_memory_mb), 1)
-    add(Resources(cpu="100m", memory="64Mi"), 1)  # ACME solver
-    pvcs = spec.postgres_instances + (1 if spec.valkey_storage_gb else 0)
-    storage = spec.postgres_storage_gb * spec.postgres_instances + spec.valkey_storage_gb
+        res = valkey_resources(spec.valkey_max_memory_mb)
+        add(res, limits(res), 1)
+        if spec.monitoring:
+            add(VALKEY_EXPORTER_RESOURCES, limits(VALKEY_EXPORTER_RESOURCES), 1, pod=False)
+    add(ACME_SOLVER_REQUESTS, ACME_SOLVER_LIMITS, 1)
+    pvcs = pg_pvcs + (1 if spec.valkey_storage_gb else 0)
+    storage = pg_storage + spec.valkey_storage_gb
     return {
         "cpu_req": cpu_req,
         "mem_req": mem_req,
         "cpu_lim": cpu_lim,
         "mem_lim": mem_lim,
-        "pods": pods + 2,
+        "pods": pods,
         "pvcs": pvcs,
         "storage_gb": storage,
     }
@@ -290,12 +327,7 @@ def network_policies(spec: TenantSpec) -> dict[str, Obj]:
             "policyTypes": ["Ingress"],
             "ingress": [
                 {
-                    "from": [
-                        {
-                            "namespaceSelector": _ns_selector(MONITORING_NAMESPACE),
-                            "podSelector": {"matchLabels": {NAME: "prometheus"}},
-                        }
-                    ],
+                    "from": [_prometheus_peer()],
                     "ports": _ports(sorted(set(routed_ports))),
                 }
             ],
@@ -304,12 +336,7 @@ def network_policies(spec: TenantSpec) -> dict[str, Obj]:
     if routed_ports:
         egress.append({"to": [{"podSelector": app_pods}], "ports": _ports(routed_ports)})
     if spec.data.postgres_in_namespace:
-        egress.append(
-            {
-                "to": [{"podSelector": {"matchLabels": {"cnpg.io/cluster": POSTGRES_CLUSTER}}}],
-                "ports": _ports([POSTGRES_PORT]),
-            }
-        )
+        egress.append({"to": [{"podSelector": CNPG_PODS}], "ports": _ports([POSTGRES_PORT])})
     if spec.data.valkey_in_namespace:
         egress.append({"to": [{"podSelector": {"matchLabels": {NAME: VALKEY}}}], "ports": _ports([VALKEY_PORT])})
     for port, cidr in spec.data.external:
@@ -320,31 +347,68 @@ def network_policies(spec: TenantSpec) -> dict[str, Obj]:
     if egress:  # always: HTTPS egress above
         policies["allow-app-egress"] = {"podSelector": app_pods, "policyTypes": ["Egress"], "egress": egress}
     if spec.data.valkey_in_namespace:
+        valkey_ingress: list[Obj] = [{"from": [{"podSelector": app_pods}], "ports": _ports([VALKEY_PORT])}]
+        if spec.monitoring:
+            valkey_ingress.append({"from": [_prometheus_peer()], "ports": _ports([VALKEY_METRICS_PORT])})
         policies["allow-valkey-from-app"] = {
             "podSelector": {"matchLabels": {NAME: VALKEY}},
             "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"podSelector": app_pods}], "ports": _ports([VALKEY_PORT])}],
+            "ingress": valkey_ingress,
         }
     if spec.data.postgres_in_namespace:
-        pg_pods = {"matchLabels": {"cnpg.io/cluster": POSTGRES_CLUSTER}}
-        policies["allow-postgres"] = {
-            "podSelector": pg_pods,
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": [
-                {"from": [{"podSelector": app_pods}], "ports": _ports([POSTGRES_PORT])},
-                # replication between the instances
-                {"from": [{"podSelector": pg_pods}], "ports": _ports([POSTGRES_PORT, 8000])},
-                # the operator: status endpoint and management connections
-                {"from": [{"namespaceSelector": _ns_selector(CNPG_NAMESPACE)}], "ports": _ports([POSTGRES_PORT, 8000])},
-            ],
-            "egress": [
-                {"to": [{"podSelector": pg_pods}], "ports": _ports([POSTGRES_PORT, 8000])},
-                # The instance manager talks to the Kubernetes API and, with backups on, to
-                # the object store; both sit outside the cluster network on 443/6443.
-                {"ports": _ports([443, 6443])},
-            ],
-        }
+        policies["allow-postgres"] = _postgres_policy(spec, app_pods)
     return {name: {"metadata": meta(name, ns, spec), "spec": body} for name, body in policies.items()}
+
+
+def _postgres_policy(spec: TenantSpec, app_pods: Obj) -> Obj:
+    """Every CloudNativePG pod of the namespace (the live cluster, a recovery cluster of
+    any name, their Jobs): Postgres from the tenant's app, replication between
+    instances, the operator's status and management connections, Prometheus on the
+    exporter; out to each other, the Kubernetes API and the object store (both outside
+    the cluster network on 443/6443)."""
+    ingress: list[Obj] = [
+        {"from": [{"podSelector": app_pods}], "ports": _ports([POSTGRES_PORT])},
+        {"from": [{"podSelector": CNPG_PODS}], "ports": _ports([POSTGRES_PORT, CNPG_STATUS_PORT])},
+        {
+            "from": [{"namespaceSelector": _ns_selector(CNPG_NAMESPACE)}],
+            "ports": _ports([POSTGRES_PORT, CNPG_STATUS_PORT]),
+        },
+    ]
+    if spec.monitoring:
+        ingress.append({"from": [_prometheus_peer()], "ports": _ports([POSTGRES_METRICS_PORT])})
+    return {
+        "podSelector": CNPG_PODS,
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": ingress,
+        "egress": [
+            {"to": [{"podSelector": CNPG_PODS}], "ports": _ports([POSTGRES_PORT, CNPG_STATUS_PORT])},
+            {"ports": _ports([443, 6443])},
+        ],
+    }
+
+
+def _prometheus_peer() -> Obj:
+    return {
+        "namespaceSelector": _ns_selector(MONITORING_NAMESPACE),
+        "podSelector": {"matchLabels": {NAME: "prometheus"}},
+    }
+
+
+def pod_monitor(spec: TenantSpec, name: str, match_labels: dict[str, str]) -> Obj:
+    """A PodMonitor in the tenant's namespace: Prometheus scrapes port `metrics` of the
+    pods it selects (kube-prometheus-stack picks up PodMonitors from every namespace)."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": meta(name, spec.namespace, spec),
+        "spec": {"selector": {"matchLabels": match_labels}, "podMetricsEndpoints": [{"port": "metrics"}]},
+    }
+
+
+def postgres_pod_monitor(spec: TenantSpec) -> Obj:
+    """The CloudNativePG instances' exporter (9187), selected as CloudNativePG's own
+    generated PodMonitor selects them."""
+    return pod_monitor(spec, POSTGRES_CLUSTER, {"cnpg.io/cluster": POSTGRES_CLUSTER, "cnpg.io/podRole": "instance"})
 
 
 # ---------------------------------------------------------------------------------------
@@ -392,6 +456,15 @@ def container(spec: TenantSpec, name: str, svc: Service, command: list[str] | No
         c["startupProbe"] = {**_probe(svc), "periodSeconds": 5, "failureThreshold": 60, "timeoutSeconds": 3}
         c["readinessProbe"] = {**_probe(svc), "periodSeconds": 10, "failureThreshold": 3, "timeoutSeconds": 3}
         c["livenessProbe"] = {**_probe(svc), "periodSeconds": 20, "failureThreshold": 3, "timeoutSeconds": 5}
+    elif svc.liveness and command is None:
+        # Workers: the command the app names (exec, no shell), e.g. a heartbeat file's age.
+        c["livenessProbe"] = {
+            "exec": {"command": list(svc.liveness)},
+            "initialDelaySeconds": 30,
+            "periodSeconds": 30,
+            "failureThreshold": 3,
+            "timeoutSeconds": 5,
+        }
     return c
 
 
@@ -411,7 +484,7 @@ def deployment(spec: TenantSpec, name: str, svc: Service) -> Obj:
     labels = {**selector(spec, name), PART_OF: spec.app.name, ROLE: "app"}
     body: Obj = {
         "selector": {"matchLabels": selector(spec, name)},
-        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": SURGE}},
         "revisionHistoryLimit": 5,
         "template": {
             "metadata": {"labels": labels, "annotations": {"ladder.dev/config-hash": config_hash(spec)}},
@@ -547,7 +620,32 @@ def valkey_storage_gb(max_memory_mb: int) -> int:
     return max(1, -(-2 * max_memory_mb // 1024))
 
 
-def valkey_statefulset(spec: TenantSpec, image: str, password_secret: str) -> Obj:
+VALKEY_METRICS_PORT = 9121  # redis_exporter's default listen port
+VALKEY_EXPORTER_RESOURCES = Resources(cpu="25m", memory="32Mi")
+
+
+def valkey_exporter(image: str, password_secret: str) -> Obj:
+    """redis_exporter beside Valkey (it reads REDIS_ADDR, default redis://localhost:6379,
+    and REDIS_PASSWORD), serving Prometheus metrics on port `metrics`."""
+    return {
+        "name": "exporter",
+        "image": image,
+        "imagePullPolicy": "Always",
+        "env": [
+            {"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": password_secret, "key": "password"}}}
+        ],
+        "ports": [{"name": "metrics", "containerPort": VALKEY_METRICS_PORT, "protocol": "TCP"}],
+        "resources": resources_block(VALKEY_EXPORTER_RESOURCES),
+        "securityContext": container_security_context(),
+        "livenessProbe": {"tcpSocket": {"port": "metrics"}, "periodSeconds": 30, "timeoutSeconds": 5},
+    }
+
+
+def valkey_pod_monitor(spec: TenantSpec) -> Obj:
+    return pod_monitor(spec, VALKEY, {NAME: VALKEY, INSTANCE: spec.tenant.name})
+
+
+def valkey_statefulset(spec: TenantSpec, image: str, password_secret: str, exporter_image: str | None = None) -> Obj:
     labels = {NAME: VALKEY, INSTANCE: spec.tenant.name, PART_OF: spec.app.name, ROLE: "data"}
     sel = {NAME: VALKEY, INSTANCE: spec.tenant.name}
     ping = ["sh", "-c", 'valkey-cli --no-auth-warning -a "$VALKEY_PASSWORD" ping | grep -q PONG']
@@ -581,8 +679,13 @@ def valkey_statefulset(spec: TenantSpec, image: str, password_secret: str) -> Ob
             "template": {
                 "metadata": {"labels": labels},
                 # Any non-root UID works: the command bypasses the image's entrypoint and
-                # fsGroup makes the volume writable.
-                "spec": {**pod_spec(spec, [c]), "terminationGracePeriodSeconds": 30},
+                # fsGroup makes the volume writable. With monitoring, the exporter rides along.
+                "spec": {
+                    **pod_spec(
+                        spec, [c, *([valkey_exporter(exporter_image, password_secret)] if exporter_image else [])]
+                    ),
+                    "terminationGracePeriodSeconds": 30,
+                },
             },
             "volumeClaimTemplates": [
                 {
@@ -612,7 +715,6 @@ def valkey_service(spec: TenantSpec) -> Obj:
 # CloudNativePG
 
 
-POSTGRES_RESOURCES = Resources(cpu="250m", memory="512Mi")
 BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
 
 
@@ -651,7 +753,9 @@ def cluster_issuer(name: str, email: str, ingress_class: str) -> Obj:
                 "email": email,
                 "server": ACME_SERVERS[name],
                 "privateKeySecretRef": {"name": f"{name}-account-key"},
-                "solvers": [{"http01": {"ingress": {"ingressClassName": ingress_class}}}],
+                # ClusterIP: the solver Service defaults to NodePort, which every tenant's
+                # ResourceQuota refuses (`services.nodeports: 0`, cert-manager#928).
+                "solvers": [{"http01": {"ingress": {"ingressClassName": ingress_class, "serviceType": "ClusterIP"}}}],
             }
         },
     }

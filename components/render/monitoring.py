@@ -9,10 +9,12 @@ own), so an app that exposes metrics is scraped once it ships a ServiceMonitor.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from components import versions
+from components.render.k8s import ISSUER_PROD
 
 CHART = versions.KUBE_PROMETHEUS_STACK
 
@@ -55,6 +57,9 @@ def kube_prometheus_stack_values(
         raise ValueError("grafana_admin_password must not be empty")
     if not 1 <= retention_days <= 365:
         raise ValueError("retention_days must be within 1..365")
+    if alert_email and smtp is None:
+        # settings refuse this (ladder:monitoring.smtpHost); Alertmanager would refuse it too.
+        raise ValueError("an alert email needs SMTP settings: Alertmanager has no smarthost to mail through")
 
     alertmanager: dict[str, Any] = {
         "alertmanagerSpec": {
@@ -114,14 +119,19 @@ def kube_prometheus_stack_values(
             "enabled": True,
             "hosts": [grafana_host],
             "tls": [{"secretName": "grafana-tls", "hosts": [grafana_host]}],
-            "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
+            "annotations": {"cert-manager.io/cluster-issuer": ISSUER_PROD},
         }
         if ingress_class:
             grafana["ingress"]["ingressClassName"] = ingress_class
 
     return {
         "fullnameOverride": "kps",
-        "crds": {"enabled": True},
+        # The chart's pre-upgrade hook Job applies the CRDs of the new operator version
+        # (Helm never upgrades CRDs itself); busybox pinned instead of the chart's `latest`.
+        "crds": {
+            "enabled": True,
+            "upgradeJob": {"enabled": True, "image": {"busybox": {"tag": versions.BUSYBOX_TAG}}},
+        },
         "defaultRules": {"create": True},
         "prometheus": {
             "prometheusSpec": {
@@ -153,3 +163,40 @@ def kube_prometheus_stack_values(
         "kubeEtcd": {"enabled": False},
         "kubeProxy": {"enabled": False},
     }
+
+
+def _route_receivers(route: dict[str, Any]) -> Iterator[str]:
+    if route.get("receiver"):
+        yield str(route["receiver"])
+    for child in route.get("routes") or []:
+        yield from _route_receivers(child)
+
+
+def alertmanager_config_errors(config: dict[str, Any]) -> list[str]:
+    """What Alertmanager's config loader (prometheus/alertmanager config/config.go) refuses,
+    for the parts Ladder writes: a root route with a default receiver and no matchers,
+    unique receiver names, every routed receiver defined, and every email config with a
+    `to`, a smarthost and a sender, set on the config or globally. A refused config stops
+    the operator from reconciling Alertmanager, so the tests run this on the merged values."""
+    errors: list[str] = []
+    glob = config.get("global") or {}
+    route = config.get("route") or {}
+    if not route.get("receiver"):
+        errors.append("root route must specify a default receiver")
+    if route.get("matchers") or route.get("match") or route.get("match_re"):
+        errors.append("root route must not have any matchers")
+    names = [str(r.get("name")) for r in config.get("receivers") or []]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        errors.append(f"notification config name {name!r} is not unique")
+    for used in sorted(set(_route_receivers(route)) - set(names)):
+        errors.append(f"undefined receiver {used!r} used in route")
+    for receiver in config.get("receivers") or []:
+        for ec in receiver.get("email_configs") or []:
+            where = f"receiver {receiver.get('name')!r}: "
+            if not ec.get("to"):
+                errors.append(where + "missing to address in email config")
+            if not ec.get("smarthost") and not glob.get("smtp_smarthost"):
+                errors.append(where + "no global SMTP smarthost set")
+            if not ec.get("from") and not glob.get("smtp_from"):
+                errors.append(where + "no global SMTP from set")
+    return errors
