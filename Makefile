@@ -5,7 +5,9 @@ VENV := venv
 PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
 
-.PHONY: plan test lint typecheck pytest bench validators restore clean
+E2E_VENV := .venv-e2e
+
+.PHONY: plan test lint typecheck pytest bench e2e validators restore clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +41,16 @@ test: lint typecheck pytest
 ## bench: evaluation time of each stack under mocks vs the floor (SDK imports + empty program)
 bench: $(VENV)/.installed
 	$(PY) -m tools.bench
+
+# The bench's S3 stand-in (moto) lives apart from the program's venv.
+$(E2E_VENV)/.installed: requirements-e2e.txt
+	$(PYTHON) -m venv $(E2E_VENV)
+	$(E2E_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-e2e.txt
+	touch $@
+
+## e2e: the live bench (root): real servers from the program's user data, real deploys; see tools/e2e/README.md
+e2e: $(VENV)/.installed $(E2E_VENV)/.installed
+	$(PY) -m tools.e2e
 
 ## restore: print the restore steps for STACK (FROM=backup name, AT=RFC3339 time); runs nothing
 restore: $(VENV)/.installed

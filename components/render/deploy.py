@@ -98,6 +98,9 @@ def _heredoc(path: str, content: str, mode: str) -> str:
 _HEALTH_FORMAT = "{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}"
 
 _FUNCTIONS = f"""HEALTH_FORMAT='{_HEALTH_FORMAT}'
+NAME_FORMAT='{{{{.Name}}}}'
+REVISION_FORMAT='{{{{index .Config.Labels "{REVISION_LABEL}"}}}}'
+LAST_CHECK='{{{{if .State.Health}}}}{{{{range .State.Health.Log}}}}{{{{.Output}}}}{{{{end}}}}{{{{end}}}}'
 P={PROJECT_DIR}
 log() {{ echo "ladder: $*" >&2; }}
 fail() {{ echo "ladder: DEPLOY FAILED: $*" >&2; exit 1; }}
@@ -150,11 +153,13 @@ wait_healthy() {{
       case "$state" in
         healthy|running) break ;;
         unhealthy|exited|dead)
-          echo "$(docker inspect -f '{{{{.Name}}}}' "$id") is $state: $(docker inspect -f \
-            '{{{{if .State.Health}}}}{{{{range .State.Health.Log}}}}{{{{.Output}}}}{{{{end}}}}{{{{end}}}}' "$id" | tail -c 300)"
+          echo "$(docker inspect -f "$NAME_FORMAT" "$id") is $state:" \\
+            "$(docker inspect -f "$LAST_CHECK" "$id" | tail -c 300)"
           return 1 ;;
       esac
-      if [ "$SECONDS" -ge "$deadline" ]; then echo "$id: not healthy within {HEALTH_TIMEOUT_S}s ($state)"; return 1; fi
+      if [ "$SECONDS" -ge "$deadline" ]; then
+        echo "$id: not healthy within {HEALTH_TIMEOUT_S}s ($state)"; return 1
+      fi
       sleep 1
     done
   done
@@ -170,7 +175,7 @@ start_new() {{
   old=$(containers "$svc" | tr '\\n' ' ')
   count=$(wc -w <<<"$old")
   # shellcheck disable=SC2086
-  current=$( [ -z "${{old// /}}" ] || docker inspect -f '{{{{index .Config.Labels "{REVISION_LABEL}"}}}}' $old | sort -u)
+  current=$( [ -z "${{old// /}}" ] || docker inspect -f "$REVISION_FORMAT" $old | sort -u)
   if [ -n "${{old// /}}" ] && [ "$current" = "$rev" ] && [ "$count" -eq "$want" ]; then
     return 0
   fi

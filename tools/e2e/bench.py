@@ -13,16 +13,22 @@ from typing import Any
 from tools.e2e import images, rootfs, servers
 from tools.e2e import world as w
 from tools.e2e.load import get
-from tools.e2e.program import BenchMocks, Stack, keypair
 from tools.e2e.proc import BenchError, wait_for
+from tools.e2e.program import BenchMocks, Stack, keypair
 from tools.harness import ROOT
 
 DOMAIN = "shop.bench.test"
 # A secret that breaks naive env files: `$`, both quotes, `#`, spaces, a backslash and a PEM's
 # newlines must reach the container byte for byte.
 SESSION_SECRET = "p@ss$word 'single' \"double\" #hash \\back\n-----BEGIN KEY-----\nAbC=\n-----END KEY-----"
-DEMO_VERSIONS = [("1.0.0", "ok"), ("1.0.1", "ok"), ("1.0.2", "ok"), ("1.0.3", "ok"),
-                 ("2.0.0", "500"), ("2.0.0", "deaf")]
+DEMO_VERSIONS = [
+    ("1.0.0", "ok"),
+    ("1.0.1", "ok"),
+    ("1.0.2", "ok"),
+    ("1.0.3", "ok"),
+    ("2.0.0", "500"),
+    ("2.0.0", "deaf"),
+]
 VENV_BIN = ROOT / "venv/bin"
 E2E_VENV_BIN = ROOT / ".venv-e2e/bin"
 
@@ -35,10 +41,22 @@ def app(version: str = "1.0.0", mode: str = "ok") -> dict[str, Any]:
         "secretEnv": ["SESSION_SECRET"],
         "release": {"service": "api", "command": ["release"]},
         "services": {
-            "web": {"image": image, "port": 8080, "path": "/", "replicas": 2, "health": "/healthz",
-                    "resources": {"cpu": "100m", "memory": "64Mi"}},
-            "api": {"image": image, "port": 8080, "path": "/api", "replicas": 2, "health": "/api/health",
-                    "resources": {"cpu": "100m", "memory": "64Mi"}},
+            "web": {
+                "image": image,
+                "port": 8080,
+                "path": "/",
+                "replicas": 2,
+                "health": "/healthz",
+                "resources": {"cpu": "100m", "memory": "64Mi"},
+            },
+            "api": {
+                "image": image,
+                "port": 8080,
+                "path": "/api",
+                "replicas": 2,
+                "health": "/api/health",
+                "resources": {"cpu": "100m", "memory": "64Mi"},
+            },
             "worker": {"image": image, "command": ["worker"], "resources": {"cpu": "100m", "memory": "64Mi"}},
         },
     }
@@ -92,8 +110,9 @@ def setup(world: w.World) -> Bench:
 
 
 @contextmanager
-def fleet(bench: Bench, stack: Stack, private: dict[str, str] | None = None,
-          hosts: dict[str, str] | None = None) -> Iterator[dict[str, servers.Server]]:
+def fleet(
+    bench: Bench, stack: Stack, private: dict[str, str] | None = None, hosts: dict[str, str] | None = None
+) -> Iterator[dict[str, servers.Server]]:
     """Boot one test server per server the program creates, from its own user data."""
     result = stack.evaluate()
     if result.error is not None:
@@ -106,12 +125,20 @@ def fleet(bench: Bench, stack: Stack, private: dict[str, str] | None = None,
             from tools.harness import unwrap
 
             user_data = unwrap(r.inputs.get("userData"))
-            volume = next((v["linuxDevice"] for (t, n), v in stack.mocks.remembered.items()
-                           if t == "hcloud:index/volume:Volume"), None)
-            s = servers.prepare(bench.world, bench.server_rootfs, r.name, stack.mocks.addresses[r.name],
-                                user_data=user_data, private_ip=(private or {}).get(r.name),
-                                volume_path=volume if "app-0" in r.name or "data" in r.name else None,
-                                hosts=hosts)
+            volume = next(
+                (v["linuxDevice"] for (t, n), v in stack.mocks.remembered.items() if t == "hcloud:index/volume:Volume"),
+                None,
+            )
+            s = servers.prepare(
+                bench.world,
+                bench.server_rootfs,
+                r.name,
+                stack.mocks.addresses[r.name],
+                user_data=user_data,
+                private_ip=(private or {}).get(r.name),
+                volume_path=volume if "app-0" in r.name or "data" in r.name else None,
+                hosts=hosts,
+            )
             booted[r.name] = s
             servers.boot(bench.world, s)
         yield booted

@@ -8,8 +8,8 @@ import time
 from tools.e2e import bench as b
 from tools.e2e import servers
 from tools.e2e.load import Load, get
-from tools.e2e.program import DeployFailed, ssh
 from tools.e2e.proc import BenchError
+from tools.e2e.program import DeployFailed, ssh
 
 
 def check(condition: bool, what: str) -> None:
@@ -54,8 +54,10 @@ def hetzner_single(bench: b.Bench) -> None:
         import hashlib
 
         want = hashlib.sha256(b.SESSION_SECRET.encode()).hexdigest()
-        check(digests.get("digests", {}).get("SESSION_SECRET") == want,  # type: ignore[union-attr]
-              "SESSION_SECRET reaches the container byte for byte")
+        check(
+            digests.get("digests", {}).get("SESSION_SECRET") == want,  # type: ignore[union-attr]
+            "SESSION_SECRET reaches the container byte for byte",
+        )
 
         before = app_ids(server)
         stack.up(force=("deploy",))
@@ -127,9 +129,30 @@ def hardening(bench: b.Bench, server: servers.Server, ip: str, stack: b.Stack) -
     import subprocess
 
     probe = subprocess.run(
-        ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
-         "UserKnownHostsFile=/dev/null", "-o", "PreferredAuthentications=password,keyboard-interactive",
-         f"deploy@{ip}", "true"], capture_output=True, text=True, timeout=30, check=False)
-    check(probe.returncode != 0 and "publickey" in probe.stderr and "password" not in probe.stderr.split(
-        "Permission denied")[-1], f"no password login is offered ({probe.stderr.strip()[-80:]})")
+        [
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "PreferredAuthentications=password,keyboard-interactive",
+            f"deploy@{ip}",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    check(
+        probe.returncode != 0
+        and "publickey" in probe.stderr
+        and "password" not in probe.stderr.split("Permission denied")[-1],
+        f"no password login is offered ({probe.stderr.strip()[-80:]})",
+    )
     _ = copy

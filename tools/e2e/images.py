@@ -41,15 +41,23 @@ def catalogue(demo_versions: list[tuple[str, str]]) -> list[Image]:
     images = [
         # As in the official image, /data and /config belong to root (Caddy runs as root
         # with every capability but NET_BIND_SERVICE dropped, so it can write only there).
-        Image(versions.CADDY_IMAGE, 'COPY --chown=0:0 empty /data\nCOPY --chown=0:0 empty /config\n'
-              'ENV XDG_CONFIG_HOME=/config XDG_DATA_HOME=/data\nWORKDIR /srv\n'
-              'CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]'),
-        Image(versions.AWS_CLI_IMAGE, 'ENV AWS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt\nWORKDIR /aws\n'
-              'ENTRYPOINT ["aws"]'),
+        Image(
+            versions.CADDY_IMAGE,
+            "COPY --chown=0:0 empty /data\nCOPY --chown=0:0 empty /config\n"
+            "ENV XDG_CONFIG_HOME=/config XDG_DATA_HOME=/data\nWORKDIR /srv\n"
+            'CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]',
+        ),
+        Image(
+            versions.AWS_CLI_IMAGE,
+            'ENV AWS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt\nWORKDIR /aws\nENTRYPOINT ["aws"]',
+        ),
     ]
     images += [
-        Image(tag, f'ENV PGDATA=/var/lib/postgresql/data\nSTOPSIGNAL SIGINT\n'
-              'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]\nCMD ["postgres"]')
+        Image(
+            tag,
+            "ENV PGDATA=/var/lib/postgresql/data\nSTOPSIGNAL SIGINT\n"
+            'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]\nCMD ["postgres"]',
+        )
         for tag in versions.POSTGRES_IMAGES.values()
     ]
     images += [
@@ -57,21 +65,36 @@ def catalogue(demo_versions: list[tuple[str, str]]) -> list[Image]:
         for tag in versions.VALKEY_IMAGES.values()
     ]
     images += [
-        Image(demo(v, mode), f'ENV DEMO_VERSION={v} DEMO_MODE={mode}\nUSER 10001:10001\n'
-              'ENTRYPOINT ["python3", "/app/demo.py"]')
+        Image(
+            demo(v, mode),
+            f'ENV DEMO_VERSION={v} DEMO_MODE={mode}\nUSER 10001:10001\nENTRYPOINT ["python3", "/app/demo.py"]',
+        )
         for v, mode in demo_versions
     ]
     return images
 
 
-def build_and_push(engine: str, image_rootfs: Path, ca_cert: Path, caddy_bin: Path, work: Path,
-                   demo_versions: list[tuple[str, str]], registry: str = "localhost:5000") -> list[str]:
+def build_and_push(
+    engine: str,
+    image_rootfs: Path,
+    ca_cert: Path,
+    caddy_bin: Path,
+    work: Path,
+    demo_versions: list[tuple[str, str]],
+    registry: str = "localhost:5000",
+) -> list[str]:
     """Import the rootfs once as the base, derive every image, push all to the registry.
 
     Skipped when the registry (kept in the cache) already holds exactly these images."""
     catalogue_text = "\n".join(f"{i.name}\n{i.dockerfile}" for i in catalogue(demo_versions))
-    inputs = [image_rootfs.name, catalogue_text, (HERE / "image/demo.py").read_text(),
-              (HERE / "image/postgres-entrypoint.sh").read_text(), ca_cert.read_text(), str(caddy_bin.stat().st_size)]
+    inputs = [
+        image_rootfs.name,
+        catalogue_text,
+        (HERE / "image/demo.py").read_text(),
+        (HERE / "image/postgres-entrypoint.sh").read_text(),
+        ca_cert.read_text(),
+        str(caddy_bin.stat().st_size),
+    ]
     key = hashlib.sha256("\0".join(inputs).encode()).hexdigest()
     stamp = work.parent / "images.stamp"
     if stamp.exists() and stamp.read_text() == key:

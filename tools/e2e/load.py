@@ -52,15 +52,18 @@ class Result:
     errors: Counter[str] = field(default_factory=Counter)
 
     def line(self) -> str:
-        return (f"{self.sent} requests, {self.failed} failed, {self.misrouted} misrouted, "
-                f"max latency {self.max_latency * 1000:.0f} ms, versions {dict(self.versions)}")
+        return (
+            f"{self.sent} requests, {self.failed} failed, {self.misrouted} misrouted, "
+            f"max latency {self.max_latency * 1000:.0f} ms, versions {dict(self.versions)}"
+        )
 
 
 class Load:
     """`rate` requests a second, alternating over `routes` (path -> the service that must answer)."""
 
-    def __init__(self, address: str, host: str, ca: Path, routes: dict[str, str], rate: float = 25,
-                 limit_s: float = 900) -> None:
+    def __init__(
+        self, address: str, host: str, ca: Path, routes: dict[str, str], rate: float = 25, limit_s: float = 900
+    ) -> None:
         self.address, self.host, self.ca, self.routes = address, host, ca, routes
         self.rate, self.limit_s = rate, limit_s
         self.result = Result()

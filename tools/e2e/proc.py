@@ -17,7 +17,7 @@ class BenchError(RuntimeError):
 def run(
     argv: Sequence[str],
     *,
-    input: bytes | str | None = None,  # noqa: A002 - subprocess's name
+    input: bytes | str | None = None,
     timeout: float = 300,
     check: bool = True,
     env: Mapping[str, str] | None = None,

@@ -55,8 +55,12 @@ class BenchMocks(LadderMocks):
             ip = self.addresses.get(name)
             if ip is None:
                 raise BenchError(f"the bench has no address for server {name}")
-            out = {"ipv4Address": ip, "ipv6Address": "", "ipv4AddressPrivate": self.private.get(name, ""),
-                   "urn": f"do:droplet:{name}"}
+            out = {
+                "ipv4Address": ip,
+                "ipv6Address": "",
+                "ipv4AddressPrivate": self.private.get(name, ""),
+                "urn": f"do:droplet:{name}",
+            }
         elif typ == "hcloud:index/volume:Volume":
             out = {"linuxDevice": f"/dev/disk/by-id/scsi-0HC_Volume_{abs(hash(name)) % 10**8}"}
         elif typ == "hcloud:index/primaryIp:PrimaryIp":
@@ -93,8 +97,7 @@ class Stack:
     last: ProgramResult | None = None
 
     def evaluate(self) -> ProgramResult:
-        result = run_program("bench", base=self.config, secrets=self.secrets, mocks=self.mocks,
-                             with_placeholders=False)
+        result = run_program("bench", base=self.config, secrets=self.secrets, mocks=self.mocks, with_placeholders=False)
         self.last = result
         return result
 
@@ -152,8 +155,23 @@ class Stack:
 
 def ssh_argv(connection: Mapping[str, Any], key_file: Path, known_hosts: Path) -> list[str]:
     host, port, user = connection["host"], int(connection.get("port") or 22), connection.get("user") or "root"
-    argv = ["ssh", "-F", "/dev/null", "-i", str(key_file), "-p", str(port), "-o", "BatchMode=yes",
-            "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"]
+    argv = [
+        "ssh",
+        "-F",
+        "/dev/null",
+        "-i",
+        str(key_file),
+        "-p",
+        str(port),
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "ConnectTimeout=10",
+        "-o",
+        "LogLevel=ERROR",
+    ]
     if connection.get("hostKey"):
         target = host if port == 22 else f"[{host}]:{port}"
         known_hosts.write_text(f"{target} {connection['hostKey'].strip()}\n")

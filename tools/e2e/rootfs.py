@@ -19,15 +19,44 @@ MIRROR = "http://deb.debian.org/debian"
 # installs (installed here because the test servers have no internet: cloud-init's apt runs
 # against the bench's local repository and finds them installed).
 SERVER_PACKAGES = (
-    "systemd", "systemd-sysv", "dbus", "cloud-init", "openssh-server", "sudo", "docker.io", "docker-cli",
-    "docker-compose", "ufw", "fail2ban", "python3-systemd", "unattended-upgrades", "curl", "iproute2",
-    "iptables", "procps", "util-linux", "e2fsprogs", "kmod", "ca-certificates", "less",
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "cloud-init",
+    "openssh-server",
+    "sudo",
+    "docker.io",
+    "docker-cli",
+    "docker-compose",
+    "ufw",
+    "fail2ban",
+    "python3-systemd",
+    "unattended-upgrades",
+    "curl",
+    "iproute2",
+    "iptables",
+    "procps",
+    "util-linux",
+    "e2fsprogs",
+    "kmod",
+    "ca-certificates",
+    "less",
 )
 # One image rootfs serves every stand-in image (they differ only in entrypoint and env), so
 # each server pulls its layer once.
 IMAGE_PACKAGES = (
-    "python3", "python3-psycopg2", "python3-redis", "postgresql-17", "valkey-server", "valkey-tools",
-    "awscli", "curl", "wget", "ca-certificates", "procps", "gzip",
+    "python3",
+    "python3-psycopg2",
+    "python3-redis",
+    "postgresql-17",
+    "valkey-server",
+    "valkey-tools",
+    "awscli",
+    "curl",
+    "wget",
+    "ca-certificates",
+    "procps",
+    "gzip",
 )
 
 

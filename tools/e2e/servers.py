@@ -60,8 +60,9 @@ class Server:
 
     def inspect(self, command: str, timeout: float = 60, check: bool = True) -> str:
         """A read-only look inside (as root, from outside the container)."""
-        return run(["nsenter", "-t", str(self.leader()), "-a", "--", "bash", "-c", command], timeout=timeout,
-                   check=check).stdout
+        return run(
+            ["nsenter", "-t", str(self.leader()), "-a", "--", "bash", "-c", command], timeout=timeout, check=check
+        ).stdout
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> None:
@@ -70,25 +71,47 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
     path.chmod(mode)
 
 
-def prepare(world: w.World, rootfs: Path, name: str, ip: str, *, user_data: str | None,
-            private_ip: str | None = None, volume_path: str | None = None, hosts: dict[str, str] | None = None
-            ) -> Server:
+def prepare(
+    world: w.World,
+    rootfs: Path,
+    name: str,
+    ip: str,
+    *,
+    user_data: str | None,
+    private_ip: str | None = None,
+    volume_path: str | None = None,
+    hosts: dict[str, str] | None = None,
+) -> Server:
     """Lay out the server's disk (an overlay on the cached rootfs) and its network."""
     s = Server(name, ip, world.run_dir / "servers" / name, private_ip)
     for d in ("upper", "work", "merged", "docker"):
         (s.root / d).mkdir(parents=True, exist_ok=True)
-    run(["mount", "-t", "overlay", "overlay", "-o",
-         f"lowerdir={rootfs},upperdir={s.root / 'upper'},workdir={s.root / 'work'}", str(s.merged)])
+    run(
+        [
+            "mount",
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            f"lowerdir={rootfs},upperdir={s.root / 'upper'},workdir={s.root / 'work'}",
+            str(s.merged),
+        ]
+    )
     m = s.merged
     for f in (m / "etc/apt/sources.list.d").glob("*"):
         f.unlink()
     _write(m / "etc/apt/sources.list", f"deb [trusted=yes] http://{w.GATEWAY}:{w.APT_PORT} ./\n")
-    _write(m / "etc/docker/daemon.json",
-           f'{{"registry-mirrors": ["http://{w.GATEWAY}:{w.REGISTRY_PORT}"], '
-           f'"insecure-registries": ["{w.GATEWAY}:{w.REGISTRY_PORT}"]}}\n')
+    _write(
+        m / "etc/docker/daemon.json",
+        f'{{"registry-mirrors": ["http://{w.GATEWAY}:{w.REGISTRY_PORT}"], '
+        f'"insecure-registries": ["{w.GATEWAY}:{w.REGISTRY_PORT}"]}}\n',
+    )
     _write(m / "etc/systemd/system/docker.service.d/ladder-bench-cgroup.conf", DOCKER_CGROUP_DROP_IN)
     _write(m / "etc/hostname", name + "\n")
-    _write(m / "etc/hosts", f"127.0.0.1 localhost\n127.0.1.1 {name}\n" + "".join(f"{a} {h}\n" for h, a in (hosts or {}).items()))
+    _write(
+        m / "etc/hosts",
+        f"127.0.0.1 localhost\n127.0.1.1 {name}\n" + "".join(f"{a} {h}\n" for h, a in (hosts or {}).items()),
+    )
     _write(m / "etc/resolv.conf", "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
     _write(m / "etc/ssh/sshd_config.d/50-cloud-init.conf", UBUNTU_CLOUD_INIT_SSHD)
     if user_data is not None:
@@ -129,10 +152,20 @@ def _network(s: Server) -> None:
 
 def boot(world: w.World, s: Server, timeout: float = 180) -> None:
     argv = [
-        "systemd-nspawn", "--boot", "--quiet", "-D", str(s.merged), "-M", s.name,
-        f"--network-namespace-path=/run/netns/{s.netns}", "--capability=all",
-        "--system-call-filter=@keyring bpf", f"--bind={s.root / 'docker'}:/var/lib/docker",
-        "--register=no", "--keep-unit", "--console=read-only",
+        "systemd-nspawn",
+        "--boot",
+        "--quiet",
+        "-D",
+        str(s.merged),
+        "-M",
+        s.name,
+        f"--network-namespace-path=/run/netns/{s.netns}",
+        "--capability=all",
+        "--system-call-filter=@keyring bpf",
+        f"--bind={s.root / 'docker'}:/var/lib/docker",
+        "--register=no",
+        "--keep-unit",
+        "--console=read-only",
     ]
     if s.volume:
         argv.append(f"--bind={s.volume[0]}:{s.volume[1]}")

@@ -85,7 +85,11 @@ class World:
         log = open(self.run_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the world
         self.stack.callback(log.close)
         proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
             env={**os.environ, **(env or {})},
         )
         self.procs.append(proc)
@@ -110,8 +114,26 @@ class World:
         crt, key = d / "ca.crt", d / "ca.key"
         if not crt.exists():
             d.mkdir(parents=True, exist_ok=True)
-            run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                 "-keyout", str(key), "-out", str(crt), "-days", "3650", "-subj", "/CN=Ladder bench CA"])
+            run(
+                [
+                    "openssl",
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-keyout",
+                    str(key),
+                    "-out",
+                    str(crt),
+                    "-days",
+                    "3650",
+                    "-subj",
+                    "/CN=Ladder bench CA",
+                ]
+            )
         return crt, key
 
     def server_cert(self, name: str) -> tuple[Path, Path]:
@@ -120,10 +142,43 @@ class World:
         d.mkdir(exist_ok=True)
         crt, key, csr, ext = (d / f"{name}.{s}" for s in ("crt", "key", "csr", "ext"))
         ext.write_text(f"subjectAltName=IP:{GATEWAY},DNS:localhost\nextendedKeyUsage=serverAuth\n")
-        run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-             "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={name}"])
-        run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key),
-             "-CAcreateserial", "-out", str(crt), "-days", "30", "-extfile", str(ext)])
+        run(
+            [
+                "openssl",
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                str(key),
+                "-out",
+                str(csr),
+                "-subj",
+                f"/CN={name}",
+            ]
+        )
+        run(
+            [
+                "openssl",
+                "x509",
+                "-req",
+                "-in",
+                str(csr),
+                "-CA",
+                str(ca_crt),
+                "-CAkey",
+                str(ca_key),
+                "-CAcreateserial",
+                "-out",
+                str(crt),
+                "-days",
+                "30",
+                "-extfile",
+                str(ext),
+            ]
+        )
         return crt, key
 
     # --- services --------------------------------------------------------------------
@@ -131,14 +186,28 @@ class World:
     def engine(self) -> str:
         """The bench's own Docker engine (builds and pushes the stand-in images only)."""
         sock = self.run_dir / "docker.sock"
-        self.spawn("dockerd", [
-            "dockerd", "--data-root", str(self.cache / "engine"), "--exec-root", str(self.run_dir / "engine-exec"),
-            "--pidfile", str(self.run_dir / "dockerd.pid"), "-H", f"unix://{sock}", "--bridge", "none",
-            "--iptables=false", "--ip-masq=false",
-        ])
+        self.spawn(
+            "dockerd",
+            [
+                "dockerd",
+                "--data-root",
+                str(self.cache / "engine"),
+                "--exec-root",
+                str(self.run_dir / "engine-exec"),
+                "--pidfile",
+                str(self.run_dir / "dockerd.pid"),
+                "-H",
+                f"unix://{sock}",
+                "--bridge",
+                "none",
+                "--iptables=false",
+                "--ip-masq=false",
+            ],
+        )
         host = f"unix://{sock}"
-        wait_for("the bench's Docker engine", lambda: run(["docker", "-H", host, "info"], check=False).returncode == 0,
-                 60)
+        wait_for(
+            "the bench's Docker engine", lambda: run(["docker", "-H", host, "info"], check=False).returncode == 0, 60
+        )
         return host
 
     def registry(self) -> None:
@@ -169,8 +238,7 @@ class World:
         control = (pkg / "DEBIAN/control").read_text().rstrip("\n")
         data = deb.read_bytes()
         packages = (
-            f"{control}\nFilename: ./{deb.name}\nSize: {len(data)}\n"
-            f"SHA256: {hashlib.sha256(data).hexdigest()}\n\n"
+            f"{control}\nFilename: ./{deb.name}\nSize: {len(data)}\nSHA256: {hashlib.sha256(data).hexdigest()}\n\n"
         )
         (repo / "Packages").write_text(packages)
         digest = hashlib.sha256(packages.encode()).hexdigest()
@@ -178,8 +246,7 @@ class World:
             f"Origin: ladder-bench\nLabel: ladder-bench\nSuite: bench\nCodename: bench\n"
             f"Architectures: amd64 all\nSHA256:\n {digest} {len(packages)} Packages\n"
         )
-        self.spawn("apt", ["python3", "-m", "http.server", "--bind", GATEWAY, "--directory", str(repo),
-                           str(APT_PORT)])
+        self.spawn("apt", ["python3", "-m", "http.server", "--bind", GATEWAY, "--directory", str(repo), str(APT_PORT)])
         wait_for("the apt repository", lambda: _http_ok(f"http://{GATEWAY}:{APT_PORT}/Release"), 30)
 
     def acme(self) -> None:
@@ -187,25 +254,57 @@ class World:
         HTTP-01 on port 80 of the server, as it would from Let's Encrypt."""
         crt, key = self.server_cert("acme")
         config = self.run_dir / "pebble.json"
-        config.write_text(json.dumps({"pebble": {
-            "listenAddress": f"{GATEWAY}:{ACME_PORT}", "managementListenAddress": f"{GATEWAY}:{ACME_MGMT_PORT}",
-            "certificate": str(crt), "privateKey": str(key), "httpPort": 80, "tlsPort": 443,
-            "ocspResponderURL": "", "externalAccountBindingRequired": False,
-        }}))
-        self.spawn("dns", ["pebble-challtestsrv", "-dns01", f"{GATEWAY}:{DNS_PORT}", "-http01", "", "-https01", "",
-                           "-tlsalpn01", "", "-management", f"{GATEWAY}:{DNS_MGMT_PORT}", "-defaultIPv4", GATEWAY,
-                           "-defaultIPv6", ""])
-        self.spawn("acme", ["pebble", "-config", str(config), "-dnsserver", f"{GATEWAY}:{DNS_PORT}"],
-                   env={"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "100"})
+        config.write_text(
+            json.dumps(
+                {
+                    "pebble": {
+                        "listenAddress": f"{GATEWAY}:{ACME_PORT}",
+                        "managementListenAddress": f"{GATEWAY}:{ACME_MGMT_PORT}",
+                        "certificate": str(crt),
+                        "privateKey": str(key),
+                        "httpPort": 80,
+                        "tlsPort": 443,
+                        "ocspResponderURL": "",
+                        "externalAccountBindingRequired": False,
+                    }
+                }
+            )
+        )
+        self.spawn(
+            "dns",
+            [
+                "pebble-challtestsrv",
+                "-dns01",
+                f"{GATEWAY}:{DNS_PORT}",
+                "-http01",
+                "",
+                "-https01",
+                "",
+                "-tlsalpn01",
+                "",
+                "-management",
+                f"{GATEWAY}:{DNS_MGMT_PORT}",
+                "-defaultIPv4",
+                GATEWAY,
+                "-defaultIPv6",
+                "",
+            ],
+        )
+        self.spawn(
+            "acme",
+            ["pebble", "-config", str(config), "-dnsserver", f"{GATEWAY}:{DNS_PORT}"],
+            env={"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "100"},
+        )
         wait_for("the ACME server", lambda: _http_ok(ACME_DIRECTORY, self.ca()[0]), 30)
         wait_for("the ACME DNS", lambda: _http_ok(f"http://{GATEWAY}:{DNS_MGMT_PORT}/", expect=(200, 404, 405)), 30)
 
     def dns_record(self, host: str, address: str) -> None:
         req = urllib.request.Request(
             f"http://{GATEWAY}:{DNS_MGMT_PORT}/add-a",
-            data=json.dumps({"host": host.rstrip(".") + ".", "addresses": [address]}).encode(), method="POST",
+            data=json.dumps({"host": host.rstrip(".") + ".", "addresses": [address]}).encode(),
+            method="POST",
         )
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - the bench's own DNS
+        with urllib.request.urlopen(req, timeout=10) as resp:
             if resp.status != 200:
                 raise BenchError(f"DNS record for {host}: HTTP {resp.status}")
 
@@ -219,8 +318,9 @@ class World:
 
     def s3(self, venv_bin: Path) -> None:
         crt, key = self.server_cert("s3")
-        self.spawn("s3", [str(venv_bin / "moto_server"), "-H", GATEWAY, "-p", str(S3_PORT), "-c", str(crt),
-                          "-k", str(key)])
+        self.spawn(
+            "s3", [str(venv_bin / "moto_server"), "-H", GATEWAY, "-p", str(S3_PORT), "-c", str(crt), "-k", str(key)]
+        )
         wait_for("the S3 stand-in", lambda: _http_ok(S3_ENDPOINT + "/", self.ca()[0], expect=(200, 403)), 60)
 
 
@@ -232,7 +332,7 @@ def _ssl_context(ca: Path | None):  # type: ignore[no-untyped-def]
 
 def _http_ok(url: str, ca: Path | None = None, expect: tuple[int, ...] = (200,)) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=3, context=_ssl_context(ca)) as resp:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=3, context=_ssl_context(ca)) as resp:
             return resp.status in expect
     except urllib.error.HTTPError as exc:
         return exc.code in expect

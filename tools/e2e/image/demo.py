@@ -43,10 +43,10 @@ def redis_check() -> str:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet access log
+    def log_message(self, format: str, *args: object) -> None:
         return
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         if MODE == "500":
             return self.reply(500, {"service": SERVICE, "version": VERSION, "error": "broken on purpose"})
         body = {"service": SERVICE, "version": VERSION, "path": self.path, "host": os.uname().nodename}
@@ -76,7 +76,8 @@ def release() -> None:
 
     with psycopg2.connect(os.environ["DATABASE_URL"], connect_timeout=5) as conn, conn.cursor() as cur:
         cur.execute(
-            "CREATE TABLE IF NOT EXISTS ladder_releases (id serial PRIMARY KEY, version text, at timestamptz DEFAULT now())"
+            "CREATE TABLE IF NOT EXISTS ladder_releases "
+            "(id serial PRIMARY KEY, version text, at timestamptz DEFAULT now())"
         )
         cur.execute("INSERT INTO ladder_releases (version) VALUES (%s)", (VERSION,))
     print(f"release {VERSION}: migrations applied")
