@@ -24,13 +24,17 @@ def authorized_keys(user_keys: Sequence[str], deploy_public_key: pulumi.Output[s
 def rollout(
     resource: str,
     connection: command.remote.ConnectionArgs,
-    keys: pulumi.Output[str],
+    keys: pulumi.Output[str] | None,
     allow_from: Sequence[str],
     ports: Sequence[str],
     opts: pulumi.ResourceOptions,
 ) -> command.remote.Command:
     """Apply the keys and the allowlist whenever either changes."""
-    script = keys.apply(lambda k: access_script(k.splitlines(), list(allow_from), list(ports)))
+    script: pulumi.Output[str] = (
+        keys.apply(lambda k: access_script(k.splitlines(), list(allow_from), list(ports)))
+        if keys is not None
+        else pulumi.Output.from_input(access_script(None, list(allow_from), list(ports)))
+    )
     return command.remote.Command(
         resource,
         connection=connection,

@@ -7,6 +7,7 @@ what the plan writes under build/<stack>/ is exactly what gets deployed.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from components.settings import Settings
 
@@ -40,6 +41,11 @@ def _cluster(settings: Settings) -> dict[str, str]:
 
 # Stands in for the per-stack deploy key (a tls.PrivateKey) in the rendered user data.
 DEPLOY_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGeneratedPerStackByPulumiTlsPrivateKey000 ladder-deploy"
+HOST_KEY = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\n(generated per server by Pulumi; secret)\n"
+    "-----END OPENSSH PRIVATE KEY-----\n",
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGeneratedPerServerByPulumiTlsPrivateKey00 host",
+)
 
 
 def _vps(settings: Settings) -> dict[str, str]:
@@ -63,8 +69,13 @@ def _vps(settings: Settings) -> dict[str, str]:
         "compose.yaml": render_compose(settings, role),
         "Caddyfile": vps_caddyfile(settings, role.behind_load_balancer),
         "deploy.sh": deploy_script(plan, placeholders),
+        # As a server gets it, with stand-ins for the per-stack deploy key and the per-server
+        # host key that Pulumi generates (tls.PrivateKey).
         "cloud-init.yaml": hardening.render(
-            hardening.cloud_config(server_hardening(settings, topo, web, bootstrap=True))
+            hardening.cloud_config(
+                replace(server_hardening(settings, topo, web, bootstrap=True), ssh_keys=[DEPLOY_KEY]),
+                host_key=HOST_KEY,
+            )
         ),
     }
     if topo.data_server:

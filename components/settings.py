@@ -327,6 +327,9 @@ class Host(_Model):
     address: str = Field(min_length=1)
     user: str = Field(default="root", min_length=1)
     port: Port = 22
+    # The host's SSH host key as `ssh-keyscan -t ed25519 HOST` prints it (without the host
+    # name): Pulumi refuses to talk to anything else at that address.
+    host_key: SshPublicKey = Field(alias="hostKey")
 
 
 class VpsConfig(_Model):

@@ -13,6 +13,7 @@ KNOWN_TOP_LEVEL = {
     "ssh_authorized_keys",
     "ssh_deletekeys",
     "ssh_genkeytypes",
+    "ssh_keys",  # cc_ssh: host keys given to the server (ed25519_private, ed25519_public)
     "package_update",
     "package_upgrade",
     "package_reboot_if_required",

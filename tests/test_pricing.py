@@ -70,6 +70,15 @@ def test_unknown_size_is_reported_not_guessed() -> None:
 def test_existing_hosts_are_not_billed_by_ladder() -> None:
     raw = vps_config(
         provider="existing",
-        vps={"hosts": [{"address": "192.0.2.1"}], "sshAllowFrom": ["10.0.0.0/8"], "sshPrivateKey": "k"},
+        vps={
+            "hosts": [
+                {
+                    "address": "192.0.2.1",
+                    "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGGqNSkWkxGwC56GIK0Ntfe+k+WiXf2BCIxu5hqwvV/g",
+                }
+            ],
+            "sshAllowFrom": ["10.0.0.0/8"],
+            "sshPrivateKey": "k",
+        },
     )
     assert monthly_cost(parse_settings(raw)).total == 0

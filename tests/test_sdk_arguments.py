@@ -53,7 +53,15 @@ RUNS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         "staging",
         {
             "ladder:provider": "existing",
-            "ladder:vps": {"hosts": [{"address": "192.0.2.1"}], "sshAllowFrom": ["10.0.0.0/8"]},
+            "ladder:vps": {
+                "hosts": [
+                    {
+                        "address": "192.0.2.1",
+                        "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGGqNSkWkxGwC56GIK0Ntfe+k+WiXf2BCIxu5hqwvV/g",
+                    }
+                ],
+                "sshAllowFrom": ["10.0.0.0/8"],
+            },
         },
         {},
     ),

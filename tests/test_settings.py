@@ -114,7 +114,19 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
         "several existing hosts",
         vps_config(
             provider="existing",
-            vps={"hosts": [{"address": "192.0.2.1"}, {"address": "192.0.2.2"}], "sshAllowFrom": ["10.0.0.0/8"]},
+            vps={
+                "hosts": [
+                    {
+                        "address": "192.0.2.1",
+                        "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGGqNSkWkxGwC56GIK0Ntfe+k+WiXf2BCIxu5hqwvV/g",
+                    },
+                    {
+                        "address": "192.0.2.2",
+                        "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGGqNSkWkxGwC56GIK0Ntfe+k+WiXf2BCIxu5hqwvV/g",
+                    },
+                ],
+                "sshAllowFrom": ["10.0.0.0/8"],
+            },
         ),
         "ladder:vps.hosts",
     ),
@@ -230,7 +242,13 @@ def test_existing_vps_counts_its_hosts_and_keeps_the_key_secret() -> None:
     raw = vps_config(
         provider="existing",
         vps={
-            "hosts": [{"address": "192.0.2.10", "user": "deploy"}],
+            "hosts": [
+                {
+                    "address": "192.0.2.10",
+                    "user": "deploy",
+                    "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGGqNSkWkxGwC56GIK0Ntfe+k+WiXf2BCIxu5hqwvV/g",
+                }
+            ],
             "sshAllowFrom": ["203.0.113.7/32"],
             "sshPrivateKey": "PRIVATE",
         },

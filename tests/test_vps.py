@@ -29,7 +29,16 @@ DO_MANAGED: dict[str, Any] = {
 }
 EXISTING: dict[str, Any] = {
     "ladder:provider": "existing",
-    "ladder:vps": {"hosts": [{"address": "192.0.2.10", "user": "ops"}], "sshAllowFrom": ["203.0.113.7/32"]},
+    "ladder:vps": {
+        "hosts": [
+            {
+                "address": "192.0.2.10",
+                "user": "ops",
+                "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGGqNSkWkxGwC56GIK0Ntfe+k+WiXf2BCIxu5hqwvV/g",
+            }
+        ],
+        "sshAllowFrom": ["203.0.113.7/32"],
+    },
 }
 VARIANTS: dict[str, dict[str, Any]] = {
     "hetzner-1": {},
@@ -80,10 +89,30 @@ def test_no_secret_in_user_data_or_plain_inputs(variant: tuple[str, ProgramResul
     for srv in servers(result):
         text = str(unwrap(srv.inputs.get("userData")))
         assert text.startswith("#cloud-config\n")
-        assert not any(secret in text for secret in SECRETS), srv.name
+        # The one secret user data holds is the server's own SSH host key, so it is sent as a secret.
+        assert is_secret(srv.inputs["userData"]), srv.name
+        config = yaml.safe_load(text)
+        assert "PRIVATE KEY" in config["ssh_keys"]["ed25519_private"]
+        assert config["ssh_genkeytypes"] == ["ed25519"]
+        del config["ssh_keys"]
+        assert not any(secret in yaml.safe_dump(config) for secret in SECRETS), srv.name
     for secret in SECRETS:
         assert_only_in_secrets(result, secret)
     assert not any(secret in str(result.outputs) for secret in SECRETS)
+
+
+def test_every_connection_checks_the_host_key(variant: tuple[str, ProgramResult]) -> None:
+    """The host key each connection pins is the one the server was given (or the configured one)."""
+    _, result = variant
+    given = {
+        srv.name: yaml.safe_load(str(unwrap(srv.inputs["userData"])))["ssh_keys"]["ed25519_public"]
+        for srv in servers(result)
+    }
+    for cmd in result.of_type(COMMAND):
+        key = unwrap(cmd.inputs["connection"]).get("hostKey")
+        assert key and key.startswith("ssh-ed25519 "), cmd.name
+        if given:
+            assert key.strip() in {k.strip() for k in given.values()}, cmd.name
 
 
 def test_deploys_carry_secrets_only_as_secrets(variant: tuple[str, ProgramResult]) -> None:
@@ -404,8 +433,13 @@ def test_access_script_narrows_ufw_and_passes_shellcheck(tmp_path: Path, shellch
     from components.render.hardening import access_script
 
     script = access_script([SSH_KEY_STAGING], ["203.0.113.7/32", "2001:db8::/32"], ["22", "6443"])
-    assert 'wanted=" 203.0.113.7 2001:db8::/32 "' in script  # as `ufw status` prints sources
+    assert 'wanted=" 2001:db8::/32 203.0.113.7 "' in script  # as `ufw status` prints sources
+    assert "anywhere=0" in script
     assert script.index("ufw allow from") < script.index('ufw delete allow "$port/tcp"')
+    # An allowlist of 0.0.0.0/0 keeps SSH open from anywhere (ufw stores it as the bootstrap
+    # rule `allow 22/tcp`; deleting that used to lock everyone out).
+    everywhere = access_script([SSH_KEY_STAGING], ["0.0.0.0/0"], ["22"])
+    assert "anywhere=1" in everywhere and 'wanted="  "' in everywhere
     assert SSH_KEY_STAGING in script
     path = tmp_path / "access.sh"
     path.write_text(script)

@@ -16,12 +16,14 @@ import pulumi_command as command
 import pulumi_hcloud as hcloud
 import pulumi_kubernetes as kubernetes
 import pulumi_random as random
+import pulumi_tls as tls
 
 from components import access, hcloud_common, versions
 from components.cluster.platform import helm_release
 from components.cluster.providers import ClusterHandle
 from components.render import hardening, hcloud_k8s, k3s
 from components.settings import Settings
+from components.vps.hosts import host_key, keyed_user_data
 
 NETWORK_RANGE = "10.0.0.0/16"
 SUBNET_RANGE = "10.0.1.0/24"
@@ -35,22 +37,19 @@ def agent_ip(i: int) -> str:
     return f"10.0.1.{100 + i}"
 
 
-def node_user_data(deploy_public_key: str) -> str:
+def node_hardening() -> hardening.Hardening:
     """Hardened Ubuntu for a k3s node: nothing in it changes with the app, the k3s version,
     the users' keys or the allowlist (those go over SSH; the provider firewall enforces the
     allowlist from the first boot, the access step narrows ufw to it)."""
-    config = hardening.cloud_config(
-        hardening.Hardening(
-            ssh_keys=[deploy_public_key],
-            openings=[hardening.Opening(r.port, r.protocol) for r in k3s.firewall_rules([])],
-            # Node-to-node, pod and service traffic (flannel, kubelet, etcd) and the load
-            # balancer's health checks all arrive on the private network.
-            trusted_networks=[NETWORK_RANGE, k3s.CLUSTER_CIDR, k3s.SERVICE_CIDR],
-            sudo=True,
-            extra_runcmd=["swapoff -a"],
-        )
+    return hardening.Hardening(
+        ssh_keys=[],
+        openings=[hardening.Opening(r.port, r.protocol) for r in k3s.firewall_rules([])],
+        # Node-to-node, pod and service traffic (flannel, kubelet, etcd) and the load
+        # balancer's health checks all arrive on the private network.
+        trusted_networks=[NETWORK_RANGE, k3s.CLUSTER_CIDR, k3s.SERVICE_CIDR],
+        sudo=True,
+        extra_runcmd=["swapoff -a"],
     )
-    return hardening.render(config)
 
 
 def hcloud_token() -> pulumi.Output[str]:
@@ -95,8 +94,9 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
     )
     spread = hcloud.PlacementGroup(f"{name}-spread", name=base, type="spread", labels=labels, opts=child)
     token = random.RandomPassword(f"{name}-k3s-token", length=48, special=False, opts=child)
-    # The deploy key is per stack and never rotates by itself, so user data stays stable.
-    user_data = deploy_key.public_key_openssh.apply(lambda pub: node_user_data(pub.strip()))
+    # The deploy key is per stack and never rotates by itself, and each node's host key is its
+    # own for life, so user data stays stable.
+    host_keys: dict[str, tls.PrivateKey] = {}
 
     # A stable public address for the API (and the kubeconfig) that survives replacing
     # the first control plane.
@@ -110,6 +110,7 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
         primary_ip: hcloud.PrimaryIp | None,
         protect: bool,
     ) -> hcloud.Server:
+        host_keys[resource] = host_key(resource, opts)
         return hcloud.Server(
             resource,
             name=f"{base}-{role_label}",
@@ -117,7 +118,7 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
             image=vps.image or "ubuntu-24.04",
             location=location,
             ssh_keys=[k.id for k in key_ids],
-            user_data=user_data,
+            user_data=keyed_user_data(node_hardening(), deploy_key.public_key_openssh, host_keys[resource]),
             firewall_ids=[firewall.id.apply(int)],
             placement_group_id=spread.id.apply(int) if role_label.startswith("cp") else None,
             networks=[hcloud.ServerNetworkArgs(network_id=network.id.apply(int), ip=private_ip)],
@@ -149,7 +150,11 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
     ) -> command.remote.Command:
         """Write the node's config (token inside) from stdin, then run the pinned installer."""
         connection = command.remote.ConnectionArgs(
-            host=host, user=hardening.DEPLOY_USER, private_key=deploy_key.private_key_openssh, dial_error_limit=30
+            host=host,
+            user=hardening.DEPLOY_USER,
+            private_key=deploy_key.private_key_openssh,
+            host_key=host_keys[resource].public_key_openssh,
+            dial_error_limit=30,
         )
         keys = access.rollout(
             f"{resource}-ssh-keys",
@@ -208,9 +213,14 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
     fetch = command.remote.Command(
         f"{name}-kubeconfig",
         connection=command.remote.ConnectionArgs(
-            host=api_ip.ip_address, user=hardening.DEPLOY_USER, private_key=deploy_key.private_key_openssh
+            host=api_ip.ip_address,
+            user=hardening.DEPLOY_USER,
+            private_key=deploy_key.private_key_openssh,
+            host_key=host_keys[f"{name}-cp-0"].public_key_openssh,
         ),
         create="sudo cat /etc/rancher/k3s/k3s.yaml",
+        # The admin kubeconfig must never reach the CLI's output or CI logs (pulumi-command#401).
+        logging=command.remote.Logging.NONE,
         triggers=[installs[0].id],
         opts=pulumi.ResourceOptions.merge(
             opts, pulumi.ResourceOptions(depends_on=[installs[0]], additional_secret_outputs=["stdout"])

@@ -59,8 +59,8 @@ def http_healthcheck(port: int, path: str) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}{path}"
     return {
         "test": ["CMD-SHELL", f"wget -q -O /dev/null {url} || curl -fsS -o /dev/null {url} || exit 1"],
-        "interval": "10s",
-        "timeout": "5s",
+        "interval": "5s",
+        "timeout": "4s",
         "retries": 3,
         "start_period": "30s",
     }
@@ -72,6 +72,9 @@ def _app_service(s: Settings, name: str, svc: Service) -> dict[str, Any]:
         "restart": "unless-stopped",
         "env_file": [APP_ENV],
         "environment": {"LADDER_PHASE": "vps", "LADDER_SERVICE": name, **s.app.env},
+        # A small init as PID 1 forwards SIGTERM to the app (PID 1 ignores it otherwise, and
+        # every stop would wait out the grace period) and reaps zombies.
+        "init": True,
         # `app`: services reach each other and the internet; `data` (internal): the stores;
         # a routed service's own network: the proxy reaches it there and only there.
         "networks": ["app", "data", *([route_network(name)] if svc.routed else [])],

@@ -102,7 +102,7 @@ NAME_FORMAT='{{{{.Name}}}}'
 REVISION_FORMAT='{{{{index .Config.Labels "{REVISION_LABEL}"}}}}'
 LAST_CHECK='{{{{if .State.Health}}}}{{{{range .State.Health.Log}}}}{{{{.Output}}}}{{{{end}}}}{{{{end}}}}'
 P={PROJECT_DIR}
-log() {{ echo "ladder: $*" >&2; }}
+log() {{ echo "ladder: $(date -u +%T) $*" >&2; }}
 fail() {{ echo "ladder: DEPLOY FAILED: $*" >&2; exit 1; }}
 
 # Bounded: an existing host whose cloud-init is installed but never ran must not hang here.

@@ -36,7 +36,12 @@ class AppArgs:
 
 def connection(host: Host) -> command.remote.ConnectionArgs:
     return command.remote.ConnectionArgs(
-        host=host.address, user=host.user, port=host.port, private_key=host.private_key, dial_error_limit=30
+        host=host.address,
+        user=host.user,
+        port=host.port,
+        private_key=host.private_key,
+        host_key=host.host_key,
+        dial_error_limit=30,
     )
 
 
@@ -65,19 +70,8 @@ class App(pulumi.ComponentResource):
         release_done = False
         for host in data_first:
             after: list[pulumi.Resource] = [*host.ready, *previous]
-            if host.authorized_keys is not None:
-                after.append(
-                    access.rollout(
-                        f"{name}-{host.name}-ssh-keys",
-                        connection(host),
-                        host.authorized_keys,
-                        s.vps.ssh_allow_from,
-                        ["22"],
-                        pulumi.ResourceOptions(parent=self, depends_on=list(after)),
-                    )
-                )
             hardening = args.hardening.get(host.name)
-            if hardening is not None:
+            if hardening is not None:  # a host you run: hardened over SSH first
                 after.append(
                     command.remote.Command(
                         f"{name}-{host.name}-harden",
@@ -85,9 +79,20 @@ class App(pulumi.ComponentResource):
                         create="sudo bash -s",
                         stdin=hardening,
                         triggers=[hardening.apply(lambda t: hashlib.sha256(t.encode()).hexdigest())],
+                        logging=command.remote.Logging.STDERR,
                         opts=pulumi.ResourceOptions(parent=self, depends_on=after),
                     )
                 )
+            after.append(
+                access.rollout(
+                    f"{name}-{host.name}-ssh-keys",
+                    connection(host),
+                    host.authorized_keys,
+                    s.vps.ssh_allow_from,
+                    [str(host.port)],
+                    pulumi.ResourceOptions(parent=self, depends_on=list(after)),
+                )
+            )
             run_release = host.role.app and not release_done
             release_done = release_done or run_release
             plan = render.host_plan(s, host.role, run_release, stack=pulumi.get_stack())
@@ -122,6 +127,9 @@ class App(pulumi.ComponentResource):
                 create="sudo bash -s",
                 stdin=script,
                 triggers=[script.apply(lambda t: hashlib.sha256(t.encode()).hexdigest())],
+                # The script carries env files: nothing it or Compose prints may reach the CLI's
+                # output or CI logs (pulumi-command#401 streams output whatever is secret).
+                logging=command.remote.Logging.NONE,
                 opts=pulumi.ResourceOptions(
                     parent=self, depends_on=after, additional_secret_outputs=["stdout", "stderr"]
                 ),

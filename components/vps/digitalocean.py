@@ -11,7 +11,7 @@ from components.access import authorized_keys
 from components.render.compose import Role
 from components.settings import Settings
 from components.vps import topology as t
-from components.vps.hosts import Fleet, Host, server_user_data
+from components.vps.hosts import Fleet, Host, host_key, server_user_data
 
 ANYWHERE = ["0.0.0.0/0", "::/0"]
 
@@ -51,6 +51,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
     ips: list[pulumi.Output[str]] = []
     for i in range(topo.app_servers):
         holds_data = topo.data_on_app_server and i == 0
+        app_key = host_key(f"{name}-app-{i}", opts)
         droplet = digitalocean.Droplet(
             f"{name}-app-{i}",
             name=f"{base}-app-{i}",
@@ -58,7 +59,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
             size=vps.size or "s-1vcpu-2gb",
             region=region,
             ssh_keys=[k.fingerprint for k in keys],
-            user_data=server_user_data(s, topo, deploy_key.public_key_openssh, web=not topo.load_balancer),
+            user_data=server_user_data(s, topo, deploy_key.public_key_openssh, not topo.load_balancer, app_key),
             vpc_uuid=vpc.id if vpc else None,
             ipv6=True,
             monitoring=True,
@@ -108,6 +109,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
                 keys_now,
                 Role(app=True, data=holds_data, behind_load_balancer=topo.load_balancer),
                 ready,
+                app_key,
                 device,
             )
         )

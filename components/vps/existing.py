@@ -22,6 +22,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
             key,
             # Each host runs the whole app; the data stores live on the first one only.
             Role(app=True, data=i == 0, behind_load_balancer=len(s.vps.hosts) > 1),
+            host_key=h.host_key,
         )
         for i, h in enumerate(s.vps.hosts)
     ]

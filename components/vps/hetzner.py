@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_hcloud as hcloud
+import pulumi_tls as tls
 
 from components import hcloud_common
 from components.access import authorized_keys
@@ -12,7 +13,7 @@ from components.hcloud_common import as_id
 from components.render.compose import Role
 from components.settings import Settings
 from components.vps import topology as t
-from components.vps.hosts import Fleet, Host, server_user_data
+from components.vps.hosts import Fleet, Host, host_key, server_user_data
 
 
 def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
@@ -45,8 +46,11 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
             opts=opts,
         )
 
-    def server(key: str, role_name: str, private_ip: str | None, web: bool, holds_data: bool) -> hcloud.Server:
+    def server(
+        key: str, role_name: str, private_ip: str | None, web: bool, holds_data: bool
+    ) -> tuple[hcloud.Server, tls.PrivateKey]:
         ip = hcloud_common.primary_ip(f"{name}-{key}-ip", f"{base}-{key}", location, labels, stateful)
+        host = host_key(f"{name}-{key}", opts)
         srv = hcloud.Server(
             f"{name}-{key}",
             name=f"{base}-{key}",
@@ -54,7 +58,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
             image=vps.image or "ubuntu-24.04",
             location=location,
             ssh_keys=[k.id for k in keys],
-            user_data=server_user_data(s, topo, deploy_key.public_key_openssh, web),
+            user_data=server_user_data(s, topo, deploy_key.public_key_openssh, web, host),
             firewall_ids=[as_id(fw.id)],
             public_nets=[hcloud.ServerPublicNetArgs(ipv4_enabled=True, ipv4=as_id(ip.id), ipv6_enabled=True)],
             networks=[hcloud.ServerNetworkArgs(network_id=as_id(network.id), ip=private_ip)] if network else None,
@@ -74,7 +78,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
                 ),
             ),
         )
-        return srv
+        return srv, host
 
     def volume(server_: hcloud.Server) -> tuple[hcloud.VolumeAttachment, pulumi.Output[str]]:
         vol = hcloud.Volume(
@@ -100,7 +104,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
     ips: list[pulumi.Output[str]] = []
     app_servers: list[hcloud.Server] = []
     if topo.data_server:
-        srv = server("data", "data", t.DATA_SERVER_IP, web=False, holds_data=True)
+        srv, data_key = server("data", "data", t.DATA_SERVER_IP, web=False, holds_data=True)
         attachment, data_device = volume(srv)
         ips.append(srv.ipv4_address)
         hosts.append(
@@ -111,13 +115,14 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
                 keys_now,
                 Role(app=False, data=True, data_bind_ip=t.DATA_SERVER_IP),
                 [srv, attachment],
+                data_key,
                 data_device,
             )
         )
     for i in range(topo.app_servers):
         holds_data = topo.data_on_app_server and i == 0
         private = t.app_server_ip(i) if topo.private_network else None
-        srv = server(f"app-{i}", "app", private, web=not topo.load_balancer, holds_data=holds_data)
+        srv, app_key = server(f"app-{i}", "app", private, web=not topo.load_balancer, holds_data=holds_data)
         app_servers.append(srv)
         ips.append(srv.ipv4_address)
         ready: list[pulumi.Resource] = [srv]
@@ -133,6 +138,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
                 keys_now,
                 Role(app=True, data=holds_data, behind_load_balancer=topo.load_balancer),
                 ready,
+                app_key,
                 device,
             )
         )

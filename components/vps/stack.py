@@ -61,7 +61,8 @@ class VpsStack(pulumi.ComponentResource):
         scripts: dict[str, pulumi.Output[str]] = {}
         if s.provider_name == "existing":
             for i, host in enumerate(fleet.hosts):
-                h = server_hardening(s, topo, web=True)
+                # SSH open in ufw here; the access step narrows it to the allowlist right after.
+                h = server_hardening(s, topo, web=True, bootstrap=True, ssh_port=host.port)
                 scripts[host.name] = pulumi.Output.from_input(hardening.shell_script(h, s.vps.hosts[i].user))
 
         App(

@@ -14,7 +14,13 @@ from tools.e2e import cases
 from tools.e2e import world as w
 
 CACHE = Path(os.environ.get("LADDER_E2E_CACHE", "/var/cache/ladder-e2e"))
-CASES = {"hetzner-1": cases.hetzner_single}
+CASES = {
+    "existing-root": cases.existing_root,
+    "hetzner-1": cases.hetzner_single,
+    "digitalocean-1": cases.digitalocean_single,
+    "existing": cases.existing_host,
+    "hetzner-3": cases.hetzner_three,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from tools.e2e import world as w
 from tools.e2e.load import get
 from tools.e2e.proc import BenchError, wait_for
 from tools.e2e.program import BenchMocks, Stack, keypair
-from tools.harness import ROOT
+from tools.harness import ROOT, unwrap
 
 DOMAIN = "shop.bench.test"
 # A secret that breaks naive env files: `$`, both quotes, `#`, spaces, a backslash and a PEM's
@@ -119,27 +120,25 @@ def fleet(
         raise BenchError(f"the program failed: {result.error}")
     booted: dict[str, servers.Server] = {}
     try:
+        deploys = {r.name: str(unwrap(r.inputs.get("stdin"))) for r in result.resources if r.name.endswith("-deploy")}
         for r in result.resources:
             if r.type not in ("hcloud:index/server:Server", "digitalocean:index/droplet:Droplet"):
                 continue
-            from tools.harness import unwrap
-
-            user_data = unwrap(r.inputs.get("userData"))
-            volume = next(
-                (v["linuxDevice"] for (t, n), v in stack.mocks.remembered.items() if t == "hcloud:index/volume:Volume"),
-                None,
-            )
+            # The volume device the program tells the deploy to mount on this server, if any.
+            script = deploys.get(f"app-{r.name.removeprefix('shop-')}-deploy", "")
+            device = re.search(r"\[ -e (/dev/disk/by-id/[^ ]+) \]", script)
             s = servers.prepare(
                 bench.world,
                 bench.server_rootfs,
                 r.name,
                 stack.mocks.addresses[r.name],
-                user_data=user_data,
+                user_data=unwrap(r.inputs.get("userData")),
                 private_ip=(private or {}).get(r.name),
-                volume_path=volume if "app-0" in r.name or "data" in r.name else None,
+                volume_path=device.group(1).strip("'") if device else None,
                 hosts=hosts,
             )
             booted[r.name] = s
+        for s in booted.values():
             servers.boot(bench.world, s)
         yield booted
     finally:

@@ -1,15 +1,24 @@
-"""The bench's cases: each boots its servers, runs the program's deploys and asserts outcomes."""
+"""The bench's cases: each boots its servers from the program's own output, runs the
+program's commands as `pulumi up` would, and asserts outcomes a user would see."""
 
 from __future__ import annotations
 
-import copy
+import hashlib
+import http.client
+import shlex
+import subprocess
 import time
+import urllib.request
+from typing import Any
 
 from tools.e2e import bench as b
 from tools.e2e import servers
+from tools.e2e import world as w
 from tools.e2e.load import Load, get
-from tools.e2e.proc import BenchError
-from tools.e2e.program import DeployFailed, ssh
+from tools.e2e.proc import BenchError, wait_for
+from tools.e2e.program import DeployFailed, Stack, keypair, ssh
+
+BUCKET = "shop-backups"
 
 
 def check(condition: bool, what: str) -> None:
@@ -18,116 +27,52 @@ def check(condition: bool, what: str) -> None:
     print(f"  ok: {what}", flush=True)
 
 
-def app_ids(server: servers.Server) -> dict[str, str]:
-    out = server.inspect("docker ps -a --format '{{.ID}} {{.Label \"com.docker.compose.service\"}}'")
-    return dict(reversed(line.split()) for line in out.splitlines() if line.strip())  # type: ignore[misc]
+def container_ids(server: servers.Server) -> set[str]:
+    return set(server.inspect("docker ps -aq --no-trunc").split())
 
 
 def psql(server: servers.Server, sql: str) -> str:
     return server.inspect(
-        f"cd /srv/ladder && docker compose exec -T postgres psql -U shop -d shop -tAc {sql!r} </dev/null"
+        f"cd /srv/ladder && docker compose exec -T postgres psql -U shop -d shop -tAc {shlex.quote(sql)} </dev/null"
     ).strip()
 
 
-def hetzner_single(bench: b.Bench) -> None:
-    """Hetzner, one server: first deploy, bumps under load, broken releases, idempotency, data, hardening."""
-    ip = f"{b.w.PUBLIC_PREFIX}.10"
-    config = b.vps_config("hetzner", bench.operator[1], count=1, size="cx23", region="nbg1", volumeGb=10)
-    stack = b.new_stack(config, {"shop-app-0": ip})
-    bench.world.dns_record(b.DOMAIN, ip)
-    with b.fleet(bench, stack) as fleet:
-        server = next(iter(fleet.values()))
-        started = time.monotonic()
-        stack.up()
-        b.serves(bench, ip, "1.0.0")
-        bench.note("hetzner x1: first deploy (boot to serving)", f"{time.monotonic() - started:.1f} s")
-
-        status, _ = redirect(ip)
-        check(status in (301, 308), f"http://{b.DOMAIN}/ redirects to https (HTTP {status})")
-        listening = server.inspect("ss -Hltn | awk '{print $4}' | sed 's/.*://' | sort -un").split()
-        check(set(listening) <= {"22", "80", "443"}, f"only 22, 80, 443 listen on the server ({listening})")
-        check(psql(server, "SELECT count(*) FROM ladder_releases") == "1", "the release ran once")
-
-        _, deep = get(ip, b.DOMAIN, "/api/deep", bench.acme_root)
-        check("error" not in deep and deep.get("hits"), f"the api reaches Postgres and Valkey ({deep})")
-        _, digests = get(ip, b.DOMAIN, "/api/env-digests", bench.acme_root)
-        import hashlib
-
-        want = hashlib.sha256(b.SESSION_SECRET.encode()).hexdigest()
-        check(
-            digests.get("digests", {}).get("SESSION_SECRET") == want,  # type: ignore[union-attr]
-            "SESSION_SECRET reaches the container byte for byte",
-        )
-
-        before = app_ids(server)
-        stack.up(force=("deploy",))
-        check(app_ids(server) == before, "the same deploy twice replaces 0 containers")
-
-        with Load(ip, b.DOMAIN, bench.acme_root, b.ROUTES, rate=25) as load:
-            time.sleep(3)
-            for version in ("1.0.1", "1.0.2", "1.0.3"):
-                stack.config = b.with_app(config, version)
-                t0 = time.monotonic()
-                stack.up()
-                bench.note(f"bump to {version}", f"{time.monotonic() - t0:.1f} s")
-                b.serves(bench, ip, version, timeout=10)
-            time.sleep(2)
-        bench.note("load across 3 bumps", load.result.line())
-        check(load.result.failed == 0 and load.result.misrouted == 0, "0 failed, 0 misrouted requests across bumps")
-        check(psql(server, "SELECT count(*) FROM ladder_releases") == "4", "one release per deploy, 4 in all")
-
-        for mode in ("500", "deaf"):
-            with Load(ip, b.DOMAIN, bench.acme_root, b.ROUTES, rate=25) as load:
-                stack.config = b.with_app(config, "2.0.0", mode)
-                t0 = time.monotonic()
-                try:
-                    stack.up()
-                    raise BenchError(f"a release that answers {mode} deployed")
-                except DeployFailed as exc:
-                    reason = exc.stderr.strip().splitlines()[-1] if exc.stderr.strip() else ""
-                bench.note(f"broken release ({mode}) refused after", f"{time.monotonic() - t0:.1f} s: {reason[:160]}")
-            bench.note(f"load during broken release ({mode})", load.result.line())
-            check(not any("2.0.0" in v for v in load.result.versions), f"0 requests saw the {mode} release")
-            check(load.result.failed == 0, f"0 failed requests during the {mode} release")
-            compose = server.inspect("cat /srv/ladder/compose.yaml")
-            check("1.0.3" in compose and "2.0.0" not in compose, "compose.yaml still describes the running version")
-        stack.config = b.with_app(config, "1.0.3")
-        b.serves(bench, ip, "1.0.3", timeout=10)
-
-        psql(server, "CREATE TABLE IF NOT EXISTS bench_keep (v text); INSERT INTO bench_keep VALUES ('kept')")
-        servers.shutdown(server)
-        servers.boot(bench.world, server)
-        b.serves(bench, ip, "1.0.3", timeout=180)
-        check(psql(server, "SELECT v FROM bench_keep") == "kept", "a Postgres row survives a reboot")
-
-        hardening(bench, server, ip, stack)
+def valkey(server: servers.Server, *args: str) -> str:
+    command = shlex.quote('REDISCLI_AUTH="$VALKEY_PASSWORD" valkey-cli ' + shlex.join(args))
+    return server.inspect(f"cd /srv/ladder && docker compose exec -T valkey sh -c {command} </dev/null").strip()
 
 
-def redirect(ip: str) -> tuple[int, str]:
-    import http.client
-
+def plain_http(ip: str, path: str = "/") -> tuple[int, str, str]:
     conn = http.client.HTTPConnection(ip, 80, timeout=10)
     try:
-        conn.request("GET", "/", headers={"Host": b.DOMAIN})
+        conn.request("GET", path, headers={"Host": b.DOMAIN})
         resp = conn.getresponse()
-        return resp.status, resp.getheader("Location") or ""
+        return resp.status, resp.getheader("Location") or "", resp.read().decode(errors="replace")
     finally:
         conn.close()
 
 
-def hardening(bench: b.Bench, server: servers.Server, ip: str, stack: b.Stack) -> None:
-    sshd = server.inspect("sshd -T 2>/dev/null")
-    for setting in ("permitrootlogin no", "passwordauthentication no", "kbdinteractiveauthentication no"):
-        check(setting in sshd, f"sshd -T: {setting}")
-    check("active" in server.inspect("ufw status | head -1"), "ufw is active")
-    check("sshd" in server.inspect("fail2ban-client status", check=False), "fail2ban's sshd jail is active")
-    modes = server.inspect("stat -c '%n %a' /usr/local/sbin /etc/systemd/system").split()
-    check(modes == ["/usr/local/sbin", "755", "/etc/systemd/system", "755"], f"system directories keep 0755 {modes}")
-    conn = {"host": ip, "user": "deploy", "privateKey": bench.operator[0]}
-    check(ssh(conn, "true", None).returncode == 0, "the operator's key logs in as deploy")
-    check(ssh({**conn, "user": "root"}, "true", None, attempts=1).returncode != 0, "root cannot log in")
-    import subprocess
+def deploy_conn(bench: b.Bench, ip: str, user: str = "deploy") -> dict[str, Any]:
+    return {"host": ip, "user": user, "privateKey": bench.operator[0]}
 
+
+def hardening(server: servers.Server, ip: str, conn: dict[str, Any], user: str) -> None:
+    """Seen from inside (sshd -T, ufw, fail2ban) and from outside (which logins work)."""
+    sshd = server.inspect("sshd -T 2>/dev/null")
+    for setting in (
+        "permitrootlogin no",
+        "passwordauthentication no",
+        "kbdinteractiveauthentication no",
+        f"allowusers {user}",
+    ):
+        check(setting in sshd, f"sshd -T: {setting}")
+    check("Status: active" in server.inspect("ufw status"), "ufw is active")
+    check(
+        "Currently banned" in server.inspect("fail2ban-client status sshd", check=False),
+        "fail2ban's sshd jail is running",
+    )
+    check(ssh(conn, "true", None).returncode == 0, f"the key logs in as {user}")
+    check(ssh({**conn, "user": "root"}, "true", None, attempts=1).returncode != 0, "root cannot log in")
     probe = subprocess.run(
         [
             "ssh",
@@ -141,7 +86,7 @@ def hardening(bench: b.Bench, server: servers.Server, ip: str, stack: b.Stack) -
             "UserKnownHostsFile=/dev/null",
             "-o",
             "PreferredAuthentications=password,keyboard-interactive",
-            f"deploy@{ip}",
+            f"{user}@{ip}",
             "true",
         ],
         capture_output=True,
@@ -149,10 +94,316 @@ def hardening(bench: b.Bench, server: servers.Server, ip: str, stack: b.Stack) -
         timeout=30,
         check=False,
     )
+    check(probe.returncode != 0 and "(publickey)" in probe.stderr, "the server offers no password login")
+
+
+def host_key_pinned(stack: Stack, ip: str) -> None:
+    cmd = next(c for c in stack.commands(stack.evaluate()) if c.name.endswith("-deploy"))
+    from tools.harness import unwrap
+
+    conn = unwrap(cmd.inputs["connection"])
+    check(bool(conn.get("hostKey")), "every connection names the host key it expects")
+    impostor = {**conn, "hostKey": keypair("impostor")[1]}
+    done = ssh(impostor, "true", None, attempts=1)
     check(
-        probe.returncode != 0
-        and "publickey" in probe.stderr
-        and "password" not in probe.stderr.split("Permission denied")[-1],
-        f"no password login is offered ({probe.stderr.strip()[-80:]})",
+        done.returncode != 0 and "Host key verification failed" in done.stderr,
+        "a connection to a server with another host key is refused",
     )
-    _ = copy
+
+
+def s3_keys(bench: b.Bench, prefix: str = "") -> list[str]:
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(bench.ca))
+    with urllib.request.urlopen(
+        f"{w.S3_ENDPOINT}/{BUCKET}?list-type=2&prefix={prefix}", timeout=15, context=ctx
+    ) as resp:  # moto does not check signatures
+        body = resp.read().decode()
+    import re
+
+    return re.findall(r"<Key>([^<]+)</Key>", body)
+
+
+def make_bucket(bench: b.Bench) -> None:
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(bench.ca))
+    req = urllib.request.Request(f"{w.S3_ENDPOINT}/{BUCKET}", method="PUT")
+    try:
+        urllib.request.urlopen(req, timeout=15, context=ctx).close()
+    except urllib.error.HTTPError as exc:
+        if exc.code != 409:
+            raise
+
+
+# --- cases ------------------------------------------------------------------------------
+
+
+def hetzner_single(bench: b.Bench) -> None:
+    """Hetzner, one server, with backups: first deploy, bumps under load, broken releases,
+    idempotency, data across redeploy/restart/reboot, backup and restore, hardening, rotation."""
+    ip = f"{w.PUBLIC_PREFIX}.10"
+    make_bucket(bench)
+    config = b.vps_config("hetzner", bench.operator[1], count=1, size="cx23", region="nbg1", volumeGb=10)
+    config["ladder:backups"] = {
+        "bucket": BUCKET,
+        "endpoint": w.S3_ENDPOINT,
+        "region": "us-east-1",
+        "schedule": "0 3 * * *",
+        "retentionDays": 7,
+    }
+    stack = b.new_stack(config, {"shop-app-0": ip})
+    stack.secrets.update(
+        {"ladder:backups.accessKeyId": "bench-access-key", "ladder:backups.secretAccessKey": "bench-secret-key"}
+    )
+    bench.world.dns_record(b.DOMAIN, ip)
+    with b.fleet(bench, stack) as fleet:
+        server = fleet["shop-app-0"]
+        started = time.monotonic()
+        stack.up()
+        b.serves(bench, ip, "1.0.0")
+        bench.note("hetzner x1: first deploy (boot to serving)", f"{time.monotonic() - started:.1f} s")
+
+        status, location, _ = plain_http(ip)
+        check(status in (301, 308) and location.startswith("https://"), f"http:// redirects to https ({status})")
+        listening = server.inspect(
+            "ss -Hltn | awk '{print $4}' | grep -v -e '^127\\.' -e '^\\[::1\\]' | sed 's/.*://' | sort -un"
+        ).split()
+        check(set(listening) == {"22", "80", "443"}, f"only 22, 80, 443 listen beyond loopback ({listening})")
+        check(psql(server, "SELECT count(*) FROM ladder_releases") == "1", "the release ran once")
+        first_start = server.inspect("docker inspect -f '{{.State.StartedAt}}' shop-web-1 shop-api-1").split()
+        release_at = psql(
+            server, "SELECT to_char(min(at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') FROM ladder_releases"
+        )
+        check(all(release_at <= t[:19] for t in first_start), "the release ran before any app container started")
+        _, deep = get(ip, b.DOMAIN, "/api/deep", bench.acme_root)
+        check("error" not in deep and bool(deep.get("hits")), "the api reaches Postgres and Valkey")
+        _, digests = get(ip, b.DOMAIN, "/api/env-digests", bench.acme_root)
+        want = hashlib.sha256(b.SESSION_SECRET.encode()).hexdigest()
+        check(
+            digests.get("digests", {}).get("SESSION_SECRET") == want,  # type: ignore[union-attr]
+            "a secret with $, quotes, # and newlines reaches the container byte for byte",
+        )
+
+        before = container_ids(server)
+        stack.up(force=("deploy",))
+        check(container_ids(server) == before, "the same deploy twice replaces 0 containers")
+
+        with Load(ip, b.DOMAIN, bench.acme_root, b.ROUTES, rate=25) as load:
+            time.sleep(3)
+            for version in ("1.0.1", "1.0.2", "1.0.3"):
+                stack.config = b.with_app(config, version)
+                t0 = time.monotonic()
+                stack.up()
+                bench.note(f"image bump to {version}", f"{time.monotonic() - t0:.1f} s")
+                b.serves(bench, ip, version, timeout=10)
+            time.sleep(2)
+        bench.note("load across 3 bumps (25 req/s)", load.result.line())
+        check(load.result.failed == 0 and load.result.misrouted == 0, "0 failed, 0 misrouted requests across bumps")
+        check(psql(server, "SELECT count(*) FROM ladder_releases") == "4", "one release per deploy, 4 in all")
+
+        for mode in ("500", "deaf"):
+            with Load(ip, b.DOMAIN, bench.acme_root, b.ROUTES, rate=25) as load:
+                stack.config = b.with_app(config, "2.0.0", mode)
+                t0 = time.monotonic()
+                try:
+                    stack.up()
+                    raise BenchError(f"a release that is {mode} deployed")
+                except DeployFailed as exc:
+                    reason = [ln for ln in exc.stderr.splitlines() if "DEPLOY FAILED" in ln]
+                bench.note(f"broken release ({mode}) refused after", f"{time.monotonic() - t0:.1f} s")
+                check(
+                    bool(reason) and "did not turn healthy" in reason[0],
+                    f"the deploy fails with the reason: {reason[0][:150] if reason else '(none)'}",
+                )
+            bench.note(f"load during the {mode} release", load.result.line())
+            check(
+                not any("2.0.0" in v for v in load.result.versions) and load.result.failed == 0,
+                f"0 requests saw the {mode} release, 0 failed",
+            )
+            compose = server.inspect("cat /srv/ladder/compose.yaml")
+            check("demo:1.0.3" in compose and "2.0.0" not in compose, "compose.yaml still describes what runs")
+        stack.config = b.with_app(config, "1.0.3")
+        b.serves(bench, ip, "1.0.3", timeout=10)
+
+        psql(server, "CREATE TABLE IF NOT EXISTS bench_keep (v text); INSERT INTO bench_keep VALUES ('kept')")
+        valkey(server, "set", "bench:keep", "kept")
+        ssh(deploy_conn(bench, ip), "sudo systemctl restart docker", None)
+        b.serves(bench, ip, "1.0.3", timeout=120)
+        check(psql(server, "SELECT v FROM bench_keep") == "kept", "a Postgres row survives a Docker restart")
+        servers.shutdown(server)
+        servers.boot(bench.world, server)
+        b.serves(bench, ip, "1.0.3", timeout=180)
+        check(psql(server, "SELECT v FROM bench_keep") == "kept", "a Postgres row survives a reboot")
+        check(valkey(server, "get", "bench:keep") == "kept", "a Valkey key survives a reboot")
+        check(server.inspect("findmnt -n -o SOURCE /srv/ladder-data").strip() != "", "the data volume is mounted")
+
+        t0 = time.monotonic()
+        ssh(deploy_conn(bench, ip), "sudo systemctl start ladder-backup.service", None)
+        keys = s3_keys(bench, "shop/bench/postgres/")
+        bench.note("backup to S3", f"{time.monotonic() - t0:.1f} s")
+        check(len(keys) == 1, f"the backup landed in the bucket ({keys})")
+        psql(server, "DELETE FROM bench_keep")
+        t0 = time.monotonic()
+        done = ssh(deploy_conn(bench, ip), "sudo /usr/local/sbin/ladder-restore latest", None)
+        bench.note("restore from S3", f"{time.monotonic() - t0:.1f} s")
+        check(
+            done.returncode == 0 and psql(server, "SELECT v FROM bench_keep") == "kept",
+            "the restore brings the row back",
+        )
+        b.serves(bench, ip, "1.0.3", timeout=60)
+
+        modes = server.inspect("stat -c '%n %a' /usr/local/sbin /etc/systemd/system /etc").split()
+        check(
+            modes == ["/usr/local/sbin", "755", "/etc/systemd/system", "755", "/etc", "755"],
+            f"system directories keep their modes {modes}",
+        )
+        hardening(server, ip, deploy_conn(bench, ip), "deploy")
+        host_key_pinned(stack, ip)
+        rotation(bench, stack, server, ip)
+
+
+def rotation(bench: b.Bench, stack: Stack, server: servers.Server, ip: str) -> None:
+    """Keys and the allowlist change over SSH, 0.0.0.0/0 included, without locking anyone out."""
+    second = keypair("colleague@laptop")
+    vps = dict(stack.config["ladder:vps"])
+    stack.config = {
+        **stack.config,
+        "ladder:vps": {**vps, "sshKeys": [bench.operator[1], second[1]], "sshAllowFrom": ["0.0.0.0/0"]},
+    }
+    stack.up()
+    check(
+        ssh({**deploy_conn(bench, ip), "privateKey": second[0]}, "true", None).returncode == 0, "an added key logs in"
+    )
+    rules = server.inspect("ufw status")
+    check(
+        "22/tcp" in rules and "Anywhere" in rules.split("22/tcp", 1)[1].splitlines()[0],
+        "sshAllowFrom 0.0.0.0/0 opens SSH from anywhere (and keeps the session)",
+    )
+    stack.config = {**stack.config, "ladder:vps": vps}
+    stack.up()
+    rules = [ln for ln in server.inspect("ufw status").splitlines() if ln.startswith("22/tcp")]
+    check(len(rules) == 1 and w.GATEWAY in rules[0], f"narrowed back to the allowlist only ({rules})")
+    check(
+        ssh({**deploy_conn(bench, ip), "privateKey": second[0]}, "true", None, attempts=1).returncode != 0,
+        "a removed key no longer logs in",
+    )
+    check(ssh(deploy_conn(bench, ip), "true", None).returncode == 0, "the operator still logs in")
+
+
+def digitalocean_single(bench: b.Bench) -> None:
+    """DigitalOcean, one droplet: the same user data path and deploy; serves with TLS."""
+    ip = f"{w.PUBLIC_PREFIX}.20"
+    config = b.vps_config("digitalocean", bench.operator[1], count=1, size="s-1vcpu-2gb", region="fra1")
+    stack = b.new_stack(config, {"shop-app-0": ip})
+    bench.world.dns_record(b.DOMAIN, ip)
+    with b.fleet(bench, stack) as fleet:
+        started = time.monotonic()
+        stack.up()
+        b.serves(bench, ip, "1.0.0")
+        bench.note("digitalocean x1: first deploy (boot to serving)", f"{time.monotonic() - started:.1f} s")
+        hardening(fleet["shop-app-0"], ip, deploy_conn(bench, ip), "deploy")
+
+
+def existing_host(bench: b.Bench) -> None:
+    """A host you run: user `ops` with passwordless sudo and passwords on, no cloud-init run."""
+    ip = f"{w.PUBLIC_PREFIX}.30"
+    key = keypair("ops@laptop")
+    server = servers.prepare(bench.world, bench.server_rootfs, "existing", ip, user_data=None)
+    host_key = servers.plain_host(server, "ops", key[1])
+    config = b.vps_config("existing", bench.operator[1], hosts=[{"address": ip, "user": "ops", "hostKey": host_key}])
+    del config["ladder:vps"]["sshKeys"]
+    stack = b.new_stack(config, {})
+    stack.secrets["ladder:vps.sshPrivateKey"] = key[0]
+    bench.world.dns_record(b.DOMAIN, ip)
+    try:
+        servers.boot(bench.world, server)
+        before = subprocess.run(
+            [
+                "ssh",
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "PreferredAuthentications=password",
+                f"ops@{ip}",
+                "true",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        check("password" in before.stderr, "before Ladder, the host offers password logins")
+        started = time.monotonic()
+        stack.up()
+        b.serves(bench, ip, "1.0.0")
+        bench.note("existing host: harden + first deploy", f"{time.monotonic() - started:.1f} s")
+        hardening(server, ip, {"host": ip, "user": "ops", "privateKey": key[0]}, "ops")
+    finally:
+        servers.destroy(server)
+
+
+def existing_root(bench: b.Bench) -> None:
+    """`root` as the login user would lock Pulumi out once sshd forbids root: refused up front."""
+    config = b.vps_config(
+        "existing",
+        bench.operator[1],
+        hosts=[{"address": f"{w.PUBLIC_PREFIX}.31", "user": "root", "hostKey": keypair("x")[1]}],
+    )
+    stack = b.new_stack(config, {})
+    stack.secrets["ladder:vps.sshPrivateKey"] = keypair("root")[0]
+    result = stack.evaluate()
+    message = str(result.error or "")
+    check(
+        result.error is not None and "ladder:vps.hosts[0].user" in message,
+        f"the program refuses it naming ladder:vps.hosts[0].user ({message.strip()[:120]})",
+    )
+    check(not result.resources, "and registers no resource")
+
+
+def hetzner_three(bench: b.Bench) -> None:
+    """Hetzner, three app servers and a data server on a private network (the provider's load
+    balancer is out of reach here: the bench plays it, sending plain HTTP to each app server)."""
+    from components.vps import topology as t
+
+    addresses = {
+        "shop-data": f"{w.PUBLIC_PREFIX}.40",
+        **{f"shop-app-{i}": f"{w.PUBLIC_PREFIX}.{41 + i}" for i in range(3)},
+    }
+    private = {"shop-data": t.DATA_SERVER_IP, **{f"shop-app-{i}": t.app_server_ip(i) for i in range(3)}}
+    config = b.vps_config("hetzner", bench.operator[1], count=3, size="cx23", region="nbg1")
+    stack = b.new_stack(config, addresses, private)
+    with b.fleet(bench, stack, private) as fleet:
+        started = time.monotonic()
+        stack.up()
+        for i in range(3):
+            ip = addresses[f"shop-app-{i}"]
+            wait_for(
+                f"app-{i} serves over HTTP",
+                lambda ip=ip: all(  # type: ignore[misc]
+                    f'"{svc}"' in plain_http(ip, path)[2] for path, svc in b.ROUTES.items()
+                ),
+                120,
+                interval=2,
+            )
+        bench.note("hetzner x3: first deploy of 4 servers", f"{time.monotonic() - started:.1f} s")
+        data = fleet["shop-data"]
+        names = data.inspect("docker ps --format '{{.Names}}'").split()
+        check(sorted(names) == ["shop-postgres-1", "shop-valkey-1"], f"the data server runs only the stores {names}")
+        app0 = fleet["shop-app-0"]
+        check("postgres" not in app0.inspect("docker ps --format '{{.Names}}'"), "app servers hold no data")
+        published = data.inspect("ss -Hltn | awk '{print $4}'")
+        check(
+            f"{t.DATA_SERVER_IP}:5432" in published and "0.0.0.0:5432" not in published,
+            "Postgres listens on the private address only",
+        )
+        status, body = 0, ""
+        for i in range(3):
+            status, _, body = plain_http(addresses[f"shop-app-{i}"], "/api/deep")
+            check(status == 200 and "releases" in body, f"app-{i} reaches Postgres and Valkey over the private network")

@@ -83,9 +83,9 @@ class Load:
         started = time.monotonic()
         try:
             status, body = get(self.address, self.host, path, self.ca)
-            error = None if status == 200 else f"HTTP {status}"
+            error = None if status == 200 else f"HTTP {status} at {time.strftime('%H:%M:%S')}"
         except Exception as exc:  # noqa: BLE001 - counted as a failed request
-            status, body, error = 0, {}, type(exc).__name__
+            status, body, error = 0, {}, f"{type(exc).__name__}: {exc} at {time.strftime('%H:%M:%S')}"
         latency = time.monotonic() - started
         with self._lock:
             r = self.result

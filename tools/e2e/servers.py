@@ -207,3 +207,18 @@ def _port_open(host: str, port: int) -> bool:
     except OSError:
         time.sleep(0.5)
         return False
+
+
+def plain_host(s: Server, user: str, public_key: str) -> str:
+    """Make the prepared server a host as a provider hands it over: a sudo user with a password
+    and your key, SSH host keys of its own, no hardening. Returns its ed25519 host key."""
+    m = str(s.merged)
+    run(["chroot", m, "useradd", "--create-home", "--shell", "/bin/bash", user])
+    run(["chroot", m, "chpasswd"], input=f"{user}:a-password-nobody-should-use\n")
+    _write(s.merged / f"etc/sudoers.d/90-{user}", f"{user} ALL=(ALL) NOPASSWD:ALL\n", 0o440)
+    ssh_dir = s.merged / f"home/{user}/.ssh"
+    _write(ssh_dir / "authorized_keys", public_key + "\n", 0o600)
+    uid = run(["chroot", m, "id", "-u", user]).stdout.strip()
+    run(["chown", "-R", f"{uid}:{uid}", str(ssh_dir)])
+    run(["chroot", m, "ssh-keygen", "-A"])
+    return " ".join((s.merged / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2])

@@ -1,0 +1,165 @@
+"""What the live bench found broken on the VPS rung, pinned by tests that fail without the fix.
+
+The bench (tools/e2e) proves each on a real server; these keep them from coming back between
+bench runs and explain why each line is there.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from components.render import envfile
+from components.render.compose import Role, compose_document
+from components.render.deploy import deploy_script
+from components.render.hardening import Hardening, Opening, access_script, cloud_config, shell_script
+from components.render.vps import host_plan
+from tests.test_vps import staging_settings
+
+HOSTILE = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\0\r"), min_size=0, max_size=40
+) | st.sampled_from(["p@ss$word", "'quoted", '"double"', "a #hash", "\\back", "-----BEGIN KEY-----\nAbC=\n-----END-"])
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(HOSTILE, min_size=20, max_size=40))
+def test_env_files_reach_compose_byte_for_byte(values: list[str], tmp_path: Path, compose_bin: str) -> None:
+    """Compose reads back exactly the bytes Ladder wrote (it once cut `p@ss$word` to `p@ss`)."""
+    wanted = {f"V{i}": v for i, v in enumerate(values)}
+    (tmp_path / "app.env").write_text(envfile.render(wanted))
+    (tmp_path / "compose.yaml").write_text("services:\n  a:\n    image: x:1\n    env_file: [app.env]\n")
+    out = subprocess.run(
+        [compose_bin, "--project-directory", str(tmp_path), "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    env = json.loads(out.stdout)["services"]["a"]["environment"]
+    # `config` prints a literal `$` as `$$` (its own escaping of the YAML it would write).
+    assert {k: v.replace("$$", "$") for k, v in env.items()} == wanted
+
+
+def _script(**overrides: Any) -> str:
+    s = staging_settings(**overrides)
+    plan = host_plan(s, Role(app=True, data=True), run_release=True, volume_device="/dev/sdb")
+    return deploy_script(plan, {name: 'K="v"\n' for name in [*plan.secret_files, "backup.env", "watch.env"]})
+
+
+def test_deploy_body_cannot_be_cut_short_by_stdin(tmp_path: Path) -> None:
+    """`bash -s` reads its script from stdin; a command inside that reads stdin once swallowed
+    the rest and bash exited 0. The body is one function run with stdin from /dev/null."""
+    script = _script()
+    assert script.rstrip().endswith('main "$@" </dev/null')
+    # The same structure, run for real: a stdin reader inside cannot eat what follows.
+    probe = 'set -e\nmain() {\ncat >/dev/null\necho reached-the-end\n}\nmain "$@" </dev/null\n'
+    done = subprocess.run(["bash", "-s"], input=probe, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "reached-the-end"
+
+
+def test_system_directories_keep_their_modes() -> None:
+    """`install -d -m 0750 /usr/local/sbin` chmods an existing directory; parents are created only if missing."""
+    script = _script(backups={"bucket": "shop-backups", "accessKeyId": "k", "secretAccessKey": "s"})
+    for system_dir in ("/usr/local/sbin", "/etc/systemd/system"):
+        lines = [ln for ln in script.splitlines() if f"install -d -m 0750 {system_dir}" in ln]
+        assert lines and all(ln.startswith(f"[ -d {system_dir} ] || ") for ln in lines), lines
+
+
+def test_cloud_init_wait_is_bounded_and_judged() -> None:
+    script = _script()
+    assert "timeout 900 cloud-init status --wait" in script
+    assert "not|disabled" in script  # a host whose cloud-init never ran does not wait at all
+    assert "cloud-init failed" in script
+
+
+def test_routed_services_roll_by_ladder_revision_not_compose_hash() -> None:
+    """Compose's `config --hash` never equals its label for a service with env_file: Ladder's own
+    revision (definition + env file) decides, so an unchanged deploy replaces nothing."""
+    script = _script()
+    assert "config --hash" not in script
+    doc = compose_document(staging_settings(), Role())
+    assert doc["services"]["web"]["labels"]["dev.ladder.revision"] == "${LADDER_REVISION_WEB:-none}"
+    assert _script() == script  # deterministic: the same inputs give the same revisions
+    changed = _script(app={**yaml.safe_load(yaml.safe_dump(staging_settings().app.model_dump(by_alias=True)))})
+    assert "start_new web 2" in changed
+
+
+def test_new_containers_join_the_proxy_only_once_healthy() -> None:
+    """Docker's DNS lists a container from its start and hands freed addresses to the next one:
+    the proxy reads upstream files the deploy writes after health checks, per-service networks."""
+    doc = compose_document(staging_settings(), Role())
+    assert doc["services"]["proxy"]["networks"] == ["edge", "route-web", "route-api"]
+    assert "route-web" in doc["services"]["web"]["networks"] and "route-web" not in doc["services"]["api"]["networks"]
+    script = _script()
+    assert script.index("wait_healthy") < script.index("write_upstreams web") < script.index("docker stop $STOP")
+
+
+def test_every_container_ladder_chooses_has_a_memory_limit() -> None:
+    doc = compose_document(staging_settings(), Role())
+    for name in ("proxy", "postgres", "valkey"):
+        assert doc["services"][name]["deploy"]["resources"]["limits"]["memory"], name
+
+
+def test_valkey_password_is_never_on_a_command_line() -> None:
+    valkey = compose_document(staging_settings(), Role())["services"]["valkey"]
+    command = " ".join(valkey["command"])
+    assert "--requirepass" not in command and "-a " not in " ".join(valkey["healthcheck"]["test"])
+    assert 'requirepass "$$VALKEY_PASSWORD"' in command  # through the config on stdin
+
+
+def test_caddy_speaks_only_what_the_firewall_opens() -> None:
+    from components.render.caddy import vps_caddyfile
+
+    text = vps_caddyfile(staging_settings())
+    assert "protocols h1 h2" in text  # no HTTP/3: UDP 443 is open nowhere
+    assert "acme_ca" not in text
+    staging = "https://acme-staging-v02.api.letsencrypt.org/directory"
+    assert f"acme_ca {staging}" in vps_caddyfile(staging_settings(acmeServer=staging))
+
+
+def _hardening() -> Hardening:
+    return Hardening(
+        ssh_keys=["ssh-ed25519 AAAA x"],
+        openings=[Opening("2222")],
+        packages=["docker.io", "docker-compose-v2"],
+        groups=["docker"],
+        sudo=True,
+    )
+
+
+def test_runcmd_is_one_checked_script() -> None:
+    """cloud-init judges runcmd by its last command: one script under `set -e` that verifies ufw and fail2ban."""
+    config = cloud_config(_hardening())
+    assert config["runcmd"] == [["/usr/local/sbin/ladder-harden"]]
+    script = next(f["content"] for f in config["write_files"] if f["path"] == "/usr/local/sbin/ladder-harden")
+    assert script.startswith("#!/usr/bin/env bash\nset -euo pipefail\n")
+    assert "fail2ban-client status sshd" in script and "Status: active" in script
+    jail = next(f["content"] for f in config["write_files"] if "jail.d" in f["path"])
+    assert "backend = systemd" in jail  # sshd logs to the journal only on Debian and minimal Ubuntu
+
+
+def test_existing_host_hardening_uses_its_own_user_and_port() -> None:
+    script = shell_script(_hardening(), "ops")
+    assert "usermod -aG docker ops" in script and "usermod -aG docker deploy" not in script
+    assert "AllowUsers ops" in script and "ufw allow 2222/tcp" in script
+    assert "apt-cache show docker-compose-v2" in script  # Debian has no docker-compose-v2
+
+
+@pytest.mark.parametrize("allow", [["0.0.0.0/0"], ["0.0.0.0/0", "::/0"], ["::/0"]])
+def test_allowlist_from_anywhere_keeps_ssh_open(allow: list[str]) -> None:
+    """ufw stores 0.0.0.0/0 as the bootstrap `allow 22/tcp`; deleting it locked everyone out."""
+    script = access_script(["ssh-ed25519 AAAA x"], allow, ["22"])
+    assert "anywhere=1" in script
+    assert 'sudo ufw allow "$port/tcp"' in script
+
+
+def test_access_waits_for_cloud_init_and_can_skip_keys() -> None:
+    script = access_script(None, ["203.0.113.7/32"], ["2222"])
+    assert script.index("wait_cloud_init\n") < script.index("ufw allow from")
+    assert "authorized_keys" not in script  # a host you run keeps its own keys
