@@ -9,6 +9,7 @@ import pytest
 from components.render import k8s as r
 from components.settings import Tenant, parse_settings
 from tests.cluster_helpers import TENANTS3, WORKLOAD_KINDS, manifests, pod_spec, production
+from tests.helpers import SECRET_KEYS
 from tools.harness import stack_config
 
 CLUSTER_SCOPED = {"Namespace", "ClusterIssuer"}
@@ -131,7 +132,7 @@ def test_hpa_renderer_follows_other_autoscale_settings() -> None:
     raw = {k.split(":", 1)[1]: v for k, v in stack_config("production").items() if k.startswith("ladder:")}
     raw["secrets"] = {"SESSION_SECRET": "x"}
     raw["app"]["services"]["api"]["autoscale"] = {"min": 2, "max": 4, "cpu": 50, "memory": None}
-    s = parse_settings(raw)
+    s = parse_settings(raw, SECRET_KEYS)
     spec = r.TenantSpec(app=s.app, tenant=Tenant(name="shop", domain="shop.example.com"))
     hpa = r.hpa(spec, "api", s.app.services["api"])
     assert hpa is not None

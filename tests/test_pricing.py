@@ -9,7 +9,7 @@ import pytest
 
 from components.pricing import PRICES, PRICES_AS_OF, monthly_cost
 from components.settings import parse_settings
-from tests.helpers import cluster_config, local_config, vps_config
+from tests.helpers import SECRET_KEYS, cluster_config, local_config, vps_config
 
 
 def items(cost: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -70,6 +70,10 @@ def test_unknown_size_is_reported_not_guessed() -> None:
 def test_existing_hosts_are_not_billed_by_ladder() -> None:
     raw = vps_config(
         provider="existing",
-        vps={"hosts": [{"address": "192.0.2.1"}], "sshAllowFrom": ["10.0.0.0/8"], "sshPrivateKey": "k"},
+        vps={
+            "hosts": [{"address": "192.0.2.1", "user": "deploy"}],
+            "sshAllowFrom": ["10.0.0.0/8"],
+            "sshPrivateKey": "k",
+        },
     )
-    assert monthly_cost(parse_settings(raw)).total == 0
+    assert monthly_cost(parse_settings(raw, SECRET_KEYS)).total == 0

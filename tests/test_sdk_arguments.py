@@ -53,7 +53,7 @@ RUNS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         "staging",
         {
             "ladder:provider": "existing",
-            "ladder:vps": {"hosts": [{"address": "192.0.2.1"}], "sshAllowFrom": ["10.0.0.0/8"]},
+            "ladder:vps": {"hosts": [{"address": "192.0.2.1", "user": "deploy"}], "sshAllowFrom": ["10.0.0.0/8"]},
         },
         {},
     ),

@@ -187,6 +187,7 @@ class ProgramResult:
     resources: list[Registration] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
+    secret_keys: list[str] = field(default_factory=list)  # config keys set as secrets
     error: BaseException | None = None
 
     def of_type(self, typ: str) -> list[Registration]:
@@ -279,6 +280,8 @@ def placeholder_secrets(config: Mapping[str, Any]) -> dict[str, Any]:
         section = config.get(f"{PROJECT}:{store}") or {}
         if isinstance(section, dict) and section.get("mode") == "external":
             out[f"{PROJECT}:secrets.{url}"] = f"{store}://user:{PLACEHOLDER}@db.example.invalid:5432/app"
+    if config.get(f"{PROJECT}:phase") == "cluster" and config.get(f"{PROJECT}:provider") == "hetzner":
+        out[f"{PROJECT}:cluster.hcloudToken"] = f"hcloud-ccm-{PLACEHOLDER}"
     if config.get(f"{PROJECT}:provider") == "existing":
         if config.get(f"{PROJECT}:phase") == "cluster":
             out[f"{PROJECT}:cluster.kubeconfig"] = "apiVersion: v1\nkind: Config\nclusters: []\n"
@@ -320,7 +323,7 @@ def run_program(
         _set_path(config, path, value)
     secret_keys = sorted({path.split(".", 1)[0] for path in secret_paths})
 
-    result = ProgramResult(stack=stack, config=config)
+    result = ProgramResult(stack=stack, config=config, secret_keys=secret_keys)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
