@@ -13,7 +13,7 @@ from components.settings import ConfigError, parse_settings
 from tests.helpers import SECRET_KEYS, cluster_config, local_config, vps_config
 
 K3S = {"provider": "hetzner", "vps": {"sshKeys": [vps_config()["vps"]["sshKeys"][0]], "sshAllowFrom": ["10.0.0.0/8"]}}
-EXISTING_VPS = {
+EXISTING_VPS: dict[str, Any] = {
     "hosts": [{"address": "192.0.2.10", "user": "deploy"}],
     "sshAllowFrom": ["203.0.113.7/32"],
     "sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n",
@@ -22,7 +22,7 @@ EXISTING_VPS = {
 
 def _set(raw: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     out = copy.deepcopy(raw)
-    node = out
+    node: Any = out
     *parents, leaf = path.split(".")
     for part in parents:
         node = node.setdefault(part, {}) if not part.isdigit() else node[int(part)]
@@ -40,7 +40,7 @@ def _problems(raw: dict[str, Any], secret_keys: list[str] | None = None) -> dict
 
 
 BACKUPS = {"bucket": "shop-backups"}
-MONITORING = {"enabled": True, "alertEmail": "ops@example.com", "smtpHost": "smtp.example.com:587"}
+MONITORING: dict[str, Any] = {"enabled": True, "alertEmail": "ops@example.com", "smtpHost": "smtp.example.com:587"}
 MONITORING["smtpFrom"] = "alerts@example.com"
 
 # (why, base config, dotted path under ladder:, hostile value, key path the error must name)
