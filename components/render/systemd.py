@@ -29,4 +29,3 @@ def text(value: str) -> str:
     if value.endswith("\\"):
         raise ValueError(f"a systemd unit value cannot end with a backslash: {value!r}")
     return _checked(value).replace("%", "%%")
-
