@@ -353,7 +353,8 @@ class ClusterConfig(_Model):
     # kube-system. Separate from `hcloud:token` (Pulumi's), so a cluster compromise never
     # yields the token that manages the project's servers, and either can be revoked alone.
     hcloud_token: SecretLine | None = Field(default=None, alias="hcloudToken")
-    # DOKS: CIDRs allowed to reach the Kubernetes API (the control plane firewall).
+    # DOKS: CIDRs allowed to reach the Kubernetes API (the control plane firewall). Other
+    # providers ignore it (k3s opens 6443 to vps.sshAllowFrom), so switching provider is one edit.
     api_allow_from: list[Cidr] = Field(default=[], alias="apiAllowFrom")
 
 
@@ -767,11 +768,6 @@ def _where_checks(s: Settings, provider: str) -> Iterable[tuple[str, str]]:
         )
     elif cl.hcloud_token is not None and not k3s:
         yield f"{ns}:cluster.hcloudToken", "only used with phase cluster and provider hetzner"
-    if cl.api_allow_from and not (phase == "cluster" and provider == "digitalocean"):
-        yield (
-            f"{ns}:cluster.apiAllowFrom",
-            "only used with phase cluster and provider digitalocean (k3s takes vps.sshAllowFrom)",
-        )
 
 
 def _resolve(s: Settings) -> Settings:
