@@ -304,12 +304,14 @@ def run_program(
     base: Mapping[str, Any] | None = None,
     with_placeholders: bool = True,
     main: Path = MAIN,
+    preview: bool = False,
 ) -> ProgramResult:
     """Evaluate `__main__.py` under mocks.
 
     `overrides` replace whole keys (`ladder:phase`) or paths (`ladder:vps.count`);
     `secrets` are set like `pulumi config set --secret --path`; `base` replaces the
-    stack file entirely. Errors are captured in `result.error`, never raised.
+    stack file entirely; `preview` evaluates as `pulumi preview` does. Errors are captured
+    in `result.error`, never raised.
     """
     config: dict[str, Any] = dict(base) if base is not None else stack_config(stack)
     for path, value in (overrides or {}).items():
@@ -329,7 +331,7 @@ def run_program(
     try:
         set_all_config({k: _encode(v) for k, v in config.items()}, secret_keys)
         monitor = RecordingMonitor(mocks or LadderMocks())
-        pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+        pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
         root = pulumi_settings.get_root_resource()
 
         def program() -> None:
