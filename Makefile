@@ -5,7 +5,7 @@ VENV := venv
 PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
 
-.PHONY: plan test lint typecheck pytest bench validators restore clean
+.PHONY: plan test lint typecheck pytest bench validators restore clean attack
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ pytest: validators
 
 ## test: ruff, mypy and pytest (the offline validators run inside pytest)
 test: lint typecheck pytest
+
+## attack: hostile config values through validation and the real parsers; prints tried/refused/accepted/broken
+attack: $(VENV)/.installed
+	$(PY) -m tools.attack
 
 ## bench: evaluation time of each stack under mocks vs the floor (SDK imports + empty program)
 bench: $(VENV)/.installed

@@ -1,0 +1,98 @@
+"""Hostile values against every config field that reaches a script, unit, Caddyfile, compose
+file, env file or manifest (tools/attack.py): refused with the key path, or rendered so the
+real parsers see no injection. `pytest -s tests/test_attack.py` (or `make attack`) prints
+the numbers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import ROOT
+from tools import attack
+
+# Found by this test in code another change owns (components/render/deploy.py writes every
+# file through one fixed heredoc delimiter and refuses content holding it at render time,
+# inside `pulumi up`, instead of the value being refused with its key path). Listed so the
+# test stays green while it is open and fails once it is fixed (then delete the entry).
+KNOWN_ELSEWHERE = {
+    ("ladder:app.env.LOG_LEVEL", "heredoc marker LADDER_EOF"),
+    ("ladder:app.services.worker.command", "heredoc marker LADDER_EOF"),
+}
+
+
+def _known(outcome: attack.Outcome) -> bool:
+    return any(outcome.field == field and text in outcome.detail for field, text in KNOWN_ELSEWHERE)
+
+
+@pytest.fixture(scope="module")
+def outcomes() -> list[attack.Outcome]:
+    return attack.run_attack()
+
+
+def test_hostile_values_are_refused_or_harmless(outcomes: list[attack.Outcome]) -> None:
+    report = attack.summary(outcomes)
+    broken = [o for o in outcomes if o.status == "broken" and not _known(o)]
+    known = [o for o in outcomes if o.status == "broken" and _known(o)]
+    (ROOT / "build").mkdir(exist_ok=True)
+    (ROOT / "build" / "attack-report.json").write_text(json.dumps(report, indent=2))
+    print(
+        f"\nhostile values: tried {report['tried']}, refused {report['refused']}, accepted {report['accepted']}, "
+        f"broken {len(broken)} (+{len(known)} known in deploy.py) over {report['fields']} fields"
+    )
+    assert report["fields"] == len(attack.FIELDS) and report["tried"] >= 3000
+    assert report["accepted"] > 100  # the attack reaches the sinks, not only the validators
+    assert not broken, "\n".join(f"{o.field} {o.value!r}: {o.detail}" for o in broken[:20])
+    for field, text in KNOWN_ELSEWHERE:
+        assert any(o.field == field and text in o.detail for o in known), f"fixed? remove {field} from KNOWN_ELSEWHERE"
+
+
+def test_every_field_is_reached(outcomes: list[attack.Outcome]) -> None:
+    """A field whose hostile values all get refused must at least have its valid value accepted
+    and rendered cleanly, or the attack proves nothing about its sink."""
+    judge = attack.Judge()
+    for field in attack.FIELDS:
+        outcome = attack.try_value(judge, field, field.valid)
+        assert outcome.status == "accepted", (field.key_path, outcome.detail)
+
+
+def test_the_judge_catches_injections() -> None:
+    """The oracle itself can fail: feed it renders with a planted injection."""
+    judge = attack.Judge()
+    base = {"x.sh": "#!/usr/bin/env bash\necho 'hi'\n"}
+    assert judge.problems({"x.sh": "#!/usr/bin/env bash\necho 'hi'\nladderpwn\n"}, base, {})
+    assert judge.problems({"x.sh": "#!/usr/bin/env bash\necho 'hi' $(ladderpwn)\n"}, base, {})
+    env = {"watch.env": "SMTP_USER=a\nSMTP_PASSWORD=b\n"}
+    assert judge.problems(
+        {"watch.env": "SMTP_USER=a b\nSMTP_PASSWORD=b\n"}, env, {"smtpUser": "a b", "smtpPassword": "b"}
+    )
+    assert not judge.problems(env, env, {"smtpUser": "a", "smtpPassword": "b"})
+    unit = {"u.service": "[Unit]\nDescription=x\n\n[Service]\nType=oneshot\nExecStart=/usr/local/sbin/ladder-backup\n"}
+    planted = {"u.service": unit["u.service"] + "ExecStartPre=/bin/ladderpwn\n"}
+    assert judge.problems(planted, unit, {})
+    caddy = {"Caddyfile": ":80 {\n\treverse_proxy 127.0.0.1:3000\n}\n"}
+    served = {"Caddyfile": ":80 {\n\treverse_proxy 127.0.0.1:3000\n}\n:81 {\n\tfile_server\n}\n"}
+    if judge.caddy:
+        assert judge.problems(served, caddy, {})
+
+
+HYPOTHESIS_FIELDS = [f for f in attack.FIELDS if f.base is attack.vps_base]
+HOSTILE_ALPHABET = st.sampled_from([*"\n\r\t\x00 '\"`$(){};|&<>#%*\\/:=!~@.,-_aZ09\u2028\u0085", attack.MARK])
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    field=st.sampled_from(HYPOTHESIS_FIELDS),
+    text=st.lists(HOSTILE_ALPHABET, min_size=1, max_size=12).map("".join),
+    before=st.booleans(),
+)
+def test_random_hostile_text(field: attack.Field, text: str, before: bool) -> None:
+    value = field.valid + text if before else text
+    outcome = attack.try_value(_JUDGE, field, value)
+    assert outcome.status != "broken" or _known(outcome), (field.key_path, value, outcome.detail)
+
+
+_JUDGE = attack.Judge()
