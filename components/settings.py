@@ -445,7 +445,10 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
         if isinstance(part, int):
             path += f"[{part}]"
         else:
-            path += part if i == 0 else f".{part}"
+            # An unknown key is the user's text: quoted when it is not a plain name, so a
+            # hostile key cannot put a line break or escape sequence into the message.
+            name = part if part.isprintable() and " " not in part else repr(part)
+            path += name if i == 0 else f".{name}"
     return path
 
 

@@ -140,6 +140,13 @@ def existing_base() -> dict[str, Any]:
     return raw
 
 
+def do_managed_base() -> dict[str, Any]:
+    raw = vps_base()
+    raw.update(provider="digitalocean", postgres={"mode": "managed", "size": "db-s-1vcpu-1gb"})
+    del raw["monitoring"]
+    return raw
+
+
 def cluster_base() -> dict[str, Any]:
     raw = vps_base()
     raw.update(phase="cluster", provider="digitalocean", tenants=[{"name": "acme", "domain": "acme.example.com"}])
@@ -219,6 +226,11 @@ FIELDS: tuple[Field, ...] = (
     Field(("vps", "size"), "cx23"),
     Field(("vps", "hosts", 0, "user"), "deploy", base=existing_base),
     Field(("vps", "hosts", 0, "address"), "192.0.2.10", base=existing_base),
+    Field(("vps", "hosts", 0, "port"), "2222", base=existing_base),
+    Field(("backups", "accessKeyId"), "AKIAEXAMPLE"),
+    Field(("backups", "secretAccessKey"), "secret-example"),
+    Field(("postgres", "size"), "db-s-1vcpu-1gb", base=do_managed_base),
+    Field(("cluster", "nodeSize"), "s-2vcpu-4gb", base=cluster_base),
     Field(("tenants", 0, "domain"), "acme.example.com", base=cluster_base),
     Field(("tenants", 0, "name"), "acme", base=cluster_base),
     Field(("cluster", "region"), "fra1", base=cluster_base),
@@ -250,9 +262,13 @@ def render(s: Settings) -> dict[str, str]:
                 files[f"host{f.path}"] = f.content
             password = m.smtp_password.get_secret_value() if m.smtp_password else None
             files["host/etc/ladder/watch.env"] = watch.watch_env_file(m.smtp_user, password)
-        if s.backups is not None:
+        b = s.backups
+        if b is not None:
             for f in backup.vps_backup_files(backup.vps_backup_args(s, "stack", "/opt/ladder/compose.yaml")):
                 files[f"host{f.path}"] = f.content
+            if b.access_key_id and b.secret_access_key:
+                key_id, key = b.access_key_id.get_secret_value(), b.secret_access_key.get_secret_value()
+                files["host/etc/ladder/backup.env"] = backup.backup_env_file(key_id, key, b.region)
     return files
 
 
@@ -371,6 +387,8 @@ class Judge:
             return self._unit(path, text, base)
         if path.endswith("watch.env"):
             return self._env(text, expect)
+        if path.endswith("backup.env"):
+            return self._docker_env(text, expect)
         if path.endswith((".yaml", ".yml")):
             return self._yaml(text, base)
         return [f"no parser for {path}"]
@@ -478,6 +496,13 @@ class Judge:
             return [f"bash reads back {run.stdout[:80]!r}, not the configured values"]
         return []
 
+    def _docker_env(self, text: str, expect: dict[str, str]) -> list[str]:
+        """`docker run --env-file` takes each line as KEY=VALUE, bytes as they are (no quoting)."""
+        seen = dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
+        want = {"AWS_ACCESS_KEY_ID": expect.get("accessKeyId"), "AWS_SECRET_ACCESS_KEY": expect.get("secretAccessKey")}
+        want["AWS_DEFAULT_REGION"] = expect.get("region")
+        return [] if seen == want else [f"docker reads {sorted(seen)} differently from the configured values"]
+
     def _yaml(self, text: str, base: str | None) -> list[str]:
         try:
             doc = yaml.safe_load(text)
@@ -507,8 +532,12 @@ def _settings(raw: dict[str, Any]) -> Settings:
 
 
 def _expect(raw: dict[str, Any]) -> dict[str, str]:
-    monitoring = raw.get("monitoring") or {}
-    return {k: str(monitoring.get(k) or "") for k in ("smtpUser", "smtpPassword")}
+    """The values a reader of the env files must get back, byte for byte."""
+    monitoring, backups = raw.get("monitoring") or {}, raw.get("backups") or {}
+    out = {k: str(monitoring.get(k) or "") for k in ("smtpUser", "smtpPassword")}
+    out.update({k: str(backups.get(k) or "") for k in ("accessKeyId", "secretAccessKey")})
+    out["region"] = str(backups.get("region") or "us-east-1")
+    return out
 
 
 @functools.cache
