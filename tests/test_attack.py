@@ -5,9 +5,11 @@ the numbers."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -96,3 +98,39 @@ def test_random_hostile_text(field: attack.Field, text: str, before: bool) -> No
 
 
 _JUDGE = attack.Judge()
+
+
+# --- the cluster rung: hostile accepted values reach manifests as data, byte for byte ------
+
+MANIFEST_PAYLOADS = [
+    "\nladderpwn: true\n",
+    "'$(ladderpwn)' \"`ladderpwn`\"",
+    "--- !!python/object:os.system ladderpwn",
+    "{{ .Values.ladderpwn }} ${ladderpwn}",
+    "p@ss$word\n-----BEGIN KEY-----\nAAA=\n",
+]
+
+
+@pytest.mark.parametrize("payload", MANIFEST_PAYLOADS)
+def test_hostile_values_reach_manifests_unchanged(payload: str) -> None:
+    from tools.harness import run_program, unwrap
+    from tools.manifests import manifests_from
+
+    result = run_program(
+        "production",
+        overrides={"ladder:app.env.LOG_LEVEL": payload, "ladder:app.services.worker.command": ["node", payload]},
+        secrets={"ladder:secrets.SESSION_SECRET": payload},
+    )
+    assert result.error is None, result.error
+    for manifest in manifests_from(result):
+        text = yaml.safe_dump(manifest, sort_keys=False)
+        assert yaml.safe_load(text) == manifest  # YAML round trip, no extra keys or documents
+    deployments = {r.name: unwrap(r.inputs) for r in result.of_type("kubernetes:apps/v1:Deployment")}
+    worker = next(d for name, d in deployments.items() if name.endswith("worker"))
+    container = worker["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["node", payload]
+    (env,) = [unwrap(r.inputs) for r in result.of_type("kubernetes:core/v1:ConfigMap") if r.name.endswith("-env")]
+    assert env["data"]["LOG_LEVEL"] == payload
+    (secret,) = [unwrap(r.inputs) for r in result.of_type("kubernetes:core/v1:Secret") if r.name.endswith("-secrets")]
+    data = secret.get("stringData") or {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+    assert data["SESSION_SECRET"] == payload
