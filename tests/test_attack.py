@@ -16,19 +16,6 @@ from hypothesis import strategies as st
 from tests.conftest import ROOT
 from tools import attack
 
-# Found by this test in code another change owns (components/render/deploy.py writes every
-# file through one fixed heredoc delimiter and refuses content holding it at render time,
-# inside `pulumi up`, instead of the value being refused with its key path). Listed so the
-# test stays green while it is open and fails once it is fixed (then delete the entry).
-KNOWN_ELSEWHERE = {
-    ("ladder:app.env.LOG_LEVEL", "heredoc marker LADDER_EOF"),
-    ("ladder:app.services.worker.command", "heredoc marker LADDER_EOF"),
-}
-
-
-def _known(outcome: attack.Outcome) -> bool:
-    return any(outcome.field == field and text in outcome.detail for field, text in KNOWN_ELSEWHERE)
-
 
 @pytest.fixture(scope="module")
 def outcomes() -> list[attack.Outcome]:
@@ -37,8 +24,8 @@ def outcomes() -> list[attack.Outcome]:
 
 def test_hostile_values_are_refused_or_harmless(outcomes: list[attack.Outcome]) -> None:
     report = attack.summary(outcomes)
-    broken = [o for o in outcomes if o.status == "broken" and not _known(o)]
-    known = [o for o in outcomes if o.status == "broken" and _known(o)]
+    broken = [o for o in outcomes if o.status == "broken" and not o.known_elsewhere]
+    known = [o for o in outcomes if o.known_elsewhere]
     (ROOT / "build").mkdir(exist_ok=True)
     (ROOT / "build" / "attack-report.json").write_text(json.dumps(report, indent=2))
     print(
@@ -48,8 +35,10 @@ def test_hostile_values_are_refused_or_harmless(outcomes: list[attack.Outcome]) 
     assert report["fields"] == len(attack.FIELDS) and report["tried"] >= 3000
     assert report["accepted"] > 100  # the attack reaches the sinks, not only the validators
     assert not broken, "\n".join(f"{o.field} {o.value!r}: {o.detail}" for o in broken[:20])
-    for field, text in KNOWN_ELSEWHERE:
-        assert any(o.field == field and text in o.detail for o in known), f"fixed? remove {field} from KNOWN_ELSEWHERE"
+    for field, text in attack.KNOWN_ELSEWHERE:
+        assert any(o.field == field and text in o.detail for o in known), (
+            f"fixed? remove {field} from attack.KNOWN_ELSEWHERE"
+        )
 
 
 def test_every_field_is_reached(outcomes: list[attack.Outcome]) -> None:
@@ -94,7 +83,7 @@ HOSTILE_ALPHABET = st.sampled_from([*"\n\r\t\x00 '\"`$(){};|&<>#%*\\/:=!~@.,-_aZ
 def test_random_hostile_text(field: attack.Field, text: str, before: bool) -> None:
     value = field.valid + text if before else text
     outcome = attack.try_value(_JUDGE, field, value)
-    assert outcome.status != "broken" or _known(outcome), (field.key_path, value, outcome.detail)
+    assert outcome.status != "broken" or outcome.known_elsewhere, (field.key_path, value, outcome.detail)
 
 
 _JUDGE = attack.Judge()
