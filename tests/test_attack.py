@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import ROOT
 from tools import attack
+from tools.judge import MARK, Judge
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def test_hostile_values_are_refused_or_harmless(outcomes: list[attack.Outcome]) 
 def test_every_field_is_reached(outcomes: list[attack.Outcome]) -> None:
     """A field whose hostile values all get refused must at least have its valid value accepted
     and rendered cleanly, or the attack proves nothing about its sink."""
-    judge = attack.Judge()
+    judge = Judge()
     for field in attack.FIELDS:
         outcome = attack.try_value(judge, field, field.valid)
         assert outcome.status == "accepted", (field.key_path, outcome.detail)
@@ -52,7 +53,7 @@ def test_every_field_is_reached(outcomes: list[attack.Outcome]) -> None:
 
 def test_the_judge_catches_injections() -> None:
     """The oracle itself can fail: feed it renders with a planted injection."""
-    judge = attack.Judge()
+    judge = Judge()
     base = {"x.sh": "#!/usr/bin/env bash\necho 'hi'\n"}
     assert judge.problems({"x.sh": "#!/usr/bin/env bash\necho 'hi'\nladderpwn\n"}, base, {})
     assert judge.problems({"x.sh": "#!/usr/bin/env bash\necho 'hi' $(ladderpwn)\n"}, base, {})
@@ -71,7 +72,7 @@ def test_the_judge_catches_injections() -> None:
 
 
 HYPOTHESIS_FIELDS = [f for f in attack.FIELDS if f.base is attack.vps_base]
-HOSTILE_ALPHABET = st.sampled_from([*"\n\r\t\x00 '\"`$(){};|&<>#%*\\/:=!~@.,-_aZ09\u2028\u0085", attack.MARK])
+HOSTILE_ALPHABET = st.sampled_from([*"\n\r\t\x00 '\"`$(){};|&<>#%*\\/:=!~@.,-_aZ09\u2028\u0085", MARK])
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -86,7 +87,7 @@ def test_random_hostile_text(field: attack.Field, text: str, before: bool) -> No
     assert outcome.status != "broken" or outcome.known_elsewhere, (field.key_path, value, outcome.detail)
 
 
-_JUDGE = attack.Judge()
+_JUDGE = Judge()
 
 
 # --- the cluster rung: hostile accepted values reach manifests as data, byte for byte ------
