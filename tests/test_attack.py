@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 
 import pytest
 import yaml
@@ -20,7 +21,11 @@ from tools.judge import MARK, Judge
 
 @pytest.fixture(scope="module")
 def outcomes() -> list[attack.Outcome]:
-    return attack.run_attack()
+    judge = Judge()
+    found = attack.run_attack(judge=judge)
+    if judge.skipped and os.environ.get("LADDER_REQUIRE_VALIDATORS") == "1":
+        pytest.fail(f"the attack ran without {sorted(judge.skipped)} (validators are required in CI)")
+    return found
 
 
 def test_hostile_values_are_refused_or_harmless(outcomes: list[attack.Outcome]) -> None:

@@ -324,8 +324,8 @@ def try_value(judge: Judge, field: Field, value: str) -> Outcome:
     return Outcome(field.key_path, value, "accepted")
 
 
-def run_attack(fields: tuple[Field, ...] = FIELDS, workers: int = 2) -> list[Outcome]:
-    judge = Judge()
+def run_attack(fields: tuple[Field, ...] = FIELDS, workers: int = 2, judge: Judge | None = None) -> list[Outcome]:
+    judge = judge or Judge()
     for field in {f.base for f in fields}:
         _baseline(field)  # render the baselines once, before the threads
     jobs = [(field, value) for field in fields for value in hostile_values(field)]
