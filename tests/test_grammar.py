@@ -252,3 +252,28 @@ def test_managed_valkey_is_refused_with_several_tenants() -> None:
     assert "container" in problems["ladder:redis.mode"]
     one = parse_settings(cluster_config(redis={"mode": "managed"}, tenants=tenants[:1]), SECRET_KEYS)
     assert one.redis.mode == "managed"
+
+
+# --- the sinks this change quotes ----------------------------------------------------------
+
+
+def test_systemd_text_escapes_specifiers_and_refuses_line_breaks() -> None:
+    from components.render import systemd
+
+    assert systemd.text("50% of s3://b/%n") == "50%% of s3://b/%%n"
+    for bad in ("a\nExecStartPre=/bin/x", "a\rb", "tail\\", "nul\x00"):
+        with pytest.raises(ValueError):
+            systemd.text(bad)
+
+
+def test_watch_env_is_read_back_byte_for_byte_by_bash(tmp_path: Any) -> None:
+    import subprocess
+
+    from components.render.watch import watch_env_file
+
+    user, password = "ops user $(id)`id`", "p@ss$word'\"; reboot #"
+    path = tmp_path / "watch.env"
+    path.write_text(watch_env_file(user, password))
+    script = '. "$1" && printf "%s\\0%s" "$SMTP_USER" "$SMTP_PASSWORD"'
+    run = subprocess.run(["env", "-i", "bash", "-c", script, "_", str(path)], capture_output=True, check=True)
+    assert run.stdout == f"{user}\0{password}".encode()
