@@ -7,7 +7,7 @@ CHECKOV_VENV := .venv-checkov
 
 E2E_VENV := .venv-e2e
 
-.PHONY: plan test lint typecheck pytest bench e2e validators restore clean
+.PHONY: plan test lint typecheck pytest bench e2e validators restore clean attack
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ pytest: validators
 
 ## test: ruff, mypy and pytest (the offline validators run inside pytest)
 test: lint typecheck pytest
+
+## attack: hostile config values through validation and the real parsers; prints tried/refused/accepted/broken
+attack: $(VENV)/.installed
+	$(PY) -m tools.attack
 
 ## bench: evaluation time of each stack under mocks vs the floor (SDK imports + empty program)
 bench: $(VENV)/.installed

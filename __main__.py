@@ -15,9 +15,10 @@ if settings.phase == "local":
 
     rung = LocalStack(settings.app.name, LocalStackArgs(settings))
 elif settings.phase == "vps":
+    from components.layout_guard import guard
     from components.vps import VpsStack, VpsStackArgs
 
-    rung = VpsStack(settings.app.name, VpsStackArgs(settings))
+    rung = VpsStack(settings.app.name, VpsStackArgs(settings), opts=guard(settings))
 else:
     from components.cluster import ClusterStack, ClusterStackArgs
 

@@ -62,7 +62,8 @@ def _vps(settings: Settings) -> dict[str, str]:
     role = Role(app=True, data=topo.data_on_app_server, behind_load_balancer=topo.load_balancer)
     plan = host_plan(settings, role, run_release=True, volume_device="/dev/disk/by-id/<data-volume>")
     placeholders = {
-        name: "# written by the deploy from Pulumi secrets\n" for name in [*plan.secret_files, "backup.env"]
+        name: "# written by the deploy from Pulumi secrets\n"
+        for name in [*plan.secret_files, "backup.env", "watch.env"]
     }
     web = not topo.load_balancer and settings.provider_name != "existing"
     files = {

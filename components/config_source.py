@@ -8,6 +8,8 @@ the only place that knows how Pulumi passes config to a Python program (a flat m
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterable
 from typing import Any
 
 import pulumi
@@ -45,12 +47,30 @@ def read_raw_config() -> tuple[dict[str, Any], set[str]]:
     return raw, secret
 
 
+def _provider_tokens(settings: Settings) -> Iterable[tuple[str, str]]:
+    """Tokens that must stay with Pulumi compared with the ones Ladder hands to a cluster."""
+    ccm = settings.cluster.hcloud_token
+    if ccm is None:
+        return
+    pulumi_token = runtime_config.get_config("hcloud:token") or os.environ.get("HCLOUD_TOKEN")
+    if pulumi_token and pulumi_token == ccm.get_secret_value():
+        yield (
+            f"{NAMESPACE}:cluster.hcloudToken",
+            "is the same token as hcloud:token (Pulumi's); create a separate token in the Hetzner Cloud "
+            "console for the cloud controller manager and CSI driver, so either can be revoked alone",
+        )
+
+
 def load_settings() -> Settings:
     """Validated settings, or a `RunError` that the CLI prints without a traceback."""
     try:
         raw, secret_keys = read_raw_config()
         if "app" not in raw:
             raise ConfigError([(f"{NAMESPACE}:app", "required: the app description (see README)")])
-        return parse_settings(raw, secret_keys)
+        settings = parse_settings(raw, secret_keys)
+        problems = list(_provider_tokens(settings))
+        if problems:
+            raise ConfigError(problems)
+        return settings
     except ConfigError as exc:
         raise pulumi.RunError(str(exc)) from None

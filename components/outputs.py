@@ -21,6 +21,11 @@ def export_outputs(settings: Settings, rung: Any) -> None:
     pulumi.export("phase", settings.phase)
     pulumi.export("provider", settings.provider_name)
     pulumi.export("monthlyCost", monthly_cost(settings).as_dict())
+    if settings.phase == "vps":
+        from components.layout_guard import LAYOUT_OUTPUT, vps_layout
+
+        # Read back by the next run (components/layout_guard.py) to refuse data-losing changes.
+        pulumi.export(LAYOUT_OUTPUT, vps_layout(settings))
     # Optional outputs exist only where the rung has them.
     for output, attr in (
         ("serverIps", "server_ips"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -24,7 +24,7 @@ from pydantic import (
     field_validator,
 )
 
-from components import versions
+from components import grammar, versions
 
 NAMESPACE = "ladder"
 
@@ -60,8 +60,6 @@ INJECTED_ENV = ("DATABASE_URL", "REDIS_URL")
 
 DNS_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _DNS_LABEL_RE = re.compile(rf"^{DNS_LABEL}$")
-_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$")
-_EMAIL_RE = re.compile(r"^[^@\s]+@([a-zA-Z0-9-]+\.)+[a-zA-Z]{2,63}$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CPU_RE = re.compile(r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$")
 _MEMORY_RE = re.compile(r"^[0-9]+(Ki|Mi|Gi|Ti|K|M|G|T)?$")
@@ -76,9 +74,8 @@ _IMAGE_RE = re.compile(
 )
 _SSH_KEY_RE = re.compile(
     r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|"
-    r"sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( .*)?$"
+    r"sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\x00-\x1f\x7f]*)?"
 )
-_CRON_FIELD_RE = re.compile(r"^[0-9*/,\-]+$")
 _K8S_VERSION_RE = re.compile(r"^1\.[0-9]{2}$")
 _HCLOUD_SIZE_RE = re.compile(r"^[a-z]{2,4}[0-9]{1,3}$")  # cx23, cpx32, cax11, ccx13
 _DO_SIZE_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)+$")  # s-1vcpu-2gb, g-2vcpu-8gb
@@ -102,7 +99,7 @@ class ConfigError(Exception):
 def _image(value: Any) -> Any:
     if not isinstance(value, str):
         return value
-    match = _IMAGE_RE.match(value)
+    match = _IMAGE_RE.fullmatch(value) if len(value) <= 255 else None
     if not match:
         raise ValueError("expected an image reference like ghcr.io/acme/api:1.4.2")
     tag, digest = match.group("tag"), match.group("digest")
@@ -114,34 +111,26 @@ def _image(value: Any) -> Any:
 
 
 def _dns_label(value: Any) -> Any:
-    if isinstance(value, str) and not _DNS_LABEL_RE.match(value):
+    if isinstance(value, str) and not _DNS_LABEL_RE.fullmatch(value):
         raise ValueError(
             "expected a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit"
         )
     return value
 
 
-def _hostname(value: Any) -> Any:
-    if isinstance(value, str) and not _HOSTNAME_RE.match(value):
-        raise ValueError("expected a DNS name such as shop.example.com")
-    return value.lower() if isinstance(value, str) else value
+def _strings(check: Callable[[str], str]) -> Any:
+    """A pydantic before-validator applying a `components.grammar` check to strings (other types
+    fall through to pydantic's own type error)."""
 
+    def validate(value: Any) -> Any:
+        return check(value) if isinstance(value, str) else value
 
-def _email(value: Any) -> Any:
-    if isinstance(value, str) and not _EMAIL_RE.match(value):
-        raise ValueError("expected an email address such as ops@example.com")
-    return value
+    return validate
 
 
 def _env_name(value: Any) -> Any:
-    if isinstance(value, str) and not _ENV_NAME_RE.match(value):
+    if isinstance(value, str) and not _ENV_NAME_RE.fullmatch(value):
         raise ValueError("expected an environment variable name like STRIPE_KEY")
-    return value
-
-
-def _url_path(value: Any) -> Any:
-    if isinstance(value, str) and (not value.startswith("/") or " " in value):
-        raise ValueError("expected a URL path starting with '/', such as /api")
     return value
 
 
@@ -155,24 +144,16 @@ def _cidr(value: Any) -> Any:
 
 
 def _ssh_key(value: Any) -> Any:
-    if isinstance(value, str) and not _SSH_KEY_RE.match(value.strip()):
+    if isinstance(value, str) and not _SSH_KEY_RE.fullmatch(value.strip()):
         raise ValueError("expected an OpenSSH public key line such as 'ssh-ed25519 AAAA... you@laptop'")
     return value.strip() if isinstance(value, str) else value
-
-
-def _cron(value: Any) -> Any:
-    if isinstance(value, str):
-        fields = value.split()
-        if len(fields) != 5 or not all(_CRON_FIELD_RE.match(f) for f in fields):
-            raise ValueError("expected a 5-field cron schedule such as '0 */6 * * *'")
-    return value
 
 
 def _quoted_version(value: Any) -> Any:
     # YAML reads `1.30` as the float 1.3: refuse numbers instead of guessing.
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         raise ValueError('quote the version, e.g. "1.34" (YAML reads 1.30 as the number 1.3)')
-    if isinstance(value, str) and not _K8S_VERSION_RE.match(value):
+    if isinstance(value, str) and not _K8S_VERSION_RE.fullmatch(value):
         raise ValueError('expected a Kubernetes minor version prefix such as "1.34"')
     return value
 
@@ -192,7 +173,7 @@ def _quantity(pattern: re.Pattern[str], example: str) -> Any:
     def check(value: Any) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = str(value)
-        if isinstance(value, str) and not pattern.match(value):
+        if isinstance(value, str) and not pattern.fullmatch(value):
             raise ValueError(f"expected a Kubernetes quantity such as {example}")
         return value
 
@@ -201,13 +182,26 @@ def _quantity(pattern: re.Pattern[str], example: str) -> Any:
 
 Image = Annotated[str, BeforeValidator(_image)]
 DnsLabel = Annotated[str, Field(max_length=40), BeforeValidator(_dns_label)]
-Hostname = Annotated[str, BeforeValidator(_hostname)]
-Email = Annotated[str, BeforeValidator(_email)]
+Hostname = Annotated[str, BeforeValidator(_strings(grammar.hostname))]
+Email = Annotated[str, BeforeValidator(_strings(grammar.email))]
 EnvName = Annotated[str, BeforeValidator(_env_name)]
-UrlPath = Annotated[str, BeforeValidator(_url_path)]
+UrlPath = Annotated[str, BeforeValidator(_strings(grammar.url_path))]
 Cidr = Annotated[str, BeforeValidator(_cidr)]
 SshPublicKey = Annotated[str, BeforeValidator(_ssh_key)]
-Cron = Annotated[str, BeforeValidator(_cron)]
+Cron = Annotated[str, BeforeValidator(_strings(grammar.cron))]
+HostAddress = Annotated[str, BeforeValidator(_strings(grammar.host_address))]
+HostPort = Annotated[str, BeforeValidator(_strings(grammar.host_port))]
+PosixUser = Annotated[str, BeforeValidator(_strings(grammar.posix_user))]
+HeaderSafe = Annotated[str, Field(max_length=256), BeforeValidator(_strings(grammar.header_safe))]
+Text = Annotated[str, BeforeValidator(_strings(grammar.no_nul))]
+Region = Annotated[str, BeforeValidator(_strings(grammar.region))]
+Slug = Annotated[str, BeforeValidator(_strings(grammar.slug))]
+Bucket = Annotated[str, BeforeValidator(_strings(grammar.s3_bucket))]
+HttpsEndpoint = Annotated[str, BeforeValidator(_strings(grammar.https_endpoint))]
+# Secrets: validated like the rest, but pydantic never keeps them in a repr or an error.
+SecretText = Annotated[SecretStr, BeforeValidator(_strings(grammar.no_nul))]
+SecretLine = Annotated[SecretStr, BeforeValidator(_strings(grammar.header_safe))]
+SecretCredential = Annotated[SecretStr, BeforeValidator(_strings(grammar.credential))]
 Port = Annotated[int, Field(ge=1, le=65535)]
 CpuQuantity = Annotated[str, BeforeValidator(_quantity(_CPU_RE, "250m or 0.5"))]
 MemoryQuantity = Annotated[str, BeforeValidator(_quantity(_MEMORY_RE, "256Mi or 1Gi"))]
@@ -241,10 +235,10 @@ class Service(_Model):
     path: UrlPath | None = None
     replicas: int | None = Field(default=None, ge=0, le=1000)
     health: UrlPath | None = None
-    command: list[str] | None = Field(default=None, min_length=1)
+    command: list[Text] | None = Field(default=None, min_length=1)
     # A service without a port has no HTTP endpoint to probe: this command (exec, no
     # shell) tells the cluster it is alive; a non-zero exit restarts the container.
-    liveness: list[str] | None = Field(default=None, min_length=1)
+    liveness: list[Text] | None = Field(default=None, min_length=1)
     autoscale: Autoscale | None = None
     resources: Resources = Resources()
 
@@ -268,13 +262,13 @@ class Service(_Model):
 
 
 class Release(_Model):
-    service: str
-    command: list[str] = Field(min_length=1)
+    service: DnsLabel
+    command: list[Text] = Field(min_length=1)
 
 
 class App(_Model):
     name: DnsLabel
-    env: dict[EnvName, str] = {}
+    env: dict[EnvName, Text] = {}
     secret_env: list[EnvName] = Field(default=[], alias="secretEnv")
     release: Release | None = None
     services: dict[DnsLabel, Service] = Field(min_length=1)
@@ -309,14 +303,14 @@ class PostgresConfig(_Model):
     version: Annotated[str, BeforeValidator(_version_key(versions.POSTGRES_IMAGES))] = versions.DEFAULT_POSTGRES_VERSION
     storage_gb: int = Field(default=10, ge=1, le=16384, alias="storageGb")
     instances: int = Field(default=1, ge=1, le=9)
-    size: str | None = None
+    size: Slug | None = None
 
 
 class RedisConfig(_Model):
     mode: RedisMode = "container"
     version: Annotated[str, BeforeValidator(_version_key(versions.VALKEY_IMAGES))] = versions.DEFAULT_VALKEY_VERSION
     max_memory_mb: int = Field(default=128, ge=16, le=65536, alias="maxMemoryMb")
-    size: str | None = None
+    size: Slug | None = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -324,8 +318,9 @@ class RedisConfig(_Model):
 
 
 class Host(_Model):
-    address: str = Field(min_length=1)
-    user: str = Field(default="root", min_length=1)
+    address: HostAddress
+    # No default: the usual default (root) is refused, and a guess would lock Ladder out.
+    user: PosixUser
     port: Port = 22
     # The host's SSH host key as `ssh-keyscan -t ed25519 HOST` prints it (without the host
     # name): Pulumi refuses to talk to anything else at that address.
@@ -334,15 +329,15 @@ class Host(_Model):
 
 class VpsConfig(_Model):
     count: int | None = Field(default=None, ge=1, le=20)
-    size: str | None = None
-    region: str | None = None
-    image: str | None = None
+    size: Slug | None = None
+    region: Region | None = None
+    image: Slug | None = None
     ssh_keys: list[SshPublicKey] = Field(default=[], alias="sshKeys")
     ssh_allow_from: list[Cidr] = Field(default=[], alias="sshAllowFrom")
     volume_gb: int = Field(default=10, ge=10, le=10240, alias="volumeGb")
     hosts: list[Host] = []
     server_backups: bool = Field(default=False, alias="serverBackups")
-    ssh_private_key: SecretStr | None = Field(default=None, alias="sshPrivateKey")
+    ssh_private_key: SecretText | None = Field(default=None, alias="sshPrivateKey")
 
     @property
     def server_count(self) -> int:
@@ -353,13 +348,20 @@ class VpsConfig(_Model):
 
 class ClusterConfig(_Model):
     version: Annotated[str, BeforeValidator(_quoted_version)] = versions.DEFAULT_KUBERNETES_MINOR
-    node_size: str | None = Field(default=None, alias="nodeSize")
+    node_size: Slug | None = Field(default=None, alias="nodeSize")
     min_nodes: int = Field(default=2, ge=1, le=100, alias="minNodes")
     max_nodes: int = Field(default=4, ge=1, le=100, alias="maxNodes")
-    region: str | None = None
+    region: Region | None = None
     ha_control_plane: bool = Field(default=False, alias="haControlPlane")
     ingress: IngressController = "traefik"
-    kubeconfig: SecretStr | None = None
+    kubeconfig: SecretText | None = None
+    # k3s on Hetzner: the token the cloud controller manager and CSI driver keep in
+    # kube-system. Separate from `hcloud:token` (Pulumi's), so a cluster compromise never
+    # yields the token that manages the project's servers, and either can be revoked alone.
+    hcloud_token: SecretLine | None = Field(default=None, alias="hcloudToken")
+    # DOKS: CIDRs allowed to reach the Kubernetes API (the control plane firewall). Other
+    # providers ignore it (k3s opens 6443 to vps.sshAllowFrom), so switching provider is one edit.
+    api_allow_from: list[Cidr] = Field(default=[], alias="apiAllowFrom")
 
 
 class Tenant(_Model):
@@ -368,33 +370,24 @@ class Tenant(_Model):
 
 
 class BackupsConfig(_Model):
-    bucket: str = Field(min_length=3, max_length=63)
-    endpoint: str | None = None
-    region: str = "us-east-1"
+    bucket: Bucket
+    endpoint: HttpsEndpoint | None = None
+    region: Region = "us-east-1"
     schedule: Cron = "0 */6 * * *"
     retention_days: int = Field(default=30, ge=1, le=3650, alias="retentionDays")
     create: bool = False
-    access_key_id: SecretStr | None = Field(default=None, alias="accessKeyId")
-    secret_access_key: SecretStr | None = Field(default=None, alias="secretAccessKey")
-
-    @field_validator("endpoint")
-    @classmethod
-    def _https(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https://[A-Za-z0-9.-]+(:[0-9]+)?/?$", value):
-            raise ValueError("expected an https:// endpoint such as https://fra1.digitaloceanspaces.com")
-        return value
+    access_key_id: SecretCredential | None = Field(default=None, alias="accessKeyId")
+    secret_access_key: SecretCredential | None = Field(default=None, alias="secretAccessKey")
 
 
 class MonitoringConfig(_Model):
     enabled: bool = False
     alert_email: Email | None = Field(default=None, alias="alertEmail")
     # Alertmanager needs a mail relay to send alerts (cluster rung); host:port.
-    smtp_host: Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")] | None = Field(
-        default=None, alias="smtpHost"
-    )
+    smtp_host: HostPort | None = Field(default=None, alias="smtpHost")
     smtp_from: Email | None = Field(default=None, alias="smtpFrom")
-    smtp_user: str | None = Field(default=None, alias="smtpUser")
-    smtp_password: SecretStr | None = Field(default=None, alias="smtpPassword")
+    smtp_user: HeaderSafe | None = Field(default=None, alias="smtpUser")
+    smtp_password: SecretLine | None = Field(default=None, alias="smtpPassword")
 
 
 def _acme_directory(value: object) -> str:
@@ -412,7 +405,7 @@ class Settings(_Model):
 
     phase: Phase = "local"
     provider: ProviderName | None = None
-    domain: Annotated[str, BeforeValidator(_hostname)] | None = None
+    domain: Hostname | None = None
     acme_email: Email | None = Field(default=None, alias="acmeEmail")
     # The ACME directory certificates come from: Let's Encrypt when unset; its staging
     # directory (or an internal CA such as step-ca) for test stacks that must not hit its rate limits.
@@ -425,7 +418,7 @@ class Settings(_Model):
     tenants: list[Tenant] = []
     backups: BackupsConfig | None = None
     monitoring: MonitoringConfig = MonitoringConfig()
-    secrets: dict[EnvName, SecretStr] = {}
+    secrets: dict[EnvName, SecretText] = {}
     protect: bool | None = None
 
     # Filled in by `parse_settings`; always set on a returned Settings.
@@ -462,13 +455,55 @@ TOP_LEVEL_KEYS = tuple((field.alias or name) for name, field in Settings.model_f
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:
+    if "[key]" in loc:
+        # A bad map key (pydantic puts the key itself before "[key]"): name the map, and let
+        # the message show the key (repr-quoted), never raw text in the path.
+        loc = loc[: max(loc.index("[key]") - 1, 0)]
     path = f"{NAMESPACE}:"
     for i, part in enumerate(loc):
         if isinstance(part, int):
             path += f"[{part}]"
         else:
-            path += part if i == 0 else f".{part}"
+            # An unknown key is the user's text: quoted when it is not a plain name, so a
+            # hostile key cannot put a line break or escape sequence into the message.
+            name = part if part.isprintable() and " " not in part else repr(part)
+            path += name if i == 0 else f".{name}"
     return path
+
+
+# Keys that hold secrets (key paths under `ladder:`); `secrets` covers every `secrets.NAME`.
+SECRET_FIELDS: tuple[tuple[str, ...], ...] = (
+    ("secrets",),
+    ("vps", "sshPrivateKey"),
+    ("cluster", "kubeconfig"),
+    ("cluster", "hcloudToken"),
+    ("backups", "accessKeyId"),
+    ("backups", "secretAccessKey"),
+    ("monitoring", "smtpPassword"),
+)
+
+
+def _is_secret_path(loc: tuple[int | str, ...]) -> bool:
+    return any(tuple(loc[: len(field)]) == field for field in SECRET_FIELDS)
+
+
+def _unsecured(raw: Mapping[str, Any], secret_tops: set[str]) -> Iterable[tuple[str, str]]:
+    """Secret keys set in plain text: refused, so a secret never sits unencrypted in a stack file.
+
+    Pulumi marks the top-level key secret when any value under it was set with `--secret`
+    (`pulumi.runtime.config.is_config_secret`), so the test is on the top-level key.
+    """
+    for field in SECRET_FIELDS:
+        node: Any = raw
+        for part in field:
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is not None and field[0] not in secret_tops:
+            path = ".".join(field)
+            yield (
+                f"{NAMESPACE}:{path}",
+                f"must be set as a secret: pulumi config set --secret --path '{NAMESPACE}:{path}"
+                f"{'.NAME' if field == ('secrets',) else ''}' ... (and remove the plain value)",
+            )
 
 
 def _describe(error: Any, secret_paths: set[str]) -> str:
@@ -481,7 +516,7 @@ def _describe(error: Any, secret_paths: set[str]) -> str:
     if kind == "missing":
         return "required"
     top = error["loc"][0] if error["loc"] else ""
-    if top in secret_paths or top == "secrets":
+    if top in secret_paths or _is_secret_path(tuple(error["loc"])):
         return message
     shown = repr(error.get("input"))
     if len(shown) > 60:
@@ -517,12 +552,13 @@ def parse_settings(raw: Mapping[str, Any], secret_keys: Iterable[str] = ()) -> S
     Raises `ConfigError` with every problem found; never returns a half-valid Settings.
     """
     secret_tops = {k.split(":", 1)[-1] for k in secret_keys}
+    unsecured = list(_unsecured(raw, secret_tops))
     try:
         settings = Settings.model_validate(dict(raw), by_alias=True)
     except ValidationError as exc:
         problems = [(_key_path(tuple(err["loc"])), _describe(err, secret_tops)) for err in exc.errors()]
-        raise ConfigError(problems) from None
-    problems = list(_cross_checks(settings))
+        raise ConfigError(unsecured + problems) from None
+    problems = unsecured + list(_cross_checks(settings))
     if problems:
         raise ConfigError(problems)
     return _resolve(settings)
@@ -672,6 +708,15 @@ def _data_checks(s: Settings, provider: str) -> Iterable[tuple[str, str]]:
             )
         if mode != "managed" and getattr(s, key).size is not None:
             yield f"{ns}:{key}.size", "only used with mode managed"
+    if s.redis.mode == "managed" and phase == "cluster" and len(s.tenants) > 1:
+        # DigitalOcean creates users with ACLs for Kafka and OpenSearch only
+        # (digitalocean.DatabaseUser `settings`), so every tenant would get the admin URL.
+        yield (
+            f"{ns}:redis.mode",
+            "managed Valkey has one admin user that every tenant would share (DigitalOcean offers no "
+            "per-tenant Valkey users): use mode 'container' (one Valkey per tenant namespace) with "
+            f"{len(s.tenants)} tenants",
+        )
     if s.postgres.instances > 1 and (s.postgres.mode or DEFAULT_POSTGRES_MODE[phase]) not in ("operator", "managed"):
         yield f"{ns}:postgres.instances", "more than one instance needs mode operator or managed"
 
@@ -739,6 +784,16 @@ def _where_checks(s: Settings, provider: str) -> Iterable[tuple[str, str]]:
             )
     if cl.kubeconfig is not None and not (phase == "cluster" and provider == "existing"):
         yield f"{ns}:cluster.kubeconfig", "only used with phase cluster and provider existing"
+    k3s = phase == "cluster" and provider == "hetzner"
+    if k3s and cl.hcloud_token is None:
+        yield (
+            f"{ns}:cluster.hcloudToken",
+            "required for k3s on Hetzner: a separate Hetzner Cloud API token (read & write) that the cloud "
+            "controller manager and CSI driver keep in kube-system, never hcloud:token: "
+            "pulumi config set --secret --path 'ladder:cluster.hcloudToken' <token>",
+        )
+    elif cl.hcloud_token is not None and not k3s:
+        yield f"{ns}:cluster.hcloudToken", "only used with phase cluster and provider hetzner"
 
 
 def _resolve(s: Settings) -> Settings:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pulumi_policy import (
     EnforcementLevel,
+    PolicyConfigSchema,
     PolicyPack,
     ReportViolation,
     ResourceValidationArgs,
@@ -19,12 +20,15 @@ from pulumi_policy import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ladder_policies import POLICIES, Check
+from ladder_policies import CONFIG_SCHEMAS, POLICIES, Check
 
 
 def _adapt(check: Check) -> object:
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-        options = {"protect": bool(args.opts.protect) if args.opts is not None else False}
+        options = {
+            "protect": bool(args.opts.protect) if args.opts is not None else False,
+            "config": dict(args.get_config() or {}),
+        }
         for message in check(args.resource_type, args.props, options):
             report_violation(message, None)
 
@@ -35,7 +39,12 @@ PolicyPack(
     name="ladder",
     enforcement_level=EnforcementLevel.MANDATORY,
     policies=[
-        ResourceValidationPolicy(name=name, description=description, validate=_adapt(check))  # type: ignore[arg-type]
+        ResourceValidationPolicy(
+            name=name,
+            description=description,
+            validate=_adapt(check),  # type: ignore[arg-type]
+            config_schema=PolicyConfigSchema(CONFIG_SCHEMAS[name]) if name in CONFIG_SCHEMAS else None,
+        )
         for name, (description, check) in POLICIES.items()
     ],
 )

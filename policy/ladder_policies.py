@@ -6,11 +6,13 @@ passes them and as tools/harness.py records them). `__main__.py` wraps them in
 `pulumi_policy.ResourceValidationPolicy`. No Pulumi import here.
 
 `options` is a mapping with at least `protect` (bool), taken from
-`ResourceValidationArgs.opts.protect`.
+`ResourceValidationArgs.opts.protect`, and `config`, the policy's own configuration
+(`--policy-pack-config`, with the defaults of `CONFIG_SCHEMAS` filled in).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -20,6 +22,23 @@ Check = Callable[[str, Props, Mapping[str, Any]], list[str]]
 DATA_PORTS = {5432: "Postgres", 6379: "Redis", 6432: "PgBouncer", 25060: "DO managed Postgres", 25061: "DO pgbouncer"}
 PUBLIC = {"0.0.0.0/0", "::/0", "0.0.0.0", "::"}
 SSH = 22
+KUBERNETES_API = 6443
+ADMIN_PORTS = {SSH: "SSH", KUBERNETES_API: "Kubernetes API"}
+DOKS = "digitalocean:index/kubernetesCluster:KubernetesCluster"
+
+# The widest allowlist an admin port may have, per address family, as a prefix length:
+# the allowed public addresses together must not outnumber one such network. /16 (65,536
+# addresses) is far more than an office NAT, a VPN exit or a CI runner pool needs and
+# still refuses "the internet in pieces" (0.0.0.0/1 + 128.0.0.0/1) and ISP-wide ranges; a
+# /8 would admit 16.7 million hosts. IPv6 /48 is one site's allocation (RFC 6177).
+# `--policy-pack-config` may narrow or widen them and add ports (an existing host's SSH port).
+CONFIG_SCHEMAS: dict[str, dict[str, dict[str, Any]]] = {
+    "admin-ports-from-allowlist": {
+        "maxIpv4Prefix": {"type": "integer", "minimum": 0, "maximum": 32, "default": 16},
+        "maxIpv6Prefix": {"type": "integer", "minimum": 0, "maximum": 128, "default": 48},
+        "adminPorts": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 65535}, "default": []},
+    }
+}
 
 HCLOUD_FIREWALL = "hcloud:index/firewall:Firewall"
 DO_FIREWALL = "digitalocean:index/firewall:Firewall"
@@ -150,15 +169,67 @@ def no_public_data_ports(resource_type: str, props: Props, options: Mapping[str,
     return found
 
 
-def ssh_from_allowlist(resource_type: str, props: Props, options: Mapping[str, Any]) -> list[str]:
-    """Port 22 open only to listed CIDRs, never to 0.0.0.0/0 or ::/0."""
+def _config(options: Mapping[str, Any], policy: str) -> dict[str, Any]:
+    defaults = {key: schema["default"] for key, schema in CONFIG_SCHEMAS[policy].items()}
+    return {**defaults, **dict(options.get("config") or {})}
+
+
+def too_wide(sources: Iterable[Any], max_v4: int, max_v6: int) -> list[str]:
+    """The families whose public sources, merged, cover more addresses than one /max network.
+
+    Summing the merged networks catches an allowlist split into pieces (two /1s are the
+    whole internet); private and other non-global networks do not count, and an entry
+    that is not an address at all is reported as unchecked rather than trusted.
+    """
+    v4: list[ipaddress.IPv4Network] = []
+    v6: list[ipaddress.IPv6Network] = []
+    found: list[str] = []
+    for source in sources:
+        text = str(source).strip()
+        try:
+            net = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            found.append(f"{text!r} is not a CIDR")
+            continue
+        if net.is_private or net.is_loopback or net.is_link_local:
+            continue
+        if isinstance(net, ipaddress.IPv4Network):
+            v4.append(net)
+        else:
+            v6.append(net)
+    merged_v4: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = list(ipaddress.collapse_addresses(v4))
+    merged_v6: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = list(ipaddress.collapse_addresses(v6))
+    for merged, bits, limit in ((merged_v4, 32, max_v4), (merged_v6, 128, max_v6)):
+        total = sum(n.num_addresses for n in merged)
+        if total > 2 ** (bits - limit):
+            shown = ", ".join(str(n) for n in merged[:4]) + (" ..." if len(merged) > 4 else "")
+            found.append(f"{shown} (wider than one /{limit})")
+    return found
+
+
+def admin_ports_from_allowlist(resource_type: str, props: Props, options: Mapping[str, Any]) -> list[str]:
+    """SSH (22), the Kubernetes API (6443) and configured admin ports open only to an allowlist
+    no wider than one /16 (IPv4) or /48 (IPv6) in total; DOKS control planes behind their firewall."""
+    config = _config(options, "admin-ports-from-allowlist")
+    limits = (int(config["maxIpv4Prefix"]), int(config["maxIpv6Prefix"]))
+    ports = {**ADMIN_PORTS, **{int(p): "admin" for p in config["adminPorts"]}}
     found: list[str] = []
     for spec, protocol, sources in _inbound_rules(resource_type, props):
-        if protocol.lower() not in ("tcp", "") or not _covers(spec, SSH):
+        if protocol.lower() not in ("tcp", ""):
             continue
-        public = _public(sources)
-        if public:
-            found.append(f"SSH (22) open to {', '.join(public)}; use ladder:vps.sshAllowFrom")
+        for port, what in ports.items():
+            if _covers(spec, port):
+                for wide in too_wide(sources, *limits):
+                    found.append(f"{what} ({port}) open to {wide}; use ladder:vps.sshAllowFrom")
+    if resource_type == DOKS:
+        firewall = props.get("controlPlaneFirewall") or {}
+        if not firewall.get("enabled"):
+            found.append(
+                "Kubernetes API open to the internet: set ladder:cluster.apiAllowFrom (control plane firewall)"
+            )
+        else:
+            for wide in too_wide(firewall.get("allowedAddresses") or [], *limits):
+                found.append(f"Kubernetes API open to {wide}; narrow ladder:cluster.apiAllowFrom")
     if resource_type == DOCKER_CONTAINER:
         for p in props.get("ports") or []:
             if int(float(p.get("internal", 0))) == SSH and not str(p.get("ip") or "0.0.0.0").startswith("127."):
@@ -225,7 +296,10 @@ def no_latest_images(resource_type: str, props: Props, options: Mapping[str, Any
 
 POLICIES: dict[str, tuple[str, Check]] = {
     "no-public-data-ports": ("No Postgres or Redis port reachable from the internet.", no_public_data_ports),
-    "ssh-from-allowlist": ("SSH only from the ladder:vps.sshAllowFrom allowlist.", ssh_from_allowlist),
+    "admin-ports-from-allowlist": (
+        "SSH, the Kubernetes API and other admin ports only from a narrow allowlist.",
+        admin_ports_from_allowlist,
+    ),
     "stateful-resources-protected": ("Stateful resources carry protect.", stateful_protected),
     "containers-nonroot-with-limits": ("Containers run as non-root with resource limits.", nonroot_with_limits),
     "no-latest-image-tags": ("Images are pinned; never `latest`.", no_latest_images),

@@ -69,10 +69,13 @@ def production(variant: str = "doks") -> ProgramResult:
         secrets = {"ladder:cluster.kubeconfig": EXISTING_KUBECONFIG}
     if variant in ("three", "existing3"):
         overrides["ladder:tenants"] = TENANTS3
-    if variant == "managed":
+    if variant in ("managed", "managed-valkey"):
         overrides["ladder:postgres"] = {"mode": "managed", "version": "17", "instances": 2}
-        overrides["ladder:redis"] = {"mode": "managed"}
+    if variant == "managed":
+        # Managed Valkey is refused with more than one tenant (one shared admin user).
         overrides["ladder:tenants"] = TENANTS3[:2]
+    if variant == "managed-valkey":
+        overrides["ladder:redis"] = {"mode": "managed"}
     if variant in ("backups", "monitoring", "k3s"):
         overrides["ladder:backups"] = BACKUPS
         secrets["ladder:backups.accessKeyId"] = "AKIAEXAMPLE"

@@ -63,3 +63,8 @@ def cluster_config(**extra: Any) -> dict[str, Any]:
 def namespaced(raw: dict[str, Any]) -> dict[str, Any]:
     """The same config as a stack file holds it (`ladder:` keys)."""
     return {f"ladder:{k}": v for k, v in raw.items()}
+
+
+# What `pulumi config set --secret --path` marks secret when a test sets a secret field:
+# the top-level key that holds it.
+SECRET_KEYS = ["ladder:secrets", "ladder:vps", "ladder:cluster", "ladder:backups", "ladder:monitoring"]

@@ -10,9 +10,14 @@ from tests.cluster_helpers import MONITORING
 from tests.helpers import cluster_config
 from tools.harness import PlainMocks, is_secret, run_program, unwrap
 
+# Set as `pulumi config set --secret --path` sets it (a plain smtpPassword is refused).
+SMTP_PASSWORD = {"ladder:monitoring.smtpPassword": "smtp-secret-value"}
+
 
 def test_enabled_monitoring_installs_the_pinned_chart_with_secret_values() -> None:
-    result = run_program("production", overrides={"ladder:monitoring": MONITORING}, mocks=PlainMocks())
+    result = run_program(
+        "production", overrides={"ladder:monitoring": MONITORING}, secrets=SMTP_PASSWORD, mocks=PlainMocks()
+    )
     assert result.error is None, result.error
     release = result.one("kubernetes:helm.sh/v3:Release", "monitoring-release")
     assert (release.inputs["chart"], release.inputs["version"]) == (
@@ -50,7 +55,7 @@ def test_alert_email_without_smtp_host_is_a_config_error_on_the_cluster_rung() -
 
 
 def test_prometheus_may_scrape_tenant_apps_only_when_monitoring_is_on() -> None:
-    on = run_program("production", overrides={"ladder:monitoring": MONITORING})
+    on = run_program("production", overrides={"ladder:monitoring": MONITORING}, secrets=SMTP_PASSWORD)
     policies = {
         r.inputs["metadata"]["name"]: r.inputs["spec"]
         for r in on.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")

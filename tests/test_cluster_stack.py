@@ -185,10 +185,22 @@ def test_stateful_resources_are_protected() -> None:
     assert not any(r.protect for r in unprotected.resources)
 
 
+def test_managed_valkey_in_the_vpc_behind_a_firewall() -> None:
+    result = production("managed-valkey")
+    clusters = result.of_type("digitalocean:index/databaseCluster:DatabaseCluster")
+    assert {c.inputs["engine"] for c in clusters} == {"pg", "valkey"}
+    vpc = result.one("digitalocean:index/vpc:Vpc")
+    for c in clusters:
+        assert c.protect and vpc.urn in c.dependencies
+    assert len(result.of_type("digitalocean:index/databaseFirewall:DatabaseFirewall")) == 2
+    names = [i["name"] for i in result.outputs["monthlyCost"]["items"]]
+    assert any("managed Valkey" in n for n in names)
+
+
 def test_managed_data_in_the_vpc_behind_a_firewall() -> None:
     result = production("managed")
     clusters = result.of_type("digitalocean:index/databaseCluster:DatabaseCluster")
-    assert {c.inputs["engine"] for c in clusters} == {"pg", "valkey"}
+    assert {c.inputs["engine"] for c in clusters} == {"pg"}
     vpc = result.one("digitalocean:index/vpc:Vpc")
     doks = result.one(DO_CLUSTER)
     for c in clusters:
@@ -197,7 +209,7 @@ def test_managed_data_in_the_vpc_behind_a_firewall() -> None:
     pg = next(c for c in clusters if c.inputs["engine"] == "pg")
     assert pg.inputs["nodeCount"] == 2
     firewalls = result.of_type("digitalocean:index/databaseFirewall:DatabaseFirewall")
-    assert len(firewalls) == 2
+    assert len(firewalls) == 1
     for fw in firewalls:
         assert [rule["type"] for rule in fw.inputs["rules"]] == ["k8s"]
         assert doks.urn in fw.dependencies
@@ -205,10 +217,10 @@ def test_managed_data_in_the_vpc_behind_a_firewall() -> None:
     users = result.of_type("digitalocean:index/databaseUser:DatabaseUser")
     assert len(dbs) == len(users) == 2
     assert len({d.inputs["name"] for d in dbs}) == 2
-    assert not by_kind(result, "Cluster") and not by_kind(result, "StatefulSet")
+    assert not by_kind(result, "Cluster")
     assert not [r for r in result.resources if r.type == RELEASE and r.inputs.get("chart") == "cloudnative-pg"]
     names = [i["name"] for i in result.outputs["monthlyCost"]["items"]]
-    assert any("managed Postgres" in n for n in names) and any("managed Valkey" in n for n in names)
+    assert any("managed Postgres" in n for n in names)
 
 
 def test_cnpg_backups_use_the_barman_cloud_plugin() -> None:

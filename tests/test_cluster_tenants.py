@@ -9,9 +9,10 @@ import pytest
 from components.render import k8s as r
 from components.settings import Tenant, parse_settings
 from tests.cluster_helpers import TENANTS3, WORKLOAD_KINDS, manifests, pod_spec, production
+from tests.helpers import SECRET_KEYS
 from tools.harness import stack_config
 
-CLUSTER_SCOPED = {"Namespace", "ClusterIssuer"}
+CLUSTER_SCOPED = {"Namespace", "ClusterIssuer", "ClusterRoleBinding"}
 
 
 @pytest.mark.parametrize("variant", ["doks", "three", "existing3"])
@@ -49,9 +50,10 @@ def test_each_tenant_is_isolated(variant: str) -> None:
     # every namespaced object lives in a tenant namespace; names are unique per namespace
     keys = [(m["kind"], m["metadata"].get("namespace"), m["metadata"]["name"]) for m in objs]
     assert len(keys) == len(set(keys))
+    # (the exported kubeconfig's ServiceAccount and token are platform objects in kube-system)
     for m in objs:
         if m["kind"] not in CLUSTER_SCOPED:
-            assert m["metadata"]["namespace"] in namespaces, m["metadata"]
+            assert m["metadata"]["namespace"] in [*namespaces, "kube-system"], m["metadata"]
 
 
 def test_tenant_data_is_separate() -> None:
@@ -131,7 +133,7 @@ def test_hpa_renderer_follows_other_autoscale_settings() -> None:
     raw = {k.split(":", 1)[1]: v for k, v in stack_config("production").items() if k.startswith("ladder:")}
     raw["secrets"] = {"SESSION_SECRET": "x"}
     raw["app"]["services"]["api"]["autoscale"] = {"min": 2, "max": 4, "cpu": 50, "memory": None}
-    s = parse_settings(raw)
+    s = parse_settings(raw, SECRET_KEYS)
     spec = r.TenantSpec(app=s.app, tenant=Tenant(name="shop", domain="shop.example.com"))
     hpa = r.hpa(spec, "api", s.app.services["api"])
     assert hpa is not None

@@ -127,7 +127,7 @@ def _above_cluster(result: ProgramResult) -> dict[tuple[str, str], Any]:
     return {
         (r.type, r.name): unwrap(r.inputs)
         for r in result.resources
-        if not r.type.startswith(skip) and not r.name.startswith(("shop-hcloud", "shop-k3s"))
+        if not r.type.startswith(skip) and not r.name.startswith(("shop-hcloud", "shop-k3s", "shop-admin"))
     }
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from components.render.caddy import local_caddyfile
 from components.settings import parse_settings
-from tests.helpers import FULL_APP, local_config, namespaced
+from tests.helpers import FULL_APP, SECRET_KEYS, local_config, namespaced
 from tools.harness import PlainMocks, ProgramResult, is_secret, run_program, unwrap
 
 CONTAINER = "docker:index/container:Container"
@@ -127,15 +127,17 @@ def test_external_and_absent_stores() -> None:
 
 
 def test_secret_env_reaches_services_as_secret() -> None:
-    raw = local_config(app=FULL_APP, secrets={"STRIPE_KEY": "sk_test_abc"})
-    result = run_program("dev", base=namespaced(raw), with_placeholders=False)
+    raw = local_config(app=FULL_APP)
+    result = run_program(
+        "dev", base=namespaced(raw), secrets={"ladder:secrets.STRIPE_KEY": "sk_test_abc"}, with_placeholders=False
+    )
     assert result.error is None, result.error
     assert env_of(result, "app-worker")["STRIPE_KEY"] == "sk_test_abc"
     assert "sk_test_abc" not in str(result.outputs)
 
 
 def test_local_caddyfile_routes_paths_and_validates(caddy_bin: str, tmp_path: Path) -> None:
-    text = local_caddyfile(parse_settings(local_config(app=FULL_APP, secrets={"STRIPE_KEY": "x"})).app)
+    text = local_caddyfile(parse_settings(local_config(app=FULL_APP, secrets={"STRIPE_KEY": "x"}), SECRET_KEYS).app)
     assert "@api path /api /api/*" in text and "reverse_proxy api:8000" in text
     assert text.index("handle @api") < text.index("handle {")
     path = tmp_path / "Caddyfile"

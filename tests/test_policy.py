@@ -49,8 +49,17 @@ PASSING: list[Case] = [
     ),
     ("no-public-data-ports", lp.K8S_SERVICE, {"spec": {"type": "ClusterIP", "ports": [{"port": 5432}]}}, {}),
     ("no-public-data-ports", lp.DO_DB_FIREWALL, {"rules": [{"type": "k8s", "value": "abc-123"}]}, {}),
-    ("ssh-from-allowlist", lp.HCLOUD_FIREWALL, _hcloud_fw("22", ["203.0.113.7/32"]), {}),
-    ("ssh-from-allowlist", lp.DO_FIREWALL, _do_fw("22", ["203.0.113.7/32"]), {}),
+    ("admin-ports-from-allowlist", lp.HCLOUD_FIREWALL, _hcloud_fw("22", ["203.0.113.7/32"]), {}),
+    ("admin-ports-from-allowlist", lp.DO_FIREWALL, _do_fw("22", ["203.0.113.7/32"]), {}),
+    ("admin-ports-from-allowlist", lp.HCLOUD_FIREWALL, _hcloud_fw("6443", ["198.51.100.0/24", "10.0.0.0/8"]), {}),
+    ("admin-ports-from-allowlist", lp.HCLOUD_FIREWALL, _hcloud_fw("22", ["203.0.0.0/16", "2001:db8::/48"]), {}),
+    ("admin-ports-from-allowlist", lp.HCLOUD_FIREWALL, _hcloud_fw("2222", ["0.0.0.0/0"]), {}),
+    (
+        "admin-ports-from-allowlist",
+        lp.DOKS,
+        {"controlPlaneFirewall": {"enabled": True, "allowedAddresses": ["203.0.113.7/32"]}},
+        {},
+    ),
     ("stateful-resources-protected", "hcloud:index/volume:Volume", {"size": 10}, PROTECTED),
     ("stateful-resources-protected", "digitalocean:index/databaseCluster:DatabaseCluster", {"engine": "pg"}, PROTECTED),
     ("stateful-resources-protected", "kubernetes:apps/v1:StatefulSet", {"spec": {"replicas": 1}}, UNPROTECTED),
@@ -67,8 +76,37 @@ VIOLATING: list[Case] = [
     ("no-public-data-ports", lp.DOCKER_CONTAINER, {"ports": [{"internal": 6379, "external": 6379}]}, {}),
     ("no-public-data-ports", lp.K8S_SERVICE, {"spec": {"type": "LoadBalancer", "ports": [{"port": 5432}]}}, {}),
     ("no-public-data-ports", lp.DO_DB_FIREWALL, {"rules": [{"type": "ip_addr", "value": "0.0.0.0/0"}]}, {}),
-    ("ssh-from-allowlist", lp.HCLOUD_FIREWALL, _hcloud_fw("22", ["0.0.0.0/0", "::/0"]), {}),
-    ("ssh-from-allowlist", lp.DO_FIREWALL, _do_fw("1-65535", ["0.0.0.0/0"]), {}),
+    ("admin-ports-from-allowlist", lp.HCLOUD_FIREWALL, _hcloud_fw("22", ["0.0.0.0/0", "::/0"]), {}),
+    ("admin-ports-from-allowlist", lp.DO_FIREWALL, _do_fw("1-65535", ["0.0.0.0/0"]), {}),
+    # the internet in two halves, and in many adjacent pieces that merge
+    ("admin-ports-from-allowlist", lp.HCLOUD_FIREWALL, _hcloud_fw("22", ["0.0.0.0/1", "128.0.0.0/1"]), {}),
+    ("admin-ports-from-allowlist", lp.HCLOUD_FIREWALL, _hcloud_fw("22", [f"203.{i}.0.0/17" for i in range(3)]), {}),
+    ("admin-ports-from-allowlist", lp.HCLOUD_FIREWALL, _hcloud_fw("22", ["203.0.0.0/16", "198.51.0.0/16"]), {}),
+    ("admin-ports-from-allowlist", lp.HCLOUD_FIREWALL, _hcloud_fw("6443", ["1.0.0.0/8"]), {}),
+    ("admin-ports-from-allowlist", lp.DO_FIREWALL, _do_fw("22", ["2000::/3"]), {}),
+    ("admin-ports-from-allowlist", lp.DO_FIREWALL, _do_fw("22", ["not-a-cidr"]), {}),
+    ("admin-ports-from-allowlist", lp.DOKS, {}, {}),
+    ("admin-ports-from-allowlist", lp.DOKS, {"controlPlaneFirewall": {"enabled": False, "allowedAddresses": []}}, {}),
+    (
+        "admin-ports-from-allowlist",
+        lp.DOKS,
+        {"controlPlaneFirewall": {"enabled": True, "allowedAddresses": ["0.0.0.0/0"]}},
+        {},
+    ),
+    # an existing host's SSH port, configured in the pack
+    (
+        "admin-ports-from-allowlist",
+        lp.HCLOUD_FIREWALL,
+        _hcloud_fw("2222", ["0.0.0.0/0"]),
+        {"config": {"adminPorts": [2222]}},
+    ),
+    # a narrower limit by configuration
+    (
+        "admin-ports-from-allowlist",
+        lp.HCLOUD_FIREWALL,
+        _hcloud_fw("22", ["8.8.8.0/24"]),
+        {"config": {"maxIpv4Prefix": 28}},
+    ),
     ("stateful-resources-protected", "hcloud:index/volume:Volume", {"size": 10}, UNPROTECTED),
     ("stateful-resources-protected", "kubernetes:postgresql.cnpg.io/v1:Cluster", {"spec": {}}, UNPROTECTED),
     ("stateful-resources-protected", "kubernetes:apps/v1:StatefulSet", {"spec": {"volumeClaimTemplates": [{}]}}, {}),
@@ -178,6 +216,8 @@ def test_pack_wires_every_policy(monkeypatch: pytest.MonkeyPatch) -> None:
         ),
         provider=None,
     )
+    assert policies["admin-ports-from-allowlist"].config_schema is not None
+    assert policies["admin-ports-from-allowlist"].config_schema.properties["maxIpv4Prefix"]["default"] == 16
     messages: list[str] = []
     validate = policies["stateful-resources-protected"]._ResourceValidationPolicy__validate
     validate(args, lambda message, urn: messages.append(message))

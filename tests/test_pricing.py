@@ -9,7 +9,7 @@ import pytest
 
 from components.pricing import PRICES, PRICES_AS_OF, monthly_cost
 from components.settings import parse_settings
-from tests.helpers import cluster_config, local_config, vps_config
+from tests.helpers import SECRET_KEYS, cluster_config, local_config, vps_config
 
 
 def items(cost: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -74,6 +74,7 @@ def test_existing_hosts_are_not_billed_by_ladder() -> None:
             "hosts": [
                 {
                     "address": "192.0.2.1",
+                    "user": "deploy",
                     "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGGqNSkWkxGwC56GIK0Ntfe+k+WiXf2BCIxu5hqwvV/g",
                 }
             ],
@@ -81,4 +82,4 @@ def test_existing_hosts_are_not_billed_by_ladder() -> None:
             "sshPrivateKey": "k",
         },
     )
-    assert monthly_cost(parse_settings(raw)).total == 0
+    assert monthly_cost(parse_settings(raw, SECRET_KEYS)).total == 0

@@ -57,6 +57,7 @@ RUNS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
                 "hosts": [
                     {
                         "address": "192.0.2.1",
+                        "user": "deploy",
                         "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGGqNSkWkxGwC56GIK0Ntfe+k+WiXf2BCIxu5hqwvV/g",
                     }
                 ],

@@ -9,7 +9,7 @@ import pulumi
 import pytest
 
 from components.settings import ConfigError, Settings, parse_settings
-from tests.helpers import FULL_APP, SSH_KEY, cluster_config, local_config, namespaced, vps_config
+from tests.helpers import FULL_APP, SECRET_KEYS, SSH_KEY, cluster_config, local_config, namespaced, vps_config
 from tools.harness import run_program
 
 
@@ -118,10 +118,12 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
                 "hosts": [
                     {
                         "address": "192.0.2.1",
+                        "user": "ops",
                         "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGGqNSkWkxGwC56GIK0Ntfe+k+WiXf2BCIxu5hqwvV/g",
                     },
                     {
                         "address": "192.0.2.2",
+                        "user": "ops",
                         "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGGqNSkWkxGwC56GIK0Ntfe+k+WiXf2BCIxu5hqwvV/g",
                     },
                 ],
@@ -232,7 +234,7 @@ def test_vps_defaults_depend_on_provider() -> None:
 
 
 def test_cluster_defaults_and_replicas_from_autoscale() -> None:
-    s = parse_settings(cluster_config(app=copy.deepcopy(FULL_APP), secrets={"STRIPE_KEY": "x"}))
+    s = parse_settings(cluster_config(app=copy.deepcopy(FULL_APP), secrets={"STRIPE_KEY": "x"}), SECRET_KEYS)
     assert (s.postgres.mode, s.cluster.node_size, s.cluster.version) == ("operator", "s-2vcpu-4gb", "1.34")
     assert s.app.services["api"].replica_count == 3
     assert s.effective_tenants[0].domain == "shop.example.com"
@@ -253,7 +255,7 @@ def test_existing_vps_counts_its_hosts_and_keeps_the_key_secret() -> None:
             "sshPrivateKey": "PRIVATE",
         },
     )
-    s = parse_settings(raw)
+    s = parse_settings(raw, SECRET_KEYS)
     assert s.vps.count == 1
     assert s.vps.ssh_private_key is not None and "PRIVATE" not in repr(s)
 

@@ -14,6 +14,7 @@ from components.render.caddy import routes_for, upstream_lines, upstreams_file
 from components.render.deploy import STEPS
 from components.settings import parse_settings
 from tests.conftest import check_shell_script
+from tests.helpers import SECRET_KEYS
 from tests.test_cloud_init_keys import assert_known_top_level_keys
 from tools.harness import PlainMocks, ProgramResult, is_secret, run_program, stack_config, unwrap
 
@@ -250,7 +251,7 @@ def staging_settings(**overrides: Any) -> Any:
     raw = {k.split(":", 1)[1]: v for k, v in stack_config("staging").items() if k.startswith("ladder:")}
     raw["secrets"] = {"SESSION_SECRET": "x"}
     raw.update(overrides)
-    return parse_settings(raw)
+    return parse_settings(raw, SECRET_KEYS)
 
 
 @pytest.fixture(scope="module", params=["single", "load-balanced"])

@@ -187,6 +187,7 @@ class ProgramResult:
     resources: list[Registration] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
+    secret_keys: list[str] = field(default_factory=list)  # config keys set as secrets
     error: BaseException | None = None
 
     def of_type(self, typ: str) -> list[Registration]:
@@ -279,6 +280,8 @@ def placeholder_secrets(config: Mapping[str, Any]) -> dict[str, Any]:
         section = config.get(f"{PROJECT}:{store}") or {}
         if isinstance(section, dict) and section.get("mode") == "external":
             out[f"{PROJECT}:secrets.{url}"] = f"{store}://user:{PLACEHOLDER}@db.example.invalid:5432/app"
+    if config.get(f"{PROJECT}:phase") == "cluster" and config.get(f"{PROJECT}:provider") == "hetzner":
+        out[f"{PROJECT}:cluster.hcloudToken"] = f"hcloud-ccm-{PLACEHOLDER}"
     if config.get(f"{PROJECT}:provider") == "existing":
         if config.get(f"{PROJECT}:phase") == "cluster":
             out[f"{PROJECT}:cluster.kubeconfig"] = "apiVersion: v1\nkind: Config\nclusters: []\n"
@@ -301,12 +304,14 @@ def run_program(
     base: Mapping[str, Any] | None = None,
     with_placeholders: bool = True,
     main: Path = MAIN,
+    preview: bool = False,
 ) -> ProgramResult:
     """Evaluate `__main__.py` under mocks.
 
     `overrides` replace whole keys (`ladder:phase`) or paths (`ladder:vps.count`);
     `secrets` are set like `pulumi config set --secret --path`; `base` replaces the
-    stack file entirely. Errors are captured in `result.error`, never raised.
+    stack file entirely; `preview` evaluates as `pulumi preview` does. Errors are captured
+    in `result.error`, never raised.
     """
     config: dict[str, Any] = dict(base) if base is not None else stack_config(stack)
     for path, value in (overrides or {}).items():
@@ -320,13 +325,13 @@ def run_program(
         _set_path(config, path, value)
     secret_keys = sorted({path.split(".", 1)[0] for path in secret_paths})
 
-    result = ProgramResult(stack=stack, config=config)
+    result = ProgramResult(stack=stack, config=config, secret_keys=secret_keys)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         set_all_config({k: _encode(v) for k, v in config.items()}, secret_keys)
         monitor = RecordingMonitor(mocks or LadderMocks())
-        pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+        pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
         root = pulumi_settings.get_root_resource()
 
         def program() -> None:

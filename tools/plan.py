@@ -29,7 +29,7 @@ def _settings_of(result: ProgramResult) -> Any:
 
     prefix = f"{NAMESPACE}:"
     raw = {k[len(prefix) :]: v for k, v in result.config.items() if k.startswith(prefix)}
-    return parse_settings(raw)
+    return parse_settings(raw, result.secret_keys)
 
 
 def resource_tree(result: ProgramResult, stack: str) -> Tree:

@@ -24,7 +24,8 @@ from tools.harness import placeholder_secrets, stack_config
 def load_stack_settings(stack: str, overrides: Mapping[str, Any] | None = None) -> Settings:
     config = stack_config(stack)
     config.update(overrides or {})
-    config.update(placeholder_secrets(config))
+    placeholders = placeholder_secrets(config)
+    config.update(placeholders)
     prefix = f"{NAMESPACE}:"
     raw: dict[str, Any] = {}
     for key, value in config.items():
@@ -39,7 +40,7 @@ def load_stack_settings(stack: str, overrides: Mapping[str, Any] | None = None) 
             node[leaf] = value
         else:
             raw[name] = value
-    return parse_settings(raw)
+    return parse_settings(raw, secret_keys={key.split(".", 1)[0] for key in placeholders})
 
 
 def _db(s: Settings) -> str:

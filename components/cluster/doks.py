@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 
 import pulumi
@@ -72,6 +73,13 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
             labels={"ladder.dev/pool": "default"},
         ),
         tags=["ladder", f"ladder-{settings.app.name}", f"ladder-{stack}"],
+        # The API answers only the allowlist (ladder:cluster.apiAllowFrom); without one it
+        # stays open to the internet behind token authentication, as DOKS defaults.
+        control_plane_firewall=(
+            digitalocean.KubernetesClusterControlPlaneFirewallArgs(enabled=True, allowed_addresses=cl.api_allow_from)
+            if cl.api_allow_from
+            else None
+        ),
         opts=pulumi.ResourceOptions.merge(
             opts,
             pulumi.ResourceOptions(
@@ -112,15 +120,86 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
         delete_unreachable=False,
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[cluster])),
     )
+    if not cl.api_allow_from:
+        pulumi.log.warn(
+            "ladder:cluster.apiAllowFrom is empty: the Kubernetes API of this cluster is reachable from the "
+            "internet (token authentication only); list your office/VPN and CI runner CIDRs to firewall it"
+        )
     return ClusterHandle(
         provider=provider,
-        kubeconfig=config,
+        kubeconfig=admin_kubeconfig(name, base, cluster.endpoint, ca, provider, opts),
         depends_on=[cluster],
         cluster_id=cluster.id,
         vpc_id=vpc.id,
         region=region,
         ships_metrics_server=False,
     )
+
+
+ADMIN_ACCOUNT = "ladder-admin"
+ADMIN_NAMESPACE = "kube-system"
+
+
+def admin_kubeconfig(
+    name: str,
+    base: str,
+    endpoint: pulumi.Input[str],
+    ca: pulumi.Input[str],
+    provider: kubernetes.Provider,
+    opts: pulumi.ResourceOptions,
+) -> pulumi.Output[str]:
+    """The kubeconfig the stack exports: a ServiceAccount token bound to `cluster-admin`.
+
+    Why not the provider's kubeconfig: that one authenticates with the DigitalOcean API
+    token (`digitalocean:token`), which also creates and deletes droplets, databases and
+    buckets account-wide; a kubeconfig handed to people and CI must open this cluster only.
+    Why not `kube_configs[0].raw_config`: DigitalOcean's token in it expires after 7 days
+    and every refresh mints a new one (pulumi-digitalocean#312, #77, #445), so the export
+    would break weekly and churn on every `pulumi up`. A ServiceAccount token Secret
+    (`kubernetes.io/service-account-token`) is valid for this cluster's API only, does not
+    expire, and is revoked by deleting the Secret: `pulumi up --replace` on
+    `<name>-admin-token` rotates it. pulumi-kubernetes waits until the token controller has
+    filled the Secret in (pulumi-kubernetes#2048), so the token is in its `data`.
+    """
+    on_cluster = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=provider))
+    account = kubernetes.core.v1.ServiceAccount(
+        f"{name}-admin",
+        metadata={"name": ADMIN_ACCOUNT, "namespace": ADMIN_NAMESPACE},
+        automount_service_account_token=False,
+        opts=on_cluster,
+    )
+    kubernetes.rbac.v1.ClusterRoleBinding(
+        f"{name}-admin",
+        metadata={"name": ADMIN_ACCOUNT},
+        role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        subjects=[{"kind": "ServiceAccount", "name": ADMIN_ACCOUNT, "namespace": ADMIN_NAMESPACE}],
+        opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[account])),
+    )
+    secret = kubernetes.core.v1.Secret(
+        f"{name}-admin-token",
+        metadata={
+            "name": f"{ADMIN_ACCOUNT}-token",
+            "namespace": ADMIN_NAMESPACE,
+            "annotations": {"kubernetes.io/service-account.name": ADMIN_ACCOUNT},
+        },
+        type="kubernetes.io/service-account-token",
+        opts=pulumi.ResourceOptions.merge(
+            on_cluster, pulumi.ResourceOptions(depends_on=[account], additional_secret_outputs=["data"])
+        ),
+    )
+    token = secret.data.apply(_service_account_token)
+    exported: pulumi.Output[str] = pulumi.Output.secret(
+        pulumi.Output.all(endpoint, ca, token).apply(
+            lambda a: kubeconfig(base, str(a[0] or ""), str(a[1] or ""), str(a[2] or ""))
+        )
+    )
+    return exported
+
+
+def _service_account_token(data: object) -> str:
+    """`data.token` of a service-account-token Secret, decoded ("" until the controller fills it)."""
+    encoded = data.get("token") if isinstance(data, dict) else None
+    return base64.b64decode(str(encoded)).decode() if encoded else ""
 
 
 def _kube_config_field(kube_configs: object, attr: str, key: str) -> str:

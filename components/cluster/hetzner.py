@@ -8,7 +8,6 @@ the k3s token and the kubeconfig travel over SSH, never through user data.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import replace
 
 import pulumi
@@ -52,11 +51,15 @@ def node_hardening() -> hardening.Hardening:
     )
 
 
-def hcloud_token() -> pulumi.Output[str]:
-    configured = pulumi.Config("hcloud").get_secret("token")
-    if configured is not None:
-        return pulumi.Output.secret(configured)
-    return pulumi.Output.secret(os.environ.get("HCLOUD_TOKEN", ""))
+def ccm_token(settings: Settings) -> pulumi.Output[str]:
+    """The token the CCM and CSI driver keep in kube-system: `ladder:cluster.hcloudToken`.
+
+    Never `hcloud:token` (Pulumi's): whoever reads kube-system (a cluster admin, a leaked
+    node) would otherwise hold the token that manages every server of the project.
+    `settings` requires the key on k3s; `config_source` refuses a copy of Pulumi's token.
+    """
+    token = settings.cluster.hcloud_token
+    return pulumi.Output.secret(token.get_secret_value() if token is not None else "")
 
 
 def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> ClusterHandle:
@@ -244,7 +247,7 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
     secret = kubernetes.core.v1.Secret(
         f"{name}-hcloud-secret",
         metadata={"name": hcloud_k8s.SECRET_NAME, "namespace": hcloud_k8s.SECRET_NAMESPACE},
-        string_data={"token": hcloud_token(), "network": network.id},
+        string_data={"token": ccm_token(s), "network": network.id},
         opts=on_cluster,
     )
     after_secret = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[*installs, secret]))

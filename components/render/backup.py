@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components import versions
+from components.render import systemd
 from components.render.k8s import BARMAN_SIDECAR_RESOURCES, POSTGRES_RESOURCES, resources_block
 from components.settings import BackupsConfig, Settings
 
@@ -312,10 +313,10 @@ log "restored $name; the safety dump stays in $safety"
 
 def vps_backup_units(a: VpsBackupArgs) -> dict[str, str]:
     """The systemd service and timer, keyed by their paths."""
-    calendars = "\n".join(f"OnCalendar={c}" for c in cron_to_oncalendar(a.schedule))
+    calendars = "\n".join(f"OnCalendar={systemd.text(c)}" for c in cron_to_oncalendar(a.schedule))
     service = f"""\
 [Unit]
-Description=Ladder: back up Postgres of {a.project} to s3://{a.bucket}/{a.prefix}/
+Description={systemd.text(f"Ladder: back up Postgres of {a.project} to s3://{a.bucket}/{a.prefix}/")}
 Wants=network-online.target docker.service
 After=network-online.target docker.service
 
@@ -329,7 +330,7 @@ TimeoutStartSec=2h
 """
     timer = f"""\
 [Unit]
-Description=Ladder: Postgres backups of {a.project} ({a.schedule} in cron terms)
+Description={systemd.text(f"Ladder: Postgres backups of {a.project} ({a.schedule} in cron terms)")}
 
 [Timer]
 {calendars}

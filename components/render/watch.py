@@ -32,25 +32,30 @@ class WatchArgs:
 
 
 def watch_env_file(user: str | None, password: str | None) -> str:
-    """SMTP credentials (mode 600); wrap the result in a secret."""
-    return f"SMTP_USER={user or ''}\nSMTP_PASSWORD={password or ''}\n"
+    """SMTP credentials (mode 600), sourced by the root-run script: each value shell-quoted so
+    bash reads back exactly the configured bytes and never a command. Wrap the result in a secret."""
+    q = shlex.quote
+    return f"SMTP_USER={q(user or '')}\nSMTP_PASSWORD={q(password or '')}\n"
 
 
 def watch_script(a: WatchArgs) -> str:
+    """The root-run check. Config values appear only as shell-quoted assignments and
+    arguments (never in a comment, never inside double quotes), so no value becomes code."""
     q = shlex.quote
     return f"""#!/usr/bin/env bash
-# Ladder uptime watch: mail when {a.url} goes down or comes back.
+# Ladder uptime watch: mail when the public health URL goes down or comes back.
 set -uo pipefail
 # shellcheck source=/dev/null
-. {WATCH_ENV_PATH}
+. {q(WATCH_ENV_PATH)}
 URL={q(a.url)}
+HOST_LABEL={q(a.host_label)}
 STATE_FILE={WATCH_STATE}
 mkdir -p "$(dirname "$STATE_FILE")"
 previous=$(cat "$STATE_FILE" 2>/dev/null || echo up)
 if curl -fsS --max-time 15 -o /dev/null "$URL"; then now=up; else now=down; fi
 echo "$now" > "$STATE_FILE"
 [ "$now" = "$previous" ] && exit 0
-subject="[ladder] {a.host_label}: $URL is $now"
+subject="[ladder] $HOST_LABEL: $URL is $now"
 auth=()
 if [ -n "${{SMTP_USER:-}}" ]; then auth=(--user "$SMTP_USER:$SMTP_PASSWORD"); fi
 printf 'From: %s\\nTo: %s\\nSubject: %s\\n\\n%s at %s\\n' {q(a.sender)} {q(a.alert_email)} "$subject" "$subject" \\

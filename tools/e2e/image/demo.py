@@ -26,7 +26,7 @@ def digest(name: str) -> str:
 
 
 def db_check() -> str:
-    import psycopg2  # type: ignore[import-not-found]
+    import psycopg2  # type: ignore[import-untyped]
 
     with psycopg2.connect(os.environ["DATABASE_URL"], connect_timeout=3) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM ladder_releases")
@@ -49,7 +49,12 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if MODE == "500":
             return self.reply(500, {"service": SERVICE, "version": VERSION, "error": "broken on purpose"})
-        body = {"service": SERVICE, "version": VERSION, "path": self.path, "host": os.uname().nodename}
+        body: dict[str, object] = {
+            "service": SERVICE,
+            "version": VERSION,
+            "path": self.path,
+            "host": os.uname().nodename,
+        }
         if self.path.endswith("/deep"):
             try:
                 body["releases"] = db_check()
