@@ -14,7 +14,13 @@ from tests.helpers import SECRET_KEYS, cluster_config, local_config, vps_config
 
 K3S = {"provider": "hetzner", "vps": {"sshKeys": [vps_config()["vps"]["sshKeys"][0]], "sshAllowFrom": ["10.0.0.0/8"]}}
 EXISTING_VPS: dict[str, Any] = {
-    "hosts": [{"address": "192.0.2.10", "user": "deploy"}],
+    "hosts": [
+        {
+            "address": "192.0.2.10",
+            "user": "deploy",
+            "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGGqNSkWkxGwC56GIK0Ntfe+k+WiXf2BCIxu5hqwvV/g",
+        }
+    ],
     "sshAllowFrom": ["203.0.113.7/32"],
     "sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n",
 }

@@ -163,3 +163,13 @@ def test_access_waits_for_cloud_init_and_can_skip_keys() -> None:
     script = access_script(None, ["203.0.113.7/32"], ["2222"])
     assert script.index("wait_cloud_init\n") < script.index("ufw allow from")
     assert "authorized_keys" not in script  # a host you run keeps its own keys
+
+
+def test_heredoc_end_cannot_be_forged_by_content() -> None:
+    """A value holding the marker line once ended a file early; the marker now derives from the content."""
+    from components.render.heredoc import heredoc, marker
+
+    forged = f"x\n{marker('x')}\necho pwned\nLADDER_EOF\n"
+    script = heredoc("cat", forged)
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout == forged

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -175,6 +176,10 @@ class Judge:
         for body in (text, base or ""):
             with tempfile.TemporaryDirectory() as tmp:
                 (Path(tmp) / "Caddyfile").write_text(body)
+                # The upstreams files the VPS deploy writes beside the Caddyfile once containers are healthy.
+                for name in re.findall(r"import (upstreams/[a-z0-9-]+)", body):
+                    (Path(tmp) / name).parent.mkdir(exist_ok=True)
+                    (Path(tmp) / name).write_text("to 127.0.0.1:8080\n")
                 run = _run([self.caddy, "adapt", "--config", "Caddyfile", "--adapter", "caddyfile"], cwd=Path(tmp))
             if run.returncode != 0:
                 return [f"caddy adapt: {run.stderr.strip()[-200:]}"]

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from components.render import watch
 from components.render.backup import ENV_FILE_PATH, INSTALL_COMMAND, VpsBackupArgs, vps_backup_files
 from components.render.compose import APP_ENV, DATA_DIR, POSTGRES_UID, PROJECT_DIR, REVISION_LABEL, revision_variable
+from components.render.heredoc import heredoc
 from components.render.watch import WatchArgs
 
 STEPS = (
@@ -81,14 +82,11 @@ def _heredoc(path: str, content: str, mode: str) -> str:
 
     A missing parent is created with mode 0750; an existing one (`/etc/systemd/system`,
     `/usr/local/sbin`) keeps its mode (`install -d -m` would change it)."""
-    marker = "LADDER_EOF"
-    if marker in content:
-        raise ValueError(f"{path} contains the heredoc marker {marker}")
     target = path if path.startswith("/") else f"{PROJECT_DIR}/{path}"
     parent = shlex.quote(target.rsplit("/", 1)[0])
     return (
         f"[ -d {parent} ] || install -d -m 0750 {parent}\n"
-        f"cat > {shlex.quote(target + '.new')} <<'{marker}'\n{content.rstrip(chr(10))}\n{marker}\n"
+        f"{heredoc('cat > ' + shlex.quote(target + '.new'), content)}\n"
         f"chmod {mode} {shlex.quote(target + '.new')}\n"
         f"mv -f {shlex.quote(target + '.new')} {shlex.quote(target)}\n"
     )

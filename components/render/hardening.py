@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from components.render.heredoc import heredoc
+
 DEPLOY_USER = "deploy"
 
 # Sorts before Ubuntu's 50-cloud-init.conf, which may say `PasswordAuthentication yes`:
@@ -184,7 +186,7 @@ def shell_script(h: Hardening, user: str) -> str:
         content = sshd_config(user) if f["path"] == SSHD_DROP_IN else f["content"]
         lines += [
             f"mkdir -p {shlex.quote(f['path'].rsplit('/', 1)[0])}",
-            f"cat > {shlex.quote(f['path'])} <<'LADDER_EOF'\n{content.rstrip()}\nLADDER_EOF",
+            heredoc(f"cat > {shlex.quote(f['path'])}", content.rstrip()),
             f"chmod {f['permissions']} {shlex.quote(f['path'])}",
         ]
     lines += harden_commands(h, user)
@@ -235,9 +237,8 @@ def access_script(keys: Sequence[str] | None, allow_from: Sequence[str], ports: 
         ""
         if keys is None
         else "install -d -m 700 ~/.ssh\n"
-        "cat > ~/.ssh/authorized_keys.new <<'LADDER_EOF'\n"
-        + "\n".join(k.strip() for k in keys if k.strip())
-        + "\nLADDER_EOF\nchmod 600 ~/.ssh/authorized_keys.new\nmv -f ~/.ssh/authorized_keys.new ~/.ssh/authorized_keys"
+        + heredoc("cat > ~/.ssh/authorized_keys.new", "\n".join(k.strip() for k in keys if k.strip()))
+        + "\nchmod 600 ~/.ssh/authorized_keys.new\nmv -f ~/.ssh/authorized_keys.new ~/.ssh/authorized_keys"
     )
     port_list = " ".join(shlex.quote(p) for p in ports)
     return f"""#!/usr/bin/env bash

@@ -52,9 +52,10 @@ class Result:
     errors: Counter[str] = field(default_factory=Counter)
 
     def line(self) -> str:
+        errors = f", errors {dict(self.errors)}" if self.errors else ""
         return (
             f"{self.sent} requests, {self.failed} failed, {self.misrouted} misrouted, "
-            f"max latency {self.max_latency * 1000:.0f} ms, versions {dict(self.versions)}"
+            f"max latency {self.max_latency * 1000:.0f} ms, versions {dict(self.versions)}{errors}"
         )
 
 
