@@ -279,6 +279,11 @@ def placeholder_secrets(config: Mapping[str, Any]) -> dict[str, Any]:
         section = config.get(f"{PROJECT}:{store}") or {}
         if isinstance(section, dict) and section.get("mode") == "external":
             out[f"{PROJECT}:secrets.{url}"] = f"{store}://user:{PLACEHOLDER}@db.example.invalid:5432/app"
+    registries = config.get(f"{PROJECT}:registries")
+    if isinstance(registries, list) and registries:
+        out[f"{PROJECT}:registries"] = [
+            {**entry, "password": PLACEHOLDER} if isinstance(entry, dict) else entry for entry in registries
+        ]
     if config.get(f"{PROJECT}:provider") == "existing":
         if config.get(f"{PROJECT}:phase") == "cluster":
             out[f"{PROJECT}:cluster.kubeconfig"] = "apiVersion: v1\nkind: Config\nclusters: []\n"
