@@ -322,18 +322,3 @@ def build_images(
         for svc in plan.services:
             references[svc] = deployed
     return ServiceImages(references, planned, plans, builds)
-
-
-def plan_summary(settings: Settings, stack: str, project_dir: Path, push: bool) -> list[str]:
-    """Human lines for `make plan`: what would be built, from where, pushed where."""
-    lines = []
-    for plan in plan_builds(settings, stack, project_dir):
-        b = plan.build
-        where = f"push {plan.reference} (deployed by digest)" if push else f"load {plan.reference} into the engine"
-        extra = "".join(f" {k}={v}" for k, v in (("target", b.target), ("platform", b.platform)) if v)
-        args = f" args={','.join(sorted(b.args))}" if b.args else ""
-        lines.append(
-            f"build {plan.key} for {', '.join(plan.services)}: context {b.context}, "
-            f"dockerfile {b.dockerfile_path}{extra}{args}; {where}"
-        )
-    return lines

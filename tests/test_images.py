@@ -434,3 +434,16 @@ def test_dev_settings_are_ignored_off_local(production: ProgramResult) -> None:
         "containers"
     ]
     assert "command" not in container and "volumes" not in container
+
+
+def test_plan_shows_what_would_be_built(production: ProgramResult) -> None:
+    from rich.console import Console
+
+    from tools.plan import builds_table
+
+    console = Console(record=True, width=250)
+    console.print(builds_table(production, "production"))
+    text = console.export_text()
+    assert "web, worker" in text and "ghcr.io/acme/shop-web:production-" in text
+    assert "push, deploy by digest" in text and "ghcr.io as acme-bot" in text
+    assert TOKEN not in text
