@@ -28,7 +28,7 @@ from typing import Any
 
 import pulumi
 
-from components.settings import DOCKER_HUB, Build, Settings, image_registry
+from components.settings import DOCKER_HUB, DOCR, Build, Settings, docr_registry_name, image_registry
 
 # Docker's own config keys Docker Hub by its v1 index URL; kubelet and `docker login`
 # both read that key (it is `kubectl create secret docker-registry`'s default server).
@@ -179,16 +179,55 @@ class RegistryLogin:
     """One registry's credentials; `password` is a secret Output, never a plain string."""
 
     server: str
-    username: str
+    username: pulumi.Input[str]
     password: pulumi.Output[str]
 
 
 def registry_logins(settings: Settings) -> list[RegistryLogin]:
-    """Every configured registry, with its token wrapped as a Pulumi secret."""
+    """Every registry configured with a username and token, the token wrapped as a Pulumi secret.
+
+    DigitalOcean Container Registry entries without credentials are minted by the cluster
+    rung (`minted_docr_login`) and are not in this list.
+    """
     return [
         RegistryLogin(r.server, r.username, pulumi.Output.secret(r.password.get_secret_value()))
         for r in settings.registries
+        if r.username is not None and r.password is not None
     ]
+
+
+def logins_needed(settings: Settings, plans: Sequence[BuildPlan]) -> list[RegistryLogin]:
+    """The logins a host needs to pull this app's images (a subset of `registry_logins`)."""
+    used = set(service_registries(settings, plans).values())
+    return [login for login in registry_logins(settings) if login.server in used]
+
+
+def _docker_credentials_login(config_json: Any) -> tuple[str, str]:
+    """(username, password) of DOCR's entry in a Docker config.json; empty while unknown."""
+    if not isinstance(config_json, str) or not config_json:
+        return "", ""
+    auth = json.loads(config_json).get("auths", {}).get(DOCR, {}).get("auth", "")
+    user, _, password = base64.b64decode(auth).decode().partition(":") if auth else ("", "", "")
+    return user, password
+
+
+def minted_docr_login(name: str, settings: Settings, write: bool, opts: pulumi.ResourceOptions) -> RegistryLogin | None:
+    """Credentials for DigitalOcean Container Registry minted by the DigitalOcean provider.
+
+    Only for a `ladder:registries` entry on registry.digitalocean.com without username and
+    password (settings allow that on a digitalocean cluster). `write` when builds push there.
+    """
+    entry = settings.registry_for(DOCR)
+    registry = docr_registry_name(settings)
+    if entry is None or not entry.minted or registry is None:
+        return None
+    import pulumi_digitalocean as digitalocean
+
+    creds = digitalocean.ContainerRegistryDockerCredentials(
+        f"{name}-docr-credentials", registry_name=registry, write=write, opts=opts
+    )
+    pair = pulumi.Output.secret(creds.docker_credentials).apply(_docker_credentials_login)
+    return RegistryLogin(DOCR, pair.apply(lambda p: p[0]), pulumi.Output.secret(pair.apply(lambda p: p[1])))
 
 
 def config_key(server: str) -> str:
@@ -214,9 +253,12 @@ def docker_config_json(credentials: Sequence[tuple[str, str, str]]) -> str:
 
 def docker_config_output(logins: Sequence[RegistryLogin]) -> pulumi.Output[str]:
     """`docker_config_json` of the logins, as a secret Output."""
-    servers = [(login.server, login.username) for login in logins]
-    rendered = pulumi.Output.all(*[login.password for login in logins]).apply(
-        lambda pws: docker_config_json([(s, u, p) for (s, u), p in zip(servers, pws, strict=True)])
+    servers = [login.server for login in logins]
+    count = len(logins)
+    rendered = pulumi.Output.all(*[login.username for login in logins], *[login.password for login in logins]).apply(
+        lambda values: docker_config_json(
+            [(s, str(u), str(p)) for s, u, p in zip(servers, values[:count], values[count:], strict=True)]
+        )
     )
     return pulumi.Output.secret(rendered)
 
@@ -261,6 +303,7 @@ def build_images(
     push: bool,
     opts: pulumi.ResourceOptions,
     project_dir: Path | None = None,
+    extra_logins: Sequence[RegistryLogin] = (),
 ) -> ServiceImages:
     """Register one pulumi-docker-build `Image` per distinct build; return what each service runs.
 
@@ -279,7 +322,7 @@ def build_images(
 
     registries = [
         docker_build.RegistryArgs(address=login.server, username=login.username, password=login.password)
-        for login in registry_logins(settings)
+        for login in [*registry_logins(settings), *extra_logins]
     ]
     builds: dict[str, pulumi.CustomResource] = {}
     for plan in plans:

@@ -149,6 +149,16 @@ def image_registry(reference: str) -> str:
     return DOCKER_HUB
 
 
+def docr_registry_name(s: Settings) -> str | None:
+    """The DigitalOcean Container Registry the app uses: `registry.digitalocean.com/<name>/...`."""
+    refs = [s.app.default_repo or "", *(svc.image or "" for svc in s.app.services.values())]
+    for ref in refs:
+        parts = ref.split("/")
+        if len(parts) >= 2 and parts[0] == "registry.digitalocean.com":
+            return parts[1].split(":")[0].split("@")[0]
+    return None
+
+
 def _repo(value: Any) -> Any:
     if isinstance(value, str) and not _REPO_RE.match(value):
         raise ValueError("expected a registry and namespace to push to, such as ghcr.io/acme")
@@ -490,12 +500,24 @@ class ClusterConfig(_Model):
     kubeconfig: SecretStr | None = None
 
 
+DOCR = "registry.digitalocean.com"
+
+
 class Registry(_Model):
-    """Credentials for one private registry; `password` (a token) only as a Pulumi secret."""
+    """Credentials for one private registry; `password` (a token) only as a Pulumi secret.
+
+    Both may be left out for DigitalOcean Container Registry on a DigitalOcean cluster:
+    the program then mints them (`digitalocean.ContainerRegistryDockerCredentials`).
+    """
 
     server: RegistryHost
-    username: str = Field(min_length=1, max_length=256, pattern=r"^[^:\s]+$")
-    password: SecretStr = Field(min_length=1)
+    username: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^:\s]+$")] | None = None
+    password: Annotated[SecretStr, Field(min_length=1)] | None = None
+
+    @property
+    def minted(self) -> bool:
+        """True when the credentials come from the DigitalOcean provider, not the config."""
+        return self.password is None
 
 
 class Tenant(_Model):
@@ -799,10 +821,29 @@ def _registry_checks(s: Settings, registries_secret: bool) -> list[tuple[str, st
     ns = NAMESPACE
     problems: list[tuple[str, str]] = []
     seen: set[str] = set()
+    do_cluster = s.phase == "cluster" and s.provider == "digitalocean"
     for i, reg in enumerate(s.registries):
+        at = f"{ns}:registries[{i}]"
         if reg.server in seen:
-            problems.append((f"{ns}:registries[{i}].server", f"{reg.server} is listed twice; keep one entry"))
+            problems.append((f"{at}.server", f"{reg.server} is listed twice; keep one entry"))
         seen.add(reg.server)
+        if reg.password is None or reg.username is None:
+            if reg.server == DOCR and do_cluster:
+                if reg.password is not None or reg.username is not None:
+                    problems.append((at, "give both username and password, or neither (minted by DigitalOcean)"))
+                elif docr_registry_name(s) is None:
+                    problems.append(
+                        (
+                            at,
+                            f"name the registry: set ladder:app.defaultRepo to {DOCR}/<registry> "
+                            f"or use an image under {DOCR}/<registry>/",
+                        )
+                    )
+                continue
+            missing = "password" if reg.password is None else "username"
+            hint = " (only DigitalOcean Container Registry on a digitalocean cluster can do without)"
+            problems.append((f"{at}.{missing}", "required" + hint))
+            continue
         if not registries_secret:
             problems.append(
                 (

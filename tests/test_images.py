@@ -174,7 +174,7 @@ def test_docker_hub_names_are_one_registry() -> None:
 
 
 def test_a_bad_registry_ends_the_program_before_any_resource() -> None:
-    result = run_program("dev", overrides={"ladder:registries": REGISTRIES}, with_placeholders=True)
+    result = run_program("dev", overrides={"ladder:registries": REGISTRIES}, with_placeholders=False)
     assert isinstance(result.error, pulumi.RunError)
     assert "ladder:registries[0].password" in str(result.error) and TOKEN not in str(result.error)
     assert result.resources == []
@@ -447,3 +447,48 @@ def test_plan_shows_what_would_be_built(production: ProgramResult) -> None:
     assert "web, worker" in text and "ghcr.io/acme/shop-web:production-" in text
     assert "push, deploy by digest" in text and "ghcr.io as acme-bot" in text
     assert TOKEN not in text
+
+
+# ---------------------------------------------------------------------------------------
+# DigitalOcean Container Registry with minted credentials
+
+DOCR_IMAGE = "registry.digitalocean.com/acme/web:1.4.2"
+DOCR_CREDENTIALS = json.dumps({"auths": {"registry.digitalocean.com": {"auth": "ZG8tdG9rZW46ZG8tdG9rZW4="}}})
+
+
+class DocrMocks(LadderMocks):
+    def computed(self, typ: str, name: str, state: dict[str, Any]) -> dict[str, Any]:
+        if typ == "digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials":
+            return {"dockerCredentials": DOCR_CREDENTIALS}
+        return super().computed(typ, name, state)
+
+
+def test_docr_credentials_may_be_minted_only_on_a_digitalocean_cluster() -> None:
+    docr = [{"server": "registry.digitalocean.com"}]
+    raw = cluster_config(registries=docr)
+    raw["app"]["services"]["web"]["image"] = DOCR_IMAGE
+    s = parse_settings(raw, project_dir=ROOT)
+    assert s.registries[0].minted and images.registry_logins(s) == []
+    assert "ladder:registries[0].password" in problems(vps_config(registries=docr))
+    nameless = cluster_config(registries=docr)
+    assert "ladder:registries[0]" in problems(nameless)
+
+
+def test_docr_minted_credentials_feed_the_pull_secret() -> None:
+    result = run_program(
+        "production",
+        overrides={
+            "ladder:app.services.web.image": DOCR_IMAGE,
+            "ladder:registries": [{"server": "registry.digitalocean.com"}],
+        },
+        mocks=DocrMocks(),
+    )
+    assert result.error is None, result.error
+    creds = result.one("digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials")
+    assert creds.inputs["registryName"] == "acme" and creds.inputs["write"] is False
+    (secret,) = [r for r in result.of_type("kubernetes:core/v1:Secret") if r.name.endswith("-registry-credentials")]
+    assert is_secret(secret.inputs["stringData"])
+    config = json.loads(unwrap(secret.inputs["stringData"])[".dockerconfigjson"])
+    assert config["auths"]["registry.digitalocean.com"]["auth"] == "ZG8tdG9rZW46ZG8tdG9rZW4="
+    for name, pod in _pod_templates(result):
+        assert pod.get("imagePullSecrets") == [{"name": "registry-credentials"}], name

@@ -282,7 +282,8 @@ def placeholder_secrets(config: Mapping[str, Any]) -> dict[str, Any]:
     registries = config.get(f"{PROJECT}:registries")
     if isinstance(registries, list) and registries:
         out[f"{PROJECT}:registries"] = [
-            {**entry, "password": PLACEHOLDER} if isinstance(entry, dict) else entry for entry in registries
+            {**entry, "password": PLACEHOLDER} if isinstance(entry, dict) and "password" in entry else entry
+            for entry in registries
         ]
     if config.get(f"{PROJECT}:provider") == "existing":
         if config.get(f"{PROJECT}:phase") == "cluster":

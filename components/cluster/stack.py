@@ -56,6 +56,7 @@ def tenant_specs(s: Settings, built: images.ServiceImages | None = None) -> list
             backups=s.postgres.mode == "operator" and backups_enabled(s),
             images=dict(built.references) if built else {},
             planned_images=dict(built.planned) if built else {},
+            # Every configured registry has a login (given, or minted for DOCR).
             pull_secret=r.PULL_SECRET if s.registries else None,
         )
         for t in s.effective_tenants
@@ -165,8 +166,12 @@ class ClusterStack(pulumi.ComponentResource):
                 secret_env[key] = pulumi.Output.secret(s.secret(key) or "")
 
         # Built once for all tenants, before any of their workloads roll.
-        self.images = images.build_images(name, s, push=True, opts=pulumi.ResourceOptions(parent=self))
-        registry_config = images.docker_config_output(images.registry_logins(s)) if s.registries else None
+        plain = pulumi.ResourceOptions(parent=self)
+        docr = images.minted_docr_login(name, s, write=any(svc.build for svc in s.app.services.values()), opts=plain)
+        minted = [docr] if docr else []
+        self.images = images.build_images(name, s, push=True, opts=plain, extra_logins=minted)
+        logins = [*images.registry_logins(s), *minted]
+        registry_config = images.docker_config_output(logins) if logins else None
 
         self.apps: dict[str, App] = {}
         first_host: pulumi.Output[str] | None = None
