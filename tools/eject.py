@@ -42,7 +42,25 @@ def _secret_example(manifest: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def cluster_files(result: ProgramResult) -> dict[str, str]:
+def build_commands(plans: list[images.BuildPlan], out: Path) -> list[list[str]]:
+    """`docker buildx build --push` for each planned build, paths relative to the eject directory."""
+    commands = []
+    for plan in plans:
+        section = standalone.build_section(plan, ROOT, out)
+        context = section["context"]
+        command = ["docker", "buildx", "build", "--push", "--tag", plan.reference]
+        command += ["--file", f"{context.rstrip('/')}/{section['dockerfile']}"]
+        if "target" in section:
+            command += ["--target", section["target"]]
+        for name, value in plan.build.args.items():
+            command += ["--build-arg", f"{name}={value}"]
+        if plan.build.platform:
+            command += ["--platform", plan.build.platform]
+        commands.append([*command, context])
+    return commands
+
+
+def cluster_files(result: ProgramResult, builds: list[list[str]] | None = None) -> dict[str, str]:
     files: dict[str, str] = {}
     manifests = manifests_from(result)
     namespaces: list[str] = []
@@ -72,12 +90,14 @@ def cluster_files(result: ProgramResult) -> dict[str, str]:
         command += ["--version", str(inputs["version"]), "--namespace", str(inputs["namespace"])]
         command += ["--create-namespace", "--atomic", "--wait", "--values", values_path]
         helm.append(command)
-    files["install.sh"] = install_script(helm, namespaces, secrets)
+    files["install.sh"] = install_script(helm, namespaces, secrets, builds or [])
     return files
 
 
-def install_script(helm: list[list[str]], namespaces: list[str], secrets: list[str]) -> str:
-    """helm releases, then namespaces, the filled-in Secrets, and every other manifest in order."""
+def install_script(
+    helm: list[list[str]], namespaces: list[str], secrets: list[str], builds: list[list[str]] | None = None
+) -> str:
+    """Images built and pushed, helm releases, then namespaces, the filled-in Secrets, the rest in order."""
     q = shlex.quote
     lines = [
         "#!/usr/bin/env bash",
@@ -89,6 +109,9 @@ def install_script(helm: list[list[str]], namespaces: list[str], secrets: list[s
     ]
     for name in secrets:
         lines.append(f"test -s {q(name)} || {{ echo {q('fill in ' + name + ' (from its .example)')} >&2; exit 1; }}")
+    if builds:
+        lines += ["", "# Images built from source (after `docker login` to their registry)."]
+    lines += [" ".join(q(part) for part in command) for command in builds or []]
     lines += ["", *(" ".join(q(part) for part in command) for command in helm), ""]
     for path in namespaces:
         lines.append(f"kubectl apply -f {q(path)}")
@@ -119,7 +142,7 @@ def eject(
         topo = topology(s)
         role = Role(app=True, data=topo.data_on_app_server, behind_load_balancer=topo.load_balancer)
         return standalone.vps_files(s, role, plans, ROOT, out)
-    return cluster_files(result)
+    return cluster_files(result, build_commands(plans, out))
 
 
 def main(argv: list[str] | None = None) -> int:
