@@ -7,7 +7,7 @@ CHECKOV_VENV := .venv-checkov
 
 E2E_VENV := .venv-e2e
 
-.PHONY: plan test lint typecheck pytest bench e2e validators restore clean attack
+.PHONY: plan eject test lint typecheck pytest bench e2e validators restore clean attack
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ validators: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 ## plan: evaluate STACK (default dev) under mocks; print resources, exposure, cost; write build/STACK/
 plan: $(VENV)/.installed
 	$(PY) -m tools.plan $(STACK)
+
+## eject: write STACK as files that run without Pulumi (compose.yaml or manifests + helm values) under eject/STACK/
+eject: $(VENV)/.installed
+	$(PY) -m tools.eject $(STACK)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -61,4 +65,4 @@ restore: $(VENV)/.installed
 	$(PY) -m tools.restore $(STACK) $(if $(FROM),--from $(FROM)) $(if $(AT),--at $(AT))
 
 clean:
-	rm -rf build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf build eject .pytest_cache .mypy_cache .ruff_cache

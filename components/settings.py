@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -76,6 +77,18 @@ _SSH_KEY_RE = re.compile(
     r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|"
     r"sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\x00-\x1f\x7f]*)?"
 )
+# A registry host as `docker login` takes it: host[:port], no scheme, no path.
+_REGISTRY_HOST_RE = re.compile(
+    r"^(localhost|[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)+"
+    r"|\[[0-9a-fA-F:]+\])(:[0-9]{1,5})?$"
+)
+# Docker Hub answers to several names; Docker's own config keys it as `docker.io`.
+DOCKER_HUB = "docker.io"
+_DOCKER_HUB_ALIASES = ("docker.io", "index.docker.io", "registry-1.docker.io")
+# A repository to push to: registry host, then one or more lowercase path components.
+_REPO_RE = re.compile(r"^[a-zA-Z0-9.-]+(:[0-9]{1,5})?(/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$")
+_STAGE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
+_CRON_FIELD_RE = re.compile(r"^[0-9*/,\-]+$")
 _K8S_VERSION_RE = re.compile(r"^1\.[0-9]{2}$")
 _HCLOUD_SIZE_RE = re.compile(r"^[a-z]{2,4}[0-9]{1,3}$")  # cx23, cpx32, cax11, ccx13
 _DO_SIZE_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)+$")  # s-1vcpu-2gb, g-2vcpu-8gb
@@ -107,6 +120,70 @@ def _image(value: Any) -> Any:
         raise ValueError("pin the image with a tag or digest (ghcr.io/acme/api:1.4.2)")
     if tag == "latest" and not digest:
         raise ValueError("`latest` is not a version: pin a tag such as :1.4.2 or a digest")
+    return value
+
+
+def _registry_host(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    host = value.strip().lower()
+    if host.startswith("https://index.docker.io/v1"):
+        return DOCKER_HUB
+    if not _REGISTRY_HOST_RE.match(host):
+        raise ValueError("expected a registry host such as ghcr.io or registry.example.com:5000 (no https://, no path)")
+    return DOCKER_HUB if host in _DOCKER_HUB_ALIASES else host
+
+
+def image_registry(reference: str) -> str:
+    """The registry host an image reference is pulled from (`docker.io` when it names none).
+
+    Docker's rule (distribution/reference): the first path component is a host only when
+    it contains a '.' or a ':' or is `localhost`.
+    """
+    first, sep, _ = reference.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        host = first.lower()
+        return DOCKER_HUB if host in _DOCKER_HUB_ALIASES else host
+    return DOCKER_HUB
+
+
+def docr_registry_name(s: Settings) -> str | None:
+    """The DigitalOcean Container Registry the app uses: `registry.digitalocean.com/<name>/...`."""
+    refs = [s.app.default_repo or "", *(svc.image or "" for svc in s.app.services.values())]
+    for ref in refs:
+        parts = ref.split("/")
+        if len(parts) >= 2 and parts[0] == "registry.digitalocean.com":
+            return parts[1].split(":")[0].split("@")[0]
+    return None
+
+
+def _repo(value: Any) -> Any:
+    if isinstance(value, str) and not _REPO_RE.match(value):
+        raise ValueError("expected a registry and namespace to push to, such as ghcr.io/acme")
+    return value
+
+
+def _build_arg_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str) and any(ord(c) < 32 and c != "\t" for c in value):
+        raise ValueError("build argument values are single-line text (no control characters)")
+    return value
+
+
+def _relative_path(value: Any) -> Any:
+    if isinstance(value, str) and (
+        not value or value.startswith(("/", "~")) or "\\" in value or any(ord(c) < 32 for c in value)
+    ):
+        raise ValueError("expected a path relative to the project directory (where Pulumi.yaml is), e.g. ./app")
+    return value
+
+
+def _container_path(value: Any) -> Any:
+    if isinstance(value, str) and (not value.startswith("/") or any(ord(c) < 32 for c in value) or ":" in value):
+        raise ValueError("expected an absolute path inside the container, e.g. /app/src")
     return value
 
 
@@ -203,6 +280,25 @@ SecretText = Annotated[SecretStr, BeforeValidator(_strings(grammar.no_nul))]
 SecretLine = Annotated[SecretStr, BeforeValidator(_strings(grammar.header_safe))]
 SecretCredential = Annotated[SecretStr, BeforeValidator(_strings(grammar.credential))]
 Port = Annotated[int, Field(ge=1, le=65535)]
+RegistryHost = Annotated[str, BeforeValidator(_registry_host)]
+Repo = Annotated[str, BeforeValidator(_repo)]
+RelativePath = Annotated[str, BeforeValidator(_relative_path)]
+ContainerPath = Annotated[str, BeforeValidator(_container_path)]
+BuildArgValue = Annotated[str, BeforeValidator(_build_arg_value)]
+Stage = Annotated[str, Field(pattern=_STAGE_RE.pattern)]
+# The Linux entries of pulumi-docker-build's `Platform` enum (its others are OS/arch pairs
+# no Ladder rung runs).
+BuildPlatform = Literal[
+    "linux/386",
+    "linux/amd64",
+    "linux/arm",
+    "linux/arm64",
+    "linux/mips64",
+    "linux/mips64le",
+    "linux/ppc64le",
+    "linux/riscv64",
+    "linux/s390x",
+]
 CpuQuantity = Annotated[str, BeforeValidator(_quantity(_CPU_RE, "250m or 0.5"))]
 MemoryQuantity = Annotated[str, BeforeValidator(_quantity(_MEMORY_RE, "256Mi or 1Gi"))]
 
@@ -229,8 +325,42 @@ class Resources(_Model):
     memory: MemoryQuantity = "128Mi"
 
 
+class Build(_Model):
+    """Build the service's image from source (`docker build`), instead of pulling `image`.
+
+    Paths are relative to the project directory; `dockerfile` is relative to `context`,
+    as in Compose.
+    """
+
+    context: RelativePath = "."
+    dockerfile: RelativePath = "Dockerfile"
+    target: Stage | None = None
+    args: dict[EnvName, BuildArgValue] = {}
+    platform: BuildPlatform | None = None
+
+    @property
+    def dockerfile_path(self) -> str:
+        """The Dockerfile relative to the project directory (what the build provider takes)."""
+        return str(Path(self.context) / self.dockerfile)
+
+
+class Mount(_Model):
+    source: RelativePath
+    target: ContainerPath
+    read_only: bool = Field(default=False, alias="readOnly")
+
+
+class Dev(_Model):
+    """What only the local rung uses: source bind mounts for hot reload and a dev command."""
+
+    mounts: list[Mount] = []
+    command: list[str] | None = Field(default=None, min_length=1)
+
+
 class Service(_Model):
-    image: Image
+    image: Image | None = None
+    build: Build | None = None
+    dev: Dev | None = None
     port: Port | None = None
     path: UrlPath | None = None
     replicas: int | None = Field(default=None, ge=0, le=1000)
@@ -245,6 +375,12 @@ class Service(_Model):
     @property
     def routed(self) -> bool:
         return self.port is not None
+
+    @property
+    def pulled_image(self) -> str:
+        """The prebuilt image reference of a service without `build` (settings guarantee one)."""
+        assert self.image is not None, "a built service's reference comes from components.images"
+        return self.image
 
     @property
     def route(self) -> str:
@@ -272,6 +408,9 @@ class App(_Model):
     secret_env: list[EnvName] = Field(default=[], alias="secretEnv")
     release: Release | None = None
     services: dict[DnsLabel, Service] = Field(min_length=1)
+    # Where built images are pushed on vps/cluster: a registry host and namespace
+    # (Skaffold's `default-repo`); each build becomes `<defaultRepo>/<app>-<service>`.
+    default_repo: Repo | None = Field(default=None, alias="defaultRepo")
 
     @field_validator("env", mode="before")
     @classmethod
@@ -300,6 +439,8 @@ class App(_Model):
 
 class PostgresConfig(_Model):
     mode: PostgresMode | None = None
+    # local only: publish the store on 127.0.0.1:<port> for psql and GUI tools.
+    publish_port: Port | None = Field(default=None, alias="publishPort")
     version: Annotated[str, BeforeValidator(_version_key(versions.POSTGRES_IMAGES))] = versions.DEFAULT_POSTGRES_VERSION
     storage_gb: int = Field(default=10, ge=1, le=16384, alias="storageGb")
     instances: int = Field(default=1, ge=1, le=9)
@@ -308,6 +449,7 @@ class PostgresConfig(_Model):
 
 class RedisConfig(_Model):
     mode: RedisMode = "container"
+    publish_port: Port | None = Field(default=None, alias="publishPort")
     version: Annotated[str, BeforeValidator(_version_key(versions.VALKEY_IMAGES))] = versions.DEFAULT_VALKEY_VERSION
     max_memory_mb: int = Field(default=128, ge=16, le=65536, alias="maxMemoryMb")
     size: Slug | None = None
@@ -362,6 +504,26 @@ class ClusterConfig(_Model):
     # DOKS: CIDRs allowed to reach the Kubernetes API (the control plane firewall). Other
     # providers ignore it (k3s opens 6443 to vps.sshAllowFrom), so switching provider is one edit.
     api_allow_from: list[Cidr] = Field(default=[], alias="apiAllowFrom")
+
+
+DOCR = "registry.digitalocean.com"
+
+
+class Registry(_Model):
+    """Credentials for one private registry; `password` (a token) only as a Pulumi secret.
+
+    Both may be left out for DigitalOcean Container Registry on a DigitalOcean cluster:
+    the program then mints them (`digitalocean.ContainerRegistryDockerCredentials`).
+    """
+
+    server: RegistryHost
+    username: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^:\s]+$")] | None = None
+    password: Annotated[SecretStr, Field(min_length=1)] | None = None
+
+    @property
+    def minted(self) -> bool:
+        """True when the credentials come from the DigitalOcean provider, not the config."""
+        return self.password is None
 
 
 class Tenant(_Model):
@@ -419,6 +581,9 @@ class Settings(_Model):
     backups: BackupsConfig | None = None
     monitoring: MonitoringConfig = MonitoringConfig()
     secrets: dict[EnvName, SecretText] = {}
+    # Outside `ladder:app` on purpose: a `--secret --path` value makes its whole top-level
+    # key secret, and the app description must stay plain (and shareable across stacks).
+    registries: list[Registry] = []
     protect: bool | None = None
 
     # Filled in by `parse_settings`; always set on a returned Settings.
@@ -445,6 +610,10 @@ class Settings(_Model):
     def secret(self, name: str) -> str | None:
         value = self.secrets.get(name)
         return value.get_secret_value() if value is not None else None
+
+    def registry_for(self, host: str) -> Registry | None:
+        """The configured credentials for a registry host, if any."""
+        return next((r for r in self.registries if r.server == host), None)
 
 
 TOP_LEVEL_KEYS = tuple((field.alias or name) for name, field in Settings.model_fields.items())
@@ -516,7 +685,7 @@ def _describe(error: Any, secret_paths: set[str]) -> str:
     if kind == "missing":
         return "required"
     top = error["loc"][0] if error["loc"] else ""
-    if top in secret_paths or _is_secret_path(tuple(error["loc"])):
+    if top in secret_paths or top == "registries" or _is_secret_path(tuple(error["loc"])):
         return message
     shown = repr(error.get("input"))
     if len(shown) > 60:
@@ -546,10 +715,14 @@ def _defaults(phase: str, provider: str) -> dict[str, dict[str, str]]:
     return PROVIDER_DEFAULTS.get((phase, provider), {})
 
 
-def parse_settings(raw: Mapping[str, Any], secret_keys: Iterable[str] = ()) -> Settings:
+def parse_settings(
+    raw: Mapping[str, Any], secret_keys: Iterable[str] = (), project_dir: Path | None = None
+) -> Settings:
     """Validate the `ladder:` config map (keys without the namespace) into `Settings`.
 
-    Raises `ConfigError` with every problem found; never returns a half-valid Settings.
+    `project_dir` (default: the working directory, where Pulumi runs the program) is what
+    build contexts and dev mounts are relative to. Raises `ConfigError` with every problem
+    found; never returns a half-valid Settings.
     """
     secret_tops = {k.split(":", 1)[-1] for k in secret_keys}
     unsecured = list(_unsecured(raw, secret_tops))
@@ -559,6 +732,8 @@ def parse_settings(raw: Mapping[str, Any], secret_keys: Iterable[str] = ()) -> S
         problems = [(_key_path(tuple(err["loc"])), _describe(err, secret_tops)) for err in exc.errors()]
         raise ConfigError(unsecured + problems) from None
     problems = unsecured + list(_cross_checks(settings))
+    problems += _registry_checks(settings, "registries" in secret_tops)
+    problems += _build_checks(settings, project_dir or Path.cwd())
     if problems:
         raise ConfigError(problems)
     return _resolve(settings)
@@ -679,6 +854,110 @@ def _app_checks(s: Settings) -> Iterable[tuple[str, str]]:
     for key in s.secrets:
         if key not in expected:
             yield f"{ns}:secrets.{key}", "not used: list it in ladder:app.secretEnv (or remove it)"
+
+
+def _registry_checks(s: Settings, registries_secret: bool) -> list[tuple[str, str]]:
+    """Credentials: one entry per registry, passwords only as secrets (never echoed)."""
+    ns = NAMESPACE
+    problems: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    do_cluster = s.phase == "cluster" and s.provider == "digitalocean"
+    for i, reg in enumerate(s.registries):
+        at = f"{ns}:registries[{i}]"
+        if reg.server in seen:
+            problems.append((f"{at}.server", f"{reg.server} is listed twice; keep one entry"))
+        seen.add(reg.server)
+        if reg.password is None or reg.username is None:
+            if reg.server == DOCR and do_cluster:
+                if reg.password is not None or reg.username is not None:
+                    problems.append((at, "give both username and password, or neither (minted by DigitalOcean)"))
+                elif docr_registry_name(s) is None:
+                    problems.append(
+                        (
+                            at,
+                            f"name the registry: set ladder:app.defaultRepo to {DOCR}/<registry> "
+                            f"or use an image under {DOCR}/<registry>/",
+                        )
+                    )
+                continue
+            missing = "password" if reg.password is None else "username"
+            hint = " (only DigitalOcean Container Registry on a digitalocean cluster can do without)"
+            problems.append((f"{at}.{missing}", "required" + hint))
+            continue
+        if not registries_secret:
+            problems.append(
+                (
+                    f"{ns}:registries[{i}].password",
+                    "must be a Pulumi secret: pulumi config set --secret --path "
+                    f"'ladder:registries[{i}].password' (reads the token from stdin when no value is given)",
+                )
+            )
+    return problems
+
+
+def _build_checks(s: Settings, project_dir: Path) -> list[tuple[str, str]]:
+    """`image` xor `build`; builds need a push target off `local`; paths exist."""
+    ns = NAMESPACE
+    problems: list[tuple[str, str]] = []
+    built = False
+    for name, svc in s.app.services.items():
+        at = f"{ns}:app.services.{name}"
+        if (svc.image is None) == (svc.build is None):
+            problems.append((f"{at}.image", "set exactly one of `image` (a prebuilt image) or `build` (from source)"))
+        if svc.build is not None and s.phase == "vps":
+            # The VPS rung deploys the images its compose file names; building and deploying by
+            # digest there is not wired yet, so a build would deploy nothing. Say so up front.
+            problems.append(
+                (f"{at}.build", "not supported on the vps rung yet: push the image and set `image` instead")
+            )
+        if svc.build is not None:
+            built = True
+            context = project_dir / svc.build.context
+            if not context.is_dir():
+                problems.append((f"{at}.build.context", f"no directory {svc.build.context!r} under the project"))
+            elif not (project_dir / svc.build.dockerfile_path).is_file():
+                problems.append(
+                    (f"{at}.build.dockerfile", f"no file {svc.build.dockerfile!r} in {svc.build.context!r}")
+                )
+        if svc.dev is not None:
+            for j, mount in enumerate(svc.dev.mounts):
+                if not (project_dir / mount.source).exists():
+                    problems.append((f"{at}.dev.mounts[{j}].source", f"no file or directory {mount.source!r}"))
+    if built and s.phase != "local":
+        repo = s.app.default_repo
+        if repo is None:
+            problems.append(
+                (
+                    f"{ns}:app.defaultRepo",
+                    f"required when a service has `build` on phase {s.phase}: where images are pushed, "
+                    "e.g. ghcr.io/acme",
+                )
+            )
+        elif s.registry_for(image_registry(repo + "/x")) is None:
+            problems.append(
+                (
+                    f"{ns}:registries",
+                    f"builds push to {image_registry(repo + '/x')}: add its credentials "
+                    "({server, username} and the password with --secret)",
+                )
+            )
+    ports: dict[int, str] = {}
+    for store in ("postgres", "redis"):
+        conf: PostgresConfig | RedisConfig = getattr(s, store)
+        port = conf.publish_port
+        if port is None:
+            continue
+        at = f"{ns}:{store}.publishPort"
+        if s.phase != "local":
+            problems.append((at, "only used on phase local (publishes on 127.0.0.1 for local tools)"))
+        elif (conf.mode or "container") != "container":
+            problems.append((at, "only used with mode container"))
+        elif port in ports:
+            problems.append((at, f"port {port} is already published by {ports[port]}"))
+        elif port == 8080:
+            problems.append((at, "port 8080 is the local proxy's"))
+        ports[port] = store
+    return problems
 
 
 def _data_checks(s: Settings, provider: str) -> Iterable[tuple[str, str]]:

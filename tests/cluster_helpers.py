@@ -37,8 +37,9 @@ MONITORING = {
     "smtpHost": "smtp.example.com:587",
     "smtpFrom": "alerts@shop.example.com",
     "smtpUser": "apikey",
-    "smtpPassword": "smtp-secret-value",
 }
+# Set as `pulumi config set --secret --path` sets it (a plain smtpPassword is refused).
+SMTP_PASSWORD = {"ladder:monitoring.smtpPassword": "smtp-secret-value"}
 BACKUPS = {
     "bucket": "shop-backups",
     "endpoint": "https://fra1.digitaloceanspaces.com",
@@ -52,7 +53,19 @@ HETZNER: dict[str, Any] = {
     "ladder:cluster": {"version": "1.34", "minNodes": 2, "maxNodes": 3},
 }
 # Every variant of the production stack the cluster tests evaluate.
-VARIANTS = ("doks", "three", "managed", "backups", "existing", "existing3", "nginx", "bumped", "monitoring", "k3s")
+VARIANTS = (
+    "doks",
+    "three",
+    "managed",
+    "backups",
+    "existing",
+    "existing3",
+    "nginx",
+    "bumped",
+    "monitoring",
+    "k3s",
+    "registry",
+)
 
 
 def tenants(n: int) -> list[dict[str, str]]:
@@ -84,12 +97,28 @@ def production(variant: str = "doks") -> ProgramResult:
         overrides["ladder:cluster.ingress"] = "ingress-nginx"
     if variant == "monitoring":
         overrides["ladder:monitoring"] = MONITORING
+        secrets.update(SMTP_PASSWORD)
     if variant == "k3s":
         overrides.update(HETZNER)
-        secrets = {"ladder:backups.accessKeyId": "AKIAEXAMPLE", "ladder:backups.secretAccessKey": "secret-example"}
+        secrets = {
+            "ladder:backups.accessKeyId": "AKIAEXAMPLE",
+            "ladder:backups.secretAccessKey": "secret-example",
+            **SMTP_PASSWORD,
+        }
         overrides["ladder:monitoring"] = MONITORING
     if variant == "bumped":
         overrides["ladder:app.services.api.image"] = "mendhak/http-https-echo:38"
+    if variant == "registry":
+        # A private registry and a service built from source (tests/fixtures/build), two tenants.
+        overrides["ladder:tenants"] = TENANTS3[:2]
+        overrides["ladder:app.defaultRepo"] = "ghcr.io/acme"
+        overrides["ladder:app.services.web"] = {
+            "build": {"context": "tests/fixtures/build", "target": "app"},
+            "port": 8000,
+            "path": "/",
+            "replicas": 2,
+        }
+        secrets["ladder:registries"] = [{"server": "ghcr.io", "username": "acme-bot", "password": "ghp_example"}]
     result = run_program("production", overrides=overrides, secrets=secrets)
     if result.error is not None:
         raise AssertionError(f"variant {variant} failed: {result.error!r}")

@@ -32,7 +32,15 @@ def releases(result: ProgramResult) -> list[tuple[str, str, dict[str, Any]]]:
 
 def crd_objects(result: ProgramResult) -> list[dict[str, Any]]:
     """Manifests whose API group is not a built-in one (those are kubernetes-validate's job)."""
-    builtin = {"v1", "apps/v1", "batch/v1", "networking.k8s.io/v1", "policy/v1", "autoscaling/v2"}
+    builtin = {
+        "v1",
+        "apps/v1",
+        "batch/v1",
+        "networking.k8s.io/v1",
+        "policy/v1",
+        "autoscaling/v2",
+        "rbac.authorization.k8s.io/v1",
+    }
     return [m for m in manifests_from(result) if m["apiVersion"] not in builtin]
 
 

@@ -30,7 +30,7 @@ CHECKOV_SKIPS = {
     "CKV_K8S_9",
 }
 
-VARIANTS = ["doks", "three", "managed", "backups", "existing3", "monitoring", "k3s"]
+VARIANTS = ["doks", "three", "managed", "backups", "existing3", "monitoring", "k3s", "registry"]
 
 
 def _write(result: ProgramResult, out: Path) -> Path:

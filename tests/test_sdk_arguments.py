@@ -20,6 +20,7 @@ from tools.harness import ProgramResult, run_program
 SITE = Path(pytest.__file__).resolve().parent.parent
 PACKAGES = {
     "docker": "pulumi_docker",
+    "docker-build": "pulumi_docker_build",
     "random": "pulumi_random",
     "hcloud": "pulumi_hcloud",
     "digitalocean": "pulumi_digitalocean",
@@ -27,9 +28,27 @@ PACKAGES = {
     "command": "pulumi_command",
     "tls": "pulumi_tls",
 }
+# Images built from source and a private registry (tests/fixtures/build).
+BUILT = {
+    "ladder:app.defaultRepo": "ghcr.io/acme",
+    "ladder:app.services.web": {
+        "build": {
+            "context": "tests/fixtures/build",
+            "target": "app",
+            "args": {"BASE": "python:3.13-slim"},
+            "platform": "linux/amd64",
+        },
+        "port": 8080,
+        "dev": {"mounts": [{"source": "tests/fixtures/build/src", "target": "/app"}]},
+    },
+    "ladder:postgres.publishPort": 15432,
+}
+REGISTRY = {"ladder:registries": [{"server": "ghcr.io", "username": "bot", "password": "token"}]}
 HETZNER_KEYS = {"ladder:vps": {"sshKeys": [SSH_KEY], "sshAllowFrom": ["203.0.113.7/32"]}}
 RUNS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("dev", {}, {}),
+    ("dev", BUILT, REGISTRY),
+    ("production", {k: v for k, v in BUILT.items() if "publishPort" not in k}, REGISTRY),
     ("staging", {}, {}),
     (
         "staging",
@@ -138,7 +157,8 @@ def collected() -> dict[str, set[str]]:
 
 def test_the_runs_cover_every_provider() -> None:
     packages = {t.split(":")[0] if not t.startswith("pulumi:") else t for t in collected()}
-    assert {"docker", "random", "hcloud", "digitalocean", "kubernetes", "command", "tls"} <= packages
+    assert {"docker", "docker-build", "random", "hcloud", "digitalocean", "kubernetes", "command", "tls"} <= packages
+    assert "pulumi:providers:docker" in collected()
 
 
 def test_every_input_is_a_real_sdk_argument() -> None:

@@ -131,3 +131,13 @@ def test_deploy_gates_production() -> None:
         assert job["concurrency"] == {"group": f"pulumi-{name}", "cancel-in-progress": False}
         (step,) = _pulumi_steps(job)
         assert step["with"] == {"command": "up", "stack-name": name, "policyPacks": "policy"}
+
+
+def test_deploy_sets_up_a_buildkit_builder_before_pulumi_up() -> None:
+    """Builds run inside `pulumi up`; registry cache export needs a docker-container builder."""
+    jobs = _load(WORKFLOWS / "deploy.yml")["jobs"]
+    for name in ("staging", "production"):
+        uses = [str(step.get("uses", "")) for step in jobs[name]["steps"]]
+        buildx = [i for i, u in enumerate(uses) if u.startswith("docker/setup-buildx-action@")]
+        pulumi_up = [i for i, u in enumerate(uses) if u.startswith("pulumi/actions@")]
+        assert buildx and pulumi_up and buildx[0] < pulumi_up[0], name

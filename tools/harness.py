@@ -282,6 +282,12 @@ def placeholder_secrets(config: Mapping[str, Any]) -> dict[str, Any]:
             out[f"{PROJECT}:secrets.{url}"] = f"{store}://user:{PLACEHOLDER}@db.example.invalid:5432/app"
     if config.get(f"{PROJECT}:phase") == "cluster" and config.get(f"{PROJECT}:provider") == "hetzner":
         out[f"{PROJECT}:cluster.hcloudToken"] = f"hcloud-ccm-{PLACEHOLDER}"
+    registries = config.get(f"{PROJECT}:registries")
+    if isinstance(registries, list) and registries:
+        out[f"{PROJECT}:registries"] = [
+            {**entry, "password": PLACEHOLDER} if isinstance(entry, dict) and "password" in entry else entry
+            for entry in registries
+        ]
     if config.get(f"{PROJECT}:provider") == "existing":
         if config.get(f"{PROJECT}:phase") == "cluster":
             out[f"{PROJECT}:cluster.kubeconfig"] = "apiVersion: v1\nkind: Config\nclusters: []\n"

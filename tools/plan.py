@@ -29,7 +29,7 @@ def _settings_of(result: ProgramResult) -> Any:
 
     prefix = f"{NAMESPACE}:"
     raw = {k[len(prefix) :]: v for k, v in result.config.items() if k.startswith(prefix)}
-    return parse_settings(raw, result.secret_keys)
+    return parse_settings(raw, result.secret_keys, project_dir=ROOT)
 
 
 def resource_tree(result: ProgramResult, stack: str) -> Tree:
@@ -50,6 +50,33 @@ def resource_tree(result: ProgramResult, stack: str) -> Tree:
         parent = nodes.get(r.parent, tree)
         nodes[r.urn] = parent.add(label(r))
     return tree
+
+
+def builds_table(result: ProgramResult, stack: str) -> Table:
+    """The images `pulumi up` would build from source, and where each goes."""
+    from components import images
+
+    s = _settings_of(result)
+    push = s.phase != "local"
+    table = Table(title="Images built from source" + ("" if push else " (local engine, not pushed)"))
+    for column in ("build", "services", "context / dockerfile", "tag", "then"):
+        table.add_column(column)
+    for plan in images.plan_builds(s, stack, ROOT):
+        b = plan.build
+        extra = "".join(f" {k}={v}" for k, v in (("target", b.target), ("platform", b.platform)) if v)
+        table.add_row(
+            plan.key,
+            ", ".join(plan.services),
+            f"{b.context} / {b.dockerfile_path}{extra}",
+            plan.reference,
+            "push, deploy by digest" if push else "load into the engine",
+        )
+    if not table.rows:
+        table.caption = "none: every service runs a prebuilt image"
+    logins = ", ".join(f"{r.server} as {r.username}" for r in s.registries)
+    if logins:
+        table.caption = (table.caption + "; " if table.caption else "") + f"registry logins: {logins}"
+    return table
 
 
 def cost_table(cost: dict[str, Any]) -> Table:
@@ -130,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     for e in exposures(result):
         exposed.add_row(e.what, e.port, e.source)
     console.print(exposed)
+    console.print(builds_table(result, args.stack))
     console.print(cost_table(outputs["monthlyCost"]))
 
     out = args.out or ROOT / "build" / args.stack

@@ -24,6 +24,11 @@ class AppArgs:
     # The ingress controller and the ClusterIssuer: the tenant's Ingress waits for both.
     routing: list[pulumi.Resource] = field(default_factory=list)
     protect: bool = False
+    # Docker's config.json for the configured registries (a secret Output), when any;
+    # `spec.pull_secret` names the Secret it becomes.
+    registry_config: pulumi.Input[str] | None = None
+    # Image builds the workloads wait for (their digests are in `spec.images`).
+    images: list[pulumi.Resource] = field(default_factory=list)
 
 
 class App(pulumi.ComponentResource):
@@ -80,7 +85,19 @@ class App(pulumi.ComponentResource):
         cm = r.config_map(spec)
         config = kubernetes.core.v1.ConfigMap(f"{name}-env", metadata=cm["metadata"], data=cm["data"], opts=inside)
 
-        before_pods: list[pulumi.Resource] = [*guard, secret, config, *data_ready]
+        before_pods: list[pulumi.Resource] = [*guard, secret, config, *data_ready, *args.images]
+        if spec.pull_secret is not None:
+            assert args.registry_config is not None, "pull_secret needs registry_config"
+            ps = r.pull_secret(spec, pulumi.Output.secret(args.registry_config))
+            before_pods.append(
+                kubernetes.core.v1.Secret(
+                    f"{name}-registry-credentials",
+                    metadata=ps["metadata"],
+                    type=ps["type"],
+                    string_data=ps["string_data"],
+                    opts=inside,
+                )
+            )
         job_body = r.release_job(spec)
         self.release_job: kubernetes.batch.v1.Job | None = None
         if job_body is not None:

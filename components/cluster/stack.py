@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pulumi
 import pulumi_kubernetes as kubernetes
 
-from components import versions
+from components import images, versions
 from components.cluster.app import App, AppArgs
 from components.cluster.data import TenantStore
 from components.cluster.platform import (
@@ -31,8 +31,12 @@ from components.settings import Settings
 ANYWHERE = "0.0.0.0/0"
 
 
-def tenant_specs(s: Settings) -> list[r.TenantSpec]:
-    """Each tenant's render input; pure, so tests and the benchmark use it directly."""
+def tenant_specs(s: Settings, built: images.ServiceImages | None = None) -> list[r.TenantSpec]:
+    """Each tenant's render input; pure, so tests and the benchmark use it directly.
+
+    `built` carries the images built from source (their digests); without it every
+    service runs its configured or planned reference.
+    """
     data = r.DataAccess(
         postgres_in_namespace=s.postgres.mode == "operator",
         valkey_in_namespace=s.redis.mode == "container",
@@ -50,6 +54,10 @@ def tenant_specs(s: Settings) -> list[r.TenantSpec]:
             valkey_max_memory_mb=s.redis.max_memory_mb if s.redis.mode == "container" else 0,
             monitoring=s.monitoring.enabled,
             backups=s.postgres.mode == "operator" and backups_enabled(s),
+            images=dict(built.references) if built else {},
+            planned_images=dict(built.planned) if built else {},
+            # Every configured registry has a login (given, or minted for DOCR).
+            pull_secret=r.PULL_SECRET if s.registries else None,
         )
         for t in s.effective_tenants
     ]
@@ -157,9 +165,17 @@ class ClusterStack(pulumi.ComponentResource):
             if mode == "external":
                 secret_env[key] = pulumi.Output.secret(s.secret(key) or "")
 
+        # Built once for all tenants, before any of their workloads roll.
+        plain = pulumi.ResourceOptions(parent=self)
+        docr = images.minted_docr_login(name, s, write=any(svc.build for svc in s.app.services.values()), opts=plain)
+        minted = [docr] if docr else []
+        self.images = images.build_images(name, s, push=True, opts=plain, extra_logins=minted)
+        logins = [*images.registry_logins(s), *minted]
+        registry_config = images.docker_config_output(logins) if logins else None
+
         self.apps: dict[str, App] = {}
         first_host: pulumi.Output[str] | None = None
-        for spec in tenant_specs(s):
+        for spec in tenant_specs(s, self.images):
             tenant_app = App(
                 spec.tenant.name,
                 AppArgs(
@@ -168,6 +184,8 @@ class ClusterStack(pulumi.ComponentResource):
                     secret_env=secret_env,
                     routing=[ingress.release, *certs.issuers.values()],
                     protect=s.protected,
+                    registry_config=registry_config,
+                    images=self.images.resources,
                 ),
                 opts=pulumi.ResourceOptions(parent=self, providers=[handle.provider], depends_on=handle.depends_on),
             )

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
 
+from components.images import DOCKER_HUB_PULL_ADDRESS, RegistryLogin
 from components.local.docker_common import container_args, healthcheck, http_probe
 from components.render.resources import limits, memory_mb
+from components.settings import DOCKER_HUB, Service
 from components.settings import App as AppConfig
-from components.settings import Service
 
 
 def service_env(
@@ -32,6 +34,38 @@ def service_env(
     return pulumi.Output.secret(env) if names else env
 
 
+def dev_volumes(svc: Service, project_dir: Path) -> list[docker.ContainerVolumeArgs]:
+    """`dev.mounts` as bind mounts (absolute host paths, as the engine needs them)."""
+    if svc.dev is None:
+        return []
+    return [
+        docker.ContainerVolumeArgs(
+            host_path=str((project_dir / m.source).resolve()), container_path=m.target, read_only=m.read_only
+        )
+        for m in svc.dev.mounts
+    ]
+
+
+def registry_provider(
+    name: str, logins: Sequence[RegistryLogin], opts: pulumi.ResourceOptions
+) -> docker.Provider | None:
+    """A Docker provider that pulls with the configured credentials (in memory, not ~/.docker)."""
+    if not logins:
+        return None
+    return docker.Provider(
+        name,
+        registry_auth=[
+            docker.ProviderRegistryAuthArgs(
+                address=DOCKER_HUB_PULL_ADDRESS if login.server == DOCKER_HUB else login.server,
+                username=login.username,
+                password=login.password,
+            )
+            for login in logins
+        ],
+        opts=opts,
+    )
+
+
 @dataclass
 class AppArgs:
     app: AppConfig
@@ -39,6 +73,10 @@ class AppArgs:
     prefix: str
     secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+    # Per service, the image reference of a built service (components.images).
+    built: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    logins: Sequence[RegistryLogin] = ()
+    project_dir: Path = field(default_factory=Path.cwd)
 
 
 class App(pulumi.ComponentResource):
@@ -49,21 +87,28 @@ class App(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         app = args.app
 
-        images = {
-            image: docker.RemoteImage(f"{name}-image-{i}", name=image, keep_locally=True, opts=child)
-            for i, image in enumerate(sorted({svc.image for svc in app.services.values()}))
+        auth = registry_provider(f"{name}-registry-auth", args.logins, child)
+        pull = pulumi.ResourceOptions(parent=self, provider=auth) if auth else child
+        pulled = sorted({svc.pulled_image for n, svc in app.services.items() if n not in args.built})
+        remote = {
+            image: docker.RemoteImage(f"{name}-image-{i}", name=image, keep_locally=True, opts=pull)
+            for i, image in enumerate(pulled)
         }
+
+        def image_of(service: str) -> pulumi.Input[str]:
+            built = args.built.get(service)
+            return built if built is not None else remote[app.services[service].pulled_image].name
+
         env = service_env(app, {"LADDER_PHASE": "local"}, args.secret_env)
 
         after: list[pulumi.Resource] = list(args.depends_on)
         if app.release:
-            release_svc = app.services[app.release.service]
             # Replaced whenever its image or command changes, so it runs once per release.
             release = docker.Container(
                 f"{name}-release",
                 **container_args(
                     f"{args.prefix}-release",
-                    images[release_svc.image].name,
+                    image_of(app.release.service),
                     args.network,
                     [],
                     restart="no",
@@ -79,14 +124,16 @@ class App(pulumi.ComponentResource):
 
         self.containers: dict[str, docker.Container] = {}
         for svc_name, svc in app.services.items():
+            mounts = dev_volumes(svc, args.project_dir)
             self.containers[svc_name] = docker.Container(
                 f"{name}-{svc_name}",
                 **container_args(
                     f"{args.prefix}-{svc_name}",
-                    images[svc.image].name,
+                    image_of(svc_name),
                     args.network,
                     [svc_name],
-                    command=svc.command,
+                    command=(svc.dev.command if svc.dev and svc.dev.command else None) or svc.command,
+                    **({"volumes": mounts} if mounts else {}),
                     envs=env,
                     memory=memory_mb(limits(svc.resources).memory),
                     **_probe(svc),

@@ -50,3 +50,10 @@ def container_args(
     }
     args.update(extra)
     return args
+
+
+def published(host_port: int | None, container_port: int) -> dict[str, Any]:
+    """`ports` for a store published for local tools: on 127.0.0.1 only, never all interfaces."""
+    if host_port is None:
+        return {}
+    return {"ports": [docker.ContainerPortArgs(internal=container_port, external=host_port, ip="127.0.0.1")]}

@@ -9,7 +9,7 @@ import pulumi_docker as docker
 import pulumi_random as random
 
 from components import versions
-from components.local.docker_common import container_args, healthcheck
+from components.local.docker_common import container_args, healthcheck, published
 from components.render.urls import postgres_url
 from components.settings import PostgresConfig
 
@@ -61,6 +61,7 @@ class Postgres(pulumi.ComponentResource):
                     docker.ContainerVolumeArgs(volume_name=volume.name, container_path=data_path(args.config.version))
                 ],
                 healthcheck=healthcheck(["CMD-SHELL", f"pg_isready -U {user} -d {args.database}"]),
+                **published(args.config.publish_port, PORT),
                 wait=True,
                 wait_timeout=120,
             ),

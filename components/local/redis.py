@@ -9,7 +9,7 @@ import pulumi_docker as docker
 import pulumi_random as random
 
 from components import versions
-from components.local.docker_common import container_args, healthcheck
+from components.local.docker_common import container_args, healthcheck, published
 from components.render.urls import redis_url
 from components.settings import RedisConfig
 
@@ -69,6 +69,7 @@ class Redis(pulumi.ComponentResource):
                 envs=pulumi.Output.secret(password.result.apply(lambda pw: [f"VALKEY_PASSWORD={pw}"])),
                 volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path="/data")],
                 healthcheck=healthcheck(PING, start_period="5s"),
+                **published(args.config.publish_port, PORT),
                 wait=True,
                 wait_timeout=60,
             ),

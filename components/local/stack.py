@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components import versions
+from components import images, versions
 from components.local.app import App, AppArgs
 from components.local.docker_common import container_args, healthcheck, http_probe
 from components.local.postgres import Postgres, PostgresArgs
@@ -55,7 +55,22 @@ class LocalStack(pulumi.ComponentResource):
         elif s.redis.mode == "external":
             secret_env["REDIS_URL"] = pulumi.Output.secret(s.secret("REDIS_URL") or "")
 
-        app = App("app", AppArgs(s.app, network.name, prefix, secret_env, depends_on=data), opts=child)
+        # Built into the local engine (no push) under a tag derived from the source.
+        self.images = images.build_images(name, s, push=False, opts=child)
+        built = {svc: self.images.references[svc] for plan in self.images.plans for svc in plan.services}
+        app = App(
+            "app",
+            AppArgs(
+                s.app,
+                network.name,
+                prefix,
+                secret_env,
+                depends_on=data,
+                built=built,
+                logins=images.registry_logins(s),
+            ),
+            opts=child,
+        )
 
         self.caddyfile = local_caddyfile(s.app)
         caddy_image = docker.RemoteImage(

@@ -28,6 +28,7 @@ APP_SECRET = "app-secrets"
 APP_CONFIG = "app-env"
 SERVICE_ACCOUNT = "app"
 TLS_SECRET = "app-tls"
+PULL_SECRET = "registry-credentials"  # kubernetes.io/dockerconfigjson, when registries are configured
 MONITORING_NAMESPACE = "monitoring"
 POSTGRES_CLUSTER = "postgres"  # CloudNativePG Cluster name; its services are postgres-rw/-ro/-r
 VALKEY = "valkey"
@@ -81,6 +82,12 @@ class TenantSpec:
     valkey_max_memory_mb: int = 0
     monitoring: bool = False  # kube-prometheus-stack runs in MONITORING_NAMESPACE
     backups: bool = False  # the Barman Cloud plugin sidecar runs beside every Postgres pod
+    # Per service, the image to run (an Input: a built image's `repo@digest` Output) and
+    # the reference known at plan time (names the release Job); default: the service's image.
+    images: Mapping[str, Any] = field(default_factory=dict)
+    planned_images: Mapping[str, str] = field(default_factory=dict)
+    # The dockerconfigjson Secret every pod pulls with, when registries are configured.
+    pull_secret: str | None = None
 
     @property
     def namespace(self) -> str:
@@ -437,11 +444,19 @@ def _probe(svc: Service) -> Obj:
     return {"httpGet": {"path": svc.health_path, "port": "http"}}
 
 
-def container(spec: TenantSpec, name: str, svc: Service, command: list[str] | None = None) -> Obj:
+def image_of(spec: TenantSpec, service: str) -> Any:
+    """The image a service's pods run: the built image's reference when there is one."""
+    return spec.images.get(service) or spec.app.services[service].image
+
+
+def container(
+    spec: TenantSpec, name: str, svc: Service, command: list[str] | None = None, service: str | None = None
+) -> Obj:
+    """`service` names the app service whose image runs (default: `name`)."""
     _, mount = _tmp_volume()
     c: Obj = {
         "name": name,
-        "image": svc.image,
+        "image": image_of(spec, service or name),
         "imagePullPolicy": "Always",
         "envFrom": [{"configMapRef": {"name": APP_CONFIG}}, {"secretRef": {"name": APP_SECRET}}],
         "resources": resources_block(svc.resources),
@@ -476,6 +491,7 @@ def pod_spec(spec: TenantSpec, containers: list[Obj], **extra: Any) -> Obj:
         "securityContext": pod_security_context(),
         "containers": containers,
         "volumes": [tmp],
+        **({"imagePullSecrets": [{"name": spec.pull_secret}]} if spec.pull_secret else {}),
         **extra,
     }
 
@@ -573,15 +589,28 @@ def pdb(spec: TenantSpec, name: str, svc: Service) -> Obj | None:
     }
 
 
-def release_hash(app: AppConfig) -> str:
-    """Changes with the release service's image and the command: one Job run per release."""
+def release_hash(app: AppConfig, planned: Mapping[str, str] | None = None) -> str:
+    """Changes with the release service's image and the command: one Job run per release.
+
+    A built image's plan-time reference (`repo:<stack>-<source hash>`) stands in for its
+    digest, which is not known until the push.
+    """
     assert app.release is not None
-    image = app.services[app.release.service].image
+    image = (planned or {}).get(app.release.service) or app.services[app.release.service].image
     return hashlib.sha256(json.dumps([image, app.release.command]).encode()).hexdigest()[:10]
 
 
-def release_job_name(app: AppConfig) -> str:
-    return f"release-{release_hash(app)}"
+def release_job_name(app: AppConfig, planned: Mapping[str, str] | None = None) -> str:
+    return f"release-{release_hash(app, planned)}"
+
+
+def pull_secret(spec: TenantSpec, dockerconfigjson: Any) -> Obj:
+    """The tenant's registry credentials; `dockerconfigjson` is a secret Output of Docker's config.json."""
+    return {
+        "metadata": meta(PULL_SECRET, spec.namespace, spec),
+        "type": "kubernetes.io/dockerconfigjson",
+        "string_data": {".dockerconfigjson": dockerconfigjson},
+    }
 
 
 def release_job(spec: TenantSpec) -> Obj | None:
@@ -589,7 +618,7 @@ def release_job(spec: TenantSpec) -> Obj | None:
     if release is None:
         return None
     svc = spec.app.services[release.service]
-    name = release_job_name(spec.app)
+    name = release_job_name(spec.app, spec.planned_images)
     labels = {NAME: "release", INSTANCE: spec.tenant.name, PART_OF: spec.app.name, ROLE: "app"}
     return {
         "metadata": meta(name, spec.namespace, spec, **{NAME: "release"}),
@@ -600,7 +629,11 @@ def release_job(spec: TenantSpec) -> Obj | None:
             # release command re-run) by the next `pulumi up`.
             "template": {
                 "metadata": {"labels": labels},
-                "spec": pod_spec(spec, [container(spec, "release", svc, list(release.command))], restartPolicy="Never"),
+                "spec": pod_spec(
+                    spec,
+                    [container(spec, "release", svc, list(release.command), service=release.service)],
+                    restartPolicy="Never",
+                ),
             },
         },
     }

@@ -18,7 +18,12 @@ from tools.e2e.proc import BenchError, wait_for
 from tools.e2e.program import BenchMocks, Stack, keypair
 from tools.harness import ROOT, unwrap
 
-DOMAIN = "shop.bench.test"
+
+def domain(case: str) -> str:
+    """Each case has a domain of its own: the ACME server's DNS may remember earlier answers."""
+    return f"{case}.shop.bench.test"
+
+
 # A secret that breaks naive env files: `$`, both quotes, `#`, spaces, a backslash and a PEM's
 # newlines must reach the container byte for byte.
 SESSION_SECRET = "p@ss$word 'single' \"double\" #hash \\back\n-----BEGIN KEY-----\nAbC=\n-----END KEY-----"
@@ -66,11 +71,11 @@ def app(version: str = "1.0.0", mode: str = "ok") -> dict[str, Any]:
 ROUTES = {"/": "web", "/api/orders": "api"}
 
 
-def vps_config(provider: str, operator_key: str, **vps: Any) -> dict[str, Any]:
+def vps_config(case: str, provider: str, operator_key: str, **vps: Any) -> dict[str, Any]:
     return {
         "ladder:phase": "vps",
         "ladder:provider": provider,
-        "ladder:domain": DOMAIN,
+        "ladder:domain": domain(case),
         "ladder:acmeEmail": "ops@bench.test",
         "ladder:acmeServer": w.ACME_DIRECTORY,
         "ladder:vps": {"sshKeys": [operator_key], "sshAllowFrom": [f"{w.GATEWAY}/32"], **vps},
@@ -146,15 +151,15 @@ def fleet(
             servers.destroy(s)
 
 
-def serves(bench: Bench, address: str, version: str, timeout: float = 120) -> None:
+def serves(bench: Bench, host: str, address: str, version: str, timeout: float = 120) -> None:
     def ok() -> bool:
         for path, service in ROUTES.items():
-            status, body = get(address, DOMAIN, path, bench.acme_root)
+            status, body = get(address, host, path, bench.acme_root)
             if status != 200 or body.get("service") != service or body.get("version") != version:
                 raise BenchError(f"{path}: HTTP {status} {body}")
         return True
 
-    wait_for(f"https://{DOMAIN}/ and /api serve {version}", ok, timeout, interval=2)
+    wait_for(f"https://{host}/ and /api serve {version}", ok, timeout, interval=2)
 
 
 def with_app(config: dict[str, Any], version: str, mode: str = "ok") -> dict[str, Any]:

@@ -42,10 +42,10 @@ def valkey(server: servers.Server, *args: str) -> str:
     return server.inspect(f"cd /srv/ladder && docker compose exec -T valkey sh -c {command} </dev/null").strip()
 
 
-def plain_http(ip: str, path: str = "/") -> tuple[int, str, str]:
+def plain_http(ip: str, host: str, path: str = "/") -> tuple[int, str, str]:
     conn = http.client.HTTPConnection(ip, 80, timeout=10)
     try:
-        conn.request("GET", path, headers={"Host": b.DOMAIN})
+        conn.request("GET", path, headers={"Host": host})
         resp = conn.getresponse()
         return resp.status, resp.getheader("Location") or "", resp.read().decode(errors="replace")
     finally:
@@ -144,7 +144,8 @@ def hetzner_single(bench: b.Bench) -> None:
     idempotency, data across redeploy/restart/reboot, backup and restore, hardening, rotation."""
     ip = f"{w.PUBLIC_PREFIX}.10"
     make_bucket(bench)
-    config = b.vps_config("hetzner", bench.operator[1], count=1, size="cx23", region="nbg1", volumeGb=10)
+    site = b.domain("hetzner-1")
+    config = b.vps_config("hetzner-1", "hetzner", bench.operator[1], count=1, size="cx23", region="nbg1", volumeGb=10)
     config["ladder:backups"] = {
         "bucket": BUCKET,
         "endpoint": w.S3_ENDPOINT,
@@ -156,15 +157,15 @@ def hetzner_single(bench: b.Bench) -> None:
     stack.secrets.update(
         {"ladder:backups.accessKeyId": "bench-access-key", "ladder:backups.secretAccessKey": "bench-secret-key"}
     )
-    bench.world.dns_record(b.DOMAIN, ip)
+    bench.world.dns_record(site, ip)
     with b.fleet(bench, stack) as fleet:
         server = fleet["shop-app-0"]
         started = time.monotonic()
         stack.up()
-        b.serves(bench, ip, "1.0.0")
+        b.serves(bench, site, ip, "1.0.0")
         bench.note("hetzner x1: first deploy (boot to serving)", f"{time.monotonic() - started:.1f} s")
 
-        status, location, _ = plain_http(ip)
+        status, location, _ = plain_http(ip, site)
         check(status in (301, 308) and location.startswith("https://"), f"http:// redirects to https ({status})")
         listening = server.inspect(
             "ss -Hltn | awk '{print $4}' | grep -v -e '^127\\.' -e '^\\[::1\\]' | sed 's/.*://' | sort -un"
@@ -176,9 +177,9 @@ def hetzner_single(bench: b.Bench) -> None:
             server, "SELECT to_char(min(at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') FROM ladder_releases"
         )
         check(all(release_at <= t[:19] for t in first_start), "the release ran before any app container started")
-        _, deep = get(ip, b.DOMAIN, "/api/deep", bench.acme_root)
+        _, deep = get(ip, site, "/api/deep", bench.acme_root)
         check("error" not in deep and bool(deep.get("hits")), "the api reaches Postgres and Valkey")
-        _, digests = get(ip, b.DOMAIN, "/api/env-digests", bench.acme_root)
+        _, digests = get(ip, site, "/api/env-digests", bench.acme_root)
         want = hashlib.sha256(b.SESSION_SECRET.encode()).hexdigest()
         seen = digests.get("digests")
         check(
@@ -190,21 +191,21 @@ def hetzner_single(bench: b.Bench) -> None:
         stack.up(force=("deploy",))
         check(container_ids(server) == before, "the same deploy twice replaces 0 containers")
 
-        with Load(ip, b.DOMAIN, bench.acme_root, b.ROUTES, rate=25) as load:
+        with Load(ip, site, bench.acme_root, b.ROUTES, rate=25) as load:
             time.sleep(3)
             for version in ("1.0.1", "1.0.2", "1.0.3"):
                 stack.config = b.with_app(config, version)
                 t0 = time.monotonic()
                 stack.up()
                 bench.note(f"image bump to {version}", f"{time.monotonic() - t0:.1f} s")
-                b.serves(bench, ip, version, timeout=10)
+                b.serves(bench, site, ip, version, timeout=10)
             time.sleep(2)
         bench.note("load across 3 bumps (25 req/s)", load.result.line())
         check(load.result.failed == 0 and load.result.misrouted == 0, "0 failed, 0 misrouted requests across bumps")
         check(psql(server, "SELECT count(*) FROM ladder_releases") == "4", "one release per deploy, 4 in all")
 
         for mode in ("500", "deaf"):
-            with Load(ip, b.DOMAIN, bench.acme_root, b.ROUTES, rate=25) as load:
+            with Load(ip, site, bench.acme_root, b.ROUTES, rate=25) as load:
                 stack.config = b.with_app(config, "2.0.0", mode)
                 t0 = time.monotonic()
                 try:
@@ -225,16 +226,16 @@ def hetzner_single(bench: b.Bench) -> None:
             compose = server.inspect("cat /srv/ladder/compose.yaml")
             check("demo:1.0.3" in compose and "2.0.0" not in compose, "compose.yaml still describes what runs")
         stack.config = b.with_app(config, "1.0.3")
-        b.serves(bench, ip, "1.0.3", timeout=10)
+        b.serves(bench, site, ip, "1.0.3", timeout=10)
 
         psql(server, "CREATE TABLE IF NOT EXISTS bench_keep (v text); INSERT INTO bench_keep VALUES ('kept')")
         valkey(server, "set", "bench:keep", "kept")
         ssh(deploy_conn(bench, ip), "sudo systemctl restart docker", None)
-        b.serves(bench, ip, "1.0.3", timeout=120)
+        b.serves(bench, site, ip, "1.0.3", timeout=120)
         check(psql(server, "SELECT v FROM bench_keep") == "kept", "a Postgres row survives a Docker restart")
         servers.shutdown(server)
         servers.boot(bench.world, server)
-        b.serves(bench, ip, "1.0.3", timeout=180)
+        b.serves(bench, site, ip, "1.0.3", timeout=180)
         check(psql(server, "SELECT v FROM bench_keep") == "kept", "a Postgres row survives a reboot")
         check(valkey(server, "get", "bench:keep") == "kept", "a Valkey key survives a reboot")
         check(server.inspect("findmnt -n -o SOURCE /srv/ladder-data").strip() != "", "the data volume is mounted")
@@ -252,7 +253,7 @@ def hetzner_single(bench: b.Bench) -> None:
             done.returncode == 0 and psql(server, "SELECT v FROM bench_keep") == "kept",
             "the restore brings the row back",
         )
-        b.serves(bench, ip, "1.0.3", timeout=60)
+        b.serves(bench, site, ip, "1.0.3", timeout=60)
 
         modes = server.inspect("stat -c '%n %a' /usr/local/sbin /etc/systemd/system /etc").split()
         check(
@@ -295,13 +296,16 @@ def rotation(bench: b.Bench, stack: Stack, server: servers.Server, ip: str) -> N
 def digitalocean_single(bench: b.Bench) -> None:
     """DigitalOcean, one droplet: the same user data path and deploy; serves with TLS."""
     ip = f"{w.PUBLIC_PREFIX}.20"
-    config = b.vps_config("digitalocean", bench.operator[1], count=1, size="s-1vcpu-2gb", region="fra1")
+    site = b.domain("digitalocean-1")
+    config = b.vps_config(
+        "digitalocean-1", "digitalocean", bench.operator[1], count=1, size="s-1vcpu-2gb", region="fra1"
+    )
     stack = b.new_stack(config, {"shop-app-0": ip})
-    bench.world.dns_record(b.DOMAIN, ip)
+    bench.world.dns_record(site, ip)
     with b.fleet(bench, stack) as fleet:
         started = time.monotonic()
         stack.up()
-        b.serves(bench, ip, "1.0.0")
+        b.serves(bench, site, ip, "1.0.0")
         bench.note("digitalocean x1: first deploy (boot to serving)", f"{time.monotonic() - started:.1f} s")
         hardening(fleet["shop-app-0"], ip, deploy_conn(bench, ip), "deploy")
 
@@ -312,11 +316,14 @@ def existing_host(bench: b.Bench) -> None:
     key = keypair("ops@laptop")
     server = servers.prepare(bench.world, bench.server_rootfs, "existing", ip, user_data=None)
     host_key = servers.plain_host(server, "ops", key[1])
-    config = b.vps_config("existing", bench.operator[1], hosts=[{"address": ip, "user": "ops", "hostKey": host_key}])
+    site = b.domain("existing")
+    config = b.vps_config(
+        "existing", "existing", bench.operator[1], hosts=[{"address": ip, "user": "ops", "hostKey": host_key}]
+    )
     del config["ladder:vps"]["sshKeys"]
     stack = b.new_stack(config, {})
     stack.secrets["ladder:vps.sshPrivateKey"] = key[0]
-    bench.world.dns_record(b.DOMAIN, ip)
+    bench.world.dns_record(site, ip)
     try:
         servers.boot(bench.world, server)
         before = subprocess.run(
@@ -343,7 +350,7 @@ def existing_host(bench: b.Bench) -> None:
         check("password" in before.stderr, "before Ladder, the host offers password logins")
         started = time.monotonic()
         stack.up()
-        b.serves(bench, ip, "1.0.0")
+        b.serves(bench, site, ip, "1.0.0")
         bench.note("existing host: harden + first deploy", f"{time.monotonic() - started:.1f} s")
         hardening(server, ip, {"host": ip, "user": "ops", "privateKey": key[0]}, "ops")
     finally:
@@ -353,6 +360,7 @@ def existing_host(bench: b.Bench) -> None:
 def existing_root(bench: b.Bench) -> None:
     """`root` as the login user would lock Pulumi out once sshd forbids root: refused up front."""
     config = b.vps_config(
+        "existing-root",
         "existing",
         bench.operator[1],
         hosts=[{"address": f"{w.PUBLIC_PREFIX}.31", "user": "root", "hostKey": keypair("x")[1]}],
@@ -378,7 +386,8 @@ def hetzner_three(bench: b.Bench) -> None:
         **{f"shop-app-{i}": f"{w.PUBLIC_PREFIX}.{41 + i}" for i in range(3)},
     }
     private = {"shop-data": t.DATA_SERVER_IP, **{f"shop-app-{i}": t.app_server_ip(i) for i in range(3)}}
-    config = b.vps_config("hetzner", bench.operator[1], count=3, size="cx23", region="nbg1")
+    site = b.domain("hetzner-3")
+    config = b.vps_config("hetzner-3", "hetzner", bench.operator[1], count=3, size="cx23", region="nbg1")
     stack = b.new_stack(config, addresses, private)
     with b.fleet(bench, stack, private) as fleet:
         started = time.monotonic()
@@ -388,7 +397,7 @@ def hetzner_three(bench: b.Bench) -> None:
             wait_for(
                 f"app-{i} serves over HTTP",
                 lambda ip=ip: all(  # type: ignore[misc]
-                    f'"{svc}"' in plain_http(ip, path)[2] for path, svc in b.ROUTES.items()
+                    f'"{svc}"' in plain_http(ip, site, path)[2] for path, svc in b.ROUTES.items()
                 ),
                 120,
                 interval=2,
@@ -406,5 +415,5 @@ def hetzner_three(bench: b.Bench) -> None:
         )
         status, body = 0, ""
         for i in range(3):
-            status, _, body = plain_http(addresses[f"shop-app-{i}"], "/api/deep")
+            status, _, body = plain_http(addresses[f"shop-app-{i}"], site, "/api/deep")
             check(status == 200 and "releases" in body, f"app-{i} reaches Postgres and Valkey over the private network")

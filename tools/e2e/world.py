@@ -100,7 +100,24 @@ class World:
     def network(self) -> None:
         for link in (PUBLIC_BRIDGE, PRIVATE_BRIDGE):
             run(["ip", "link", "del", link], check=False)
-            run(["ip", "link", "add", link, "type", "bridge"])
+            # Frames between test servers are bridged, not routed: keep them out of this machine's
+            # own iptables (a host Docker engine sets FORWARD to DROP and loads br_netfilter).
+            run(
+                [
+                    "ip",
+                    "link",
+                    "add",
+                    link,
+                    "type",
+                    "bridge",
+                    "nf_call_iptables",
+                    "0",
+                    "nf_call_ip6tables",
+                    "0",
+                    "nf_call_arptables",
+                    "0",
+                ]
+            )
             run(["ip", "link", "set", link, "up"])
         # Only the public bridge has an address here: this machine plays the internet and the
         # operator's laptop. The private network is reachable from the servers alone.
