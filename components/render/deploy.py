@@ -197,6 +197,7 @@ write_upstreams() {{
 }}
 reload_proxy() {{
   [ -n "$(docker compose ps -q proxy 2>/dev/null)" ] || return 0
+  log "reloading the proxy"
   docker compose exec -T proxy caddy reload --config /etc/caddy/Caddyfile --adapter caddyfile >/dev/null \
     || fail "the proxy refused its new configuration"
 }}
@@ -323,6 +324,7 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
     ]
     out.append("# 9. recreate workers")
     if plan.workers:
+        out.append("log 'workers'")
         workers = " ".join(q(w) for w in plan.workers)
         out.append(
             f"docker compose up -d --quiet-pull --no-deps --wait --wait-timeout {HEALTH_TIMEOUT_S} {workers} "
@@ -330,9 +332,10 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
         )
     out.append("# 10. start or reload the proxy")
     if plan.proxy:
-        out += ["docker compose up -d --quiet-pull --no-deps proxy", "reload_proxy"]
+        out += ["log 'proxy'", "docker compose up -d --quiet-pull --no-deps proxy", "reload_proxy"]
     out += [
         "# 11. prune unused images",
+        "log 'pruning images'",
         "docker image prune --all --force >/dev/null",
         "FILES_WRITTEN=0",
         f"log 'deploy of {plan.app} finished'",

@@ -28,8 +28,11 @@ DEFAULT = ["existing-root", "hetzner-1", "digitalocean-1", "existing"]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("cases", nargs="*", default=DEFAULT, choices=list(CASES))
+    parser.add_argument("cases", nargs="*", default=DEFAULT, help=f"of {', '.join(CASES)}")
     args = parser.parse_args(argv)
+    unknown = [c for c in args.cases if c not in CASES]
+    if unknown:
+        parser.error(f"unknown cases {unknown}; known: {', '.join(CASES)}")
     if os.geteuid() != 0:
         print("the bench needs root (network namespaces, system containers)", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -150,6 +151,13 @@ def fleet(
         for s in booted.values():
             servers.boot(bench.world, s)
         yield booted
+    except BaseException:
+        # LADDER_E2E_HOLD=<seconds>: keep a failed case's servers up that long to look inside.
+        hold = float(os.environ.get("LADDER_E2E_HOLD", "0"))
+        if hold > 0:
+            print(f"  holding the servers for {hold:.0f} s (LADDER_E2E_HOLD)", flush=True)
+            time.sleep(min(hold, 1800))
+        raise
     finally:
         for s in booted.values():
             servers.destroy(s)

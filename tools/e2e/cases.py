@@ -196,8 +196,10 @@ def hetzner_single(bench: b.Bench) -> None:
             for version in ("1.0.1", "1.0.2", "1.0.3"):
                 stack.config = b.with_app(config, version)
                 t0 = time.monotonic()
-                stack.up()
+                steps = stack.up()
                 bench.note(f"image bump to {version}", f"{time.monotonic() - t0:.1f} s")
+                for step in steps:  # the deploy's own timeline, to line up with any failed request
+                    print("    " + " | ".join(ln[8:] for ln in step.stderr.splitlines() if ln.startswith("ladder: ")))
                 b.serves(bench, site, ip, version, timeout=10)
             time.sleep(2)
         bench.note("load across 3 bumps (25 req/s)", load.result.line())
