@@ -134,16 +134,19 @@ def _network(s: Server) -> None:
     run(["ip", "netns", "add", s.netns])
     ns = ["ip", "-n", s.netns]
     run([*ns, "link", "set", "lo", "up"])
-    nets = [("p", w.PUBLIC_BRIDGE, "eth0", s.ip)]
+    nets: list[tuple[str, str, str, str, str | None]] = [("p", w.PUBLIC_BRIDGE, "eth0", s.ip, None)]
     if s.private_ip:
-        nets.append(("q", w.PRIVATE_BRIDGE, "eth1", s.private_ip))
-    for tag, bridge, inner, address in nets:
+        nets.append(("q", w.PRIVATE_BRIDGE, "eth1", s.private_ip, w.SWITCH_NETNS))
+    for tag, bridge, inner, address, switch in nets:
         outer = f"lb{tag}-{s.name}"[:15]
         run(["ip", "link", "del", outer], check=False)
         run(["ip", "link", "add", outer, "type", "veth", "peer", "name", f"{outer}c"])
         run(["ip", "link", "set", f"{outer}c", "netns", s.netns])
         run([*ns, "link", "set", f"{outer}c", "name", inner])
-        run(["ip", "link", "set", outer, "master", bridge, "up"])
+        at = ["ip"] if switch is None else ["ip", "-n", switch]
+        if switch is not None:
+            run(["ip", "link", "set", outer, "netns", switch])
+        run([*at, "link", "set", outer, "master", bridge, "up"])
         run([*ns, "addr", "add", f"{address}/24", "dev", inner])
         run([*ns, "link", "set", inner, "up"])
         s.links.append(outer)

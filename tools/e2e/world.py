@@ -25,6 +25,7 @@ GATEWAY = "198.18.0.1"
 PUBLIC_PREFIX = "198.18.0"
 PUBLIC_BRIDGE = "lb-pub"
 PRIVATE_BRIDGE = "lb-priv"
+SWITCH_NETNS = "lb-switch"  # holds the private bridge
 REGISTRY_PORT = 5000
 APT_PORT = 8081
 ACME_PORT = 14000
@@ -60,8 +61,7 @@ class World:
         for ns in run(["ip", "netns", "list"], check=False).stdout.split():
             if ns.startswith("lb-"):
                 run(["ip", "netns", "del", ns], check=False)
-        for link in (PUBLIC_BRIDGE, PRIVATE_BRIDGE):
-            run(["ip", "link", "del", link], check=False)
+        run(["ip", "link", "del", PUBLIC_BRIDGE], check=False)
         if self.run_dir.exists():
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
@@ -78,8 +78,8 @@ class World:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
         self.procs.clear()
-        for link in (PUBLIC_BRIDGE, PRIVATE_BRIDGE):
-            run(["ip", "link", "del", link], check=False)
+        run(["ip", "link", "del", PUBLIC_BRIDGE], check=False)
+        run(["ip", "netns", "del", SWITCH_NETNS], check=False)
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.run_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the world
@@ -98,30 +98,18 @@ class World:
     # --- network ---------------------------------------------------------------------
 
     def network(self) -> None:
-        for link in (PUBLIC_BRIDGE, PRIVATE_BRIDGE):
-            run(["ip", "link", "del", link], check=False)
-            # Frames between test servers are bridged, not routed: keep them out of this machine's
-            # own iptables (a host Docker engine sets FORWARD to DROP and loads br_netfilter).
-            run(
-                [
-                    "ip",
-                    "link",
-                    "add",
-                    link,
-                    "type",
-                    "bridge",
-                    "nf_call_iptables",
-                    "0",
-                    "nf_call_ip6tables",
-                    "0",
-                    "nf_call_arptables",
-                    "0",
-                ]
-            )
-            run(["ip", "link", "set", link, "up"])
+        run(["ip", "link", "del", PUBLIC_BRIDGE], check=False)
+        run(["ip", "link", "add", PUBLIC_BRIDGE, "type", "bridge"])
+        run(["ip", "link", "set", PUBLIC_BRIDGE, "up"])
         # Only the public bridge has an address here: this machine plays the internet and the
-        # operator's laptop. The private network is reachable from the servers alone.
+        # operator's laptop. The private network is a bridge in a namespace of its own, reachable
+        # from the servers alone, and its frames never meet this machine's iptables (where a host
+        # Docker engine may have set FORWARD to DROP with br_netfilter loaded).
         run(["ip", "addr", "add", f"{GATEWAY}/24", "dev", PUBLIC_BRIDGE])
+        run(["ip", "netns", "del", SWITCH_NETNS], check=False)
+        run(["ip", "netns", "add", SWITCH_NETNS])
+        run(["ip", "-n", SWITCH_NETNS, "link", "add", PRIVATE_BRIDGE, "type", "bridge"])
+        run(["ip", "-n", SWITCH_NETNS, "link", "set", PRIVATE_BRIDGE, "up"])
 
     # --- certificates ----------------------------------------------------------------
 
