@@ -79,6 +79,12 @@ _SSH_KEY_RE = re.compile(
     r"sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( .*)?$"
 )
 _CRON_FIELD_RE = re.compile(r"^[0-9*/,\-]+$")
+# An absolute container path: segments of letters, digits, '.', '_', '-' (no '..', no
+# spaces, no shell or YAML metacharacters), so it is safe in a compose volume spec, a
+# unit file, a tar argument and a Kubernetes mountPath alike.
+_MOUNT_PATH_RE = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
+# Where a volume must not go: kernel filesystems, and /tmp (every pod already mounts its own).
+_RESERVED_MOUNTS = ("/proc", "/sys", "/dev", "/tmp", "/run", "/etc")
 _K8S_VERSION_RE = re.compile(r"^1\.[0-9]{2}$")
 _HCLOUD_SIZE_RE = re.compile(r"^[a-z]{2,4}[0-9]{1,3}$")  # cx23, cpx32, cax11, ccx13
 _DO_SIZE_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)+$")  # s-1vcpu-2gb, g-2vcpu-8gb
@@ -168,6 +174,38 @@ def _cron(value: Any) -> Any:
     return value
 
 
+def _mount_path(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    if not _MOUNT_PATH_RE.match(value) or any(seg in (".", "..") for seg in value.split("/")):
+        raise ValueError("expected an absolute path such as /app/uploads (letters, digits, '.', '_', '-')")
+    if any(value == r or value.startswith(r + "/") for r in _RESERVED_MOUNTS) or value == "/":
+        raise ValueError(f"{value} is reserved; mount volumes elsewhere (e.g. /data)")
+    return value
+
+
+def _egress_target(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        pass
+    if _HOSTNAME_RE.match(value):
+        return value.lower()
+    raise ValueError("expected a CIDR such as 203.0.113.0/24 or a host name such as smtp.example.com")
+
+
+def _string_env(value: Any) -> Any:
+    # YAML turns `DEBUG: 1` into an int; environment values are strings.
+    if isinstance(value, dict):
+        return {
+            k: (str(v).lower() if isinstance(v, bool) else str(v)) if isinstance(v, (int, float, bool)) else v
+            for k, v in value.items()
+        }
+    return value
+
+
 def _quoted_version(value: Any) -> Any:
     # YAML reads `1.30` as the float 1.3: refuse numbers instead of guessing.
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -208,6 +246,8 @@ UrlPath = Annotated[str, BeforeValidator(_url_path)]
 Cidr = Annotated[str, BeforeValidator(_cidr)]
 SshPublicKey = Annotated[str, BeforeValidator(_ssh_key)]
 Cron = Annotated[str, BeforeValidator(_cron)]
+MountPath = Annotated[str, BeforeValidator(_mount_path)]
+EgressTarget = Annotated[str, BeforeValidator(_egress_target)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 CpuQuantity = Annotated[str, BeforeValidator(_quantity(_CPU_RE, "250m or 0.5"))]
 MemoryQuantity = Annotated[str, BeforeValidator(_quantity(_MEMORY_RE, "256Mi or 1Gi"))]
@@ -235,6 +275,17 @@ class Resources(_Model):
     memory: MemoryQuantity = "128Mi"
 
 
+class Volume(_Model):
+    """Persistent storage mounted into one container (`services.<name>.volumes.<mountPath>`)."""
+
+    size_gb: int = Field(default=1, ge=1, le=16384, alias="sizeGb")
+
+
+def volume_slug(mount_path: str) -> str:
+    """A DNS-label name for a mount path (`/app/uploads` -> `app-uploads`): volume, PVC and directory names."""
+    return re.sub(r"[^a-z0-9]+", "-", mount_path.lower()).strip("-") or "root"
+
+
 class Service(_Model):
     image: Image
     port: Port | None = None
@@ -247,6 +298,7 @@ class Service(_Model):
     liveness: list[str] | None = Field(default=None, min_length=1)
     autoscale: Autoscale | None = None
     resources: Resources = Resources()
+    volumes: dict[MountPath, Volume] = {}
 
     @property
     def routed(self) -> bool:
@@ -272,23 +324,28 @@ class Release(_Model):
     command: list[str] = Field(min_length=1)
 
 
+class Job(_Model):
+    """A scheduled command in a service's image (`ladder:app.jobs.<name>`)."""
+
+    service: str
+    command: list[str] = Field(min_length=1)
+    schedule: Cron
+    # Seconds; the job is killed (and counted as failed) after this long.
+    timeout: int = Field(default=3600, ge=10, le=86400)
+
+
 class App(_Model):
     name: DnsLabel
     env: dict[EnvName, str] = {}
     secret_env: list[EnvName] = Field(default=[], alias="secretEnv")
     release: Release | None = None
     services: dict[DnsLabel, Service] = Field(min_length=1)
+    jobs: dict[DnsLabel, Job] = {}
 
     @field_validator("env", mode="before")
     @classmethod
     def _stringify_env(cls, value: Any) -> Any:
-        # YAML turns `DEBUG: 1` into an int; environment values are strings.
-        if isinstance(value, dict):
-            return {
-                k: (str(v).lower() if isinstance(v, bool) else str(v)) if isinstance(v, (int, float, bool)) else v
-                for k, v in value.items()
-            }
-        return value
+        return _string_env(value)
 
     @property
     def database(self) -> str:
@@ -394,6 +451,80 @@ class MonitoringConfig(_Model):
     smtp_password: SecretStr | None = Field(default=None, alias="smtpPassword")
 
 
+class AccessoryBackup(_Model):
+    """How an accessory is backed up: a dump `command` (run in its image, writing the dump
+    to stdout) or `paths` (directories of its volumes, archived with tar). Exactly one."""
+
+    command: list[str] | None = Field(default=None, min_length=1)
+    paths: list[MountPath] | None = Field(default=None, min_length=1)
+
+
+class Accessory(_Model):
+    """Another data store from an image (`ladder:accessories.<name>`), internal only."""
+
+    image: Image
+    port: Port
+    env: Annotated[dict[EnvName, str], BeforeValidator(_string_env)] = {}
+    secret_env: list[EnvName] = Field(default=[], alias="secretEnv")
+    volumes: dict[MountPath, Volume] = {}
+    command: list[str] | None = Field(default=None, min_length=1)
+    # Exec health check (no shell), e.g. [mongosh, --quiet, --eval, "db.adminCommand('ping')"];
+    # without it the cluster checks that the port accepts connections.
+    health: list[str] | None = Field(default=None, min_length=1)
+    backup: AccessoryBackup | None = None
+    resources: Resources = Resources(cpu="100m", memory="256Mi")
+
+
+class Bucket(_Model):
+    """Object storage for the app (`ladder:buckets.<name>`).
+
+    Created by Ladder on DigitalOcean (Spaces) and local (MinIO). With `endpoint` it is a
+    bucket you already have (Hetzner Object Storage, R2, S3...): give its `bucket` name and
+    its keys as secrets."""
+
+    public: bool = False
+    # CORS: origins allowed to read/upload from browsers (Spaces and existing buckets:
+    # Ladder sets them on Spaces only).
+    cors_origins: list[str] = Field(default=[], alias="corsOrigins")
+    # Delete objects older than this many days (Spaces lifecycle rule); unset keeps them.
+    expire_days: int | None = Field(default=None, ge=1, le=36500, alias="expireDays")
+    endpoint: str | None = None
+    region: str = "us-east-1"
+    bucket: str | None = Field(default=None, min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]+[a-z0-9]$")
+    access_key_id: SecretStr | None = Field(default=None, alias="accessKeyId")
+    secret_access_key: SecretStr | None = Field(default=None, alias="secretAccessKey")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https://[A-Za-z0-9.-]+(:[0-9]+)?/?$", value):
+            raise ValueError("expected an https:// endpoint such as https://fsn1.your-objectstorage.com")
+        return value.rstrip("/") if value else value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not re.match(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$", origin):
+                raise ValueError(f"expected origins like https://shop.example.com or '*' (got {origin!r})")
+        return value
+
+    @property
+    def external(self) -> bool:
+        return self.endpoint is not None
+
+
+class EgressRule(_Model):
+    """Where the app's pods may connect beyond HTTPS (`ladder:egress[i]`, cluster rung)."""
+
+    to: EgressTarget
+    ports: list[Port] = Field(min_length=1)
+
+    @property
+    def is_cidr(self) -> bool:
+        return "/" in self.to
+
+
 def _acme_directory(value: object) -> str:
     if not isinstance(value, str) or not re.fullmatch(
         r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?", value
@@ -424,6 +555,9 @@ class Settings(_Model):
     monitoring: MonitoringConfig = MonitoringConfig()
     secrets: dict[EnvName, SecretStr] = {}
     protect: bool | None = None
+    accessories: dict[DnsLabel, Accessory] = {}
+    buckets: dict[DnsLabel, Bucket] = {}
+    egress: list[EgressRule] = []
 
     # Filled in by `parse_settings`; always set on a returned Settings.
     @property
@@ -449,6 +583,83 @@ class Settings(_Model):
     def secret(self, name: str) -> str | None:
         value = self.secrets.get(name)
         return value.get_secret_value() if value is not None else None
+
+
+# ---------------------------------------------------------------------------------------
+# names Ladder derives from the config (env variables, volumes, buckets): one place, so the
+# checks below and every rung agree
+
+
+# Names an accessory may not take: the stores and containers Ladder runs itself.
+RESERVED_NAMES = ("postgres", "valkey", "redis", "proxy", "minio", "release", "app")
+S3_FIELDS = ("ENDPOINT", "REGION", "BUCKET", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY")
+S3_SECRET_FIELDS = {"ACCESS_KEY_ID": "accessKeyId", "SECRET_ACCESS_KEY": "secretAccessKey"}
+
+
+def env_prefix(name: str) -> str:
+    """`meili-search` -> `MEILI_SEARCH`."""
+    return name.upper().replace("-", "_")
+
+
+def accessory_env_names(name: str) -> dict[str, str]:
+    """What services get for accessory `name`: {"HOST": "MONGO_HOST", "PORT": "MONGO_PORT"}."""
+    return {field: f"{env_prefix(name)}_{field}" for field in ("HOST", "PORT")}
+
+
+def bucket_env_names(name: str, only: bool) -> dict[str, list[str]]:
+    """S3 field -> env names for bucket `name`: always `S3_<NAME>_<FIELD>`, and the plain
+    `S3_<FIELD>` too when the stack has exactly one bucket (most apps)."""
+    return {f: [f"S3_{env_prefix(name)}_{f}", *([f"S3_{f}"] if only else [])] for f in S3_FIELDS}
+
+
+def injected_env_names(s: Settings) -> dict[str, str]:
+    """Every env name Ladder injects into services -> the config key it comes from."""
+    names = {key: f"{NAMESPACE}:postgres" if key == "DATABASE_URL" else f"{NAMESPACE}:redis" for key in INJECTED_ENV}
+    for name in s.accessories:
+        for env in accessory_env_names(name).values():
+            names[env] = f"{NAMESPACE}:accessories.{name}"
+    for name in s.buckets:
+        for envs in bucket_env_names(name, len(s.buckets) == 1).values():
+            for env in envs:
+                names[env] = f"{NAMESPACE}:buckets.{name}"
+    return names
+
+
+def service_volume_name(service: str, mount_path: str) -> str:
+    """`<service>-<slug>`: the PVC, named volume and host directory of one service volume."""
+    return f"{service}-{volume_slug(mount_path)}"
+
+
+_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+
+
+def cron_values(expr: str) -> list[list[int] | None]:
+    """The five fields of a cron schedule as sorted value lists (None for `*`).
+
+    Raises ValueError on anything outside the fields' ranges; day of week 7 is Sunday (0).
+    """
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError("expected a 5-field cron schedule such as '0 */6 * * *'")
+    out: list[list[int] | None] = []
+    for field, (low, high) in zip(fields, _CRON_RANGES, strict=True):
+        if field == "*":
+            out.append(None)
+            continue
+        values: set[int] = set()
+        for part in field.split(","):
+            m = re.fullmatch(r"(\*|([0-9]+)(-([0-9]+))?)(/([0-9]+))?", part)
+            if not m:
+                raise ValueError(f"cron field {field!r} is not a value, range, list or step")
+            start, stop = (low, high) if m.group(1) == "*" else (int(m.group(2)), int(m.group(4) or m.group(2)))
+            step = int(m.group(6) or 1)
+            if m.group(6) and m.group(4) is None and m.group(1) != "*":
+                stop = high  # `5/15` means from 5 every 15
+            if not (low <= start <= stop <= high) or step < 1:
+                raise ValueError(f"cron field {field!r} is outside {low}-{high}")
+            values.update(range(start, stop + 1, step))
+        out.append(sorted({0 if (low, high) == (0, 7) and v == 7 else v for v in values}))
+    return out
 
 
 TOP_LEVEL_KEYS = tuple((field.alias or name) for name, field in Settings.model_fields.items())
@@ -550,6 +761,11 @@ def _cross_checks(s: Settings) -> Iterable[tuple[str, str]]:
         yield f"{ns}:domain", "phase local serves on localhost; leave ladder:domain unset"
 
     yield from _app_checks(s)
+    yield from _volume_and_job_checks(s)
+    yield from _accessory_checks(s)
+    yield from _bucket_checks(s, provider)
+    if s.egress and phase != "cluster":
+        yield f"{ns}:egress", "only used with phase cluster (containers on local and vps may connect anywhere)"
     yield from _data_checks(s, provider)
     yield from _where_checks(s, provider)
 
@@ -619,12 +835,13 @@ def _app_checks(s: Settings) -> Iterable[tuple[str, str]]:
             f"{ns}:app.release.service",
             f"no service named {app.release.service!r}; one of {', '.join(app.services)}",
         )
+    injected = injected_env_names(s)
     for key in app.env:
-        if key in INJECTED_ENV:
-            yield f"{ns}:app.env.{key}", "is injected by Ladder from ladder:postgres / ladder:redis; remove it"
+        if key in injected:
+            yield f"{ns}:app.env.{key}", f"is injected by Ladder from {injected[key]}; remove it"
     for i, key in enumerate(app.secret_env):
-        if key in INJECTED_ENV:
-            yield f"{ns}:app.secretEnv[{i}]", f"{key} is injected by Ladder; remove it"
+        if key in injected:
+            yield f"{ns}:app.secretEnv[{i}]", f"{key} is injected by Ladder from {injected[key]}; remove it"
         elif key in app.env:
             yield f"{ns}:app.secretEnv[{i}]", f"{key} is also set in ladder:app.env; keep it in one place"
         elif key not in s.secrets:
@@ -633,6 +850,8 @@ def _app_checks(s: Settings) -> Iterable[tuple[str, str]]:
                 f"required by ladder:app.secretEnv: pulumi config set --secret --path 'ladder:secrets.{key}' ...",
             )
     expected = set(app.secret_env)
+    for accessory in s.accessories.values():
+        expected.update(accessory.secret_env)
     if s.postgres.mode == "external":
         expected.add("DATABASE_URL")
     if s.redis.mode == "external":
@@ -640,6 +859,123 @@ def _app_checks(s: Settings) -> Iterable[tuple[str, str]]:
     for key in s.secrets:
         if key not in expected:
             yield f"{ns}:secrets.{key}", "not used: list it in ladder:app.secretEnv (or remove it)"
+
+
+def _volume_and_job_checks(s: Settings) -> Iterable[tuple[str, str]]:
+    ns = NAMESPACE
+    for name, svc in s.app.services.items():
+        if not svc.volumes:
+            continue
+        at = f"{ns}:app.services.{name}.volumes"
+        why = None
+        if svc.replica_count > 1:
+            why = f"replicas is {svc.replica_count}"
+        elif svc.autoscale is not None:
+            why = "autoscale is set"
+        elif s.phase == "vps" and s.vps.server_count > 1:
+            why = f"vps.count is {s.vps.server_count} (a copy on every server)"
+        if why:
+            yield (
+                at,
+                f"a volume is mounted by one container, but {why}: keep files shared between replicas "
+                "in object storage (ladder:buckets) and leave the volume to a single-replica service",
+            )
+        slugs: dict[str, str] = {}
+        for path in svc.volumes:
+            volume = service_volume_name(name, path)
+            if volume_slug(path) in slugs:
+                yield f"{at}.{path}", f"names the same volume as {slugs[volume_slug(path)]} ({volume}); rename one"
+            slugs[volume_slug(path)] = path
+            if len(volume) > 63:
+                yield f"{at}.{path}", f"the volume name {volume!r} is longer than 63 characters; use a shorter path"
+    for name, job in s.app.jobs.items():
+        at = f"{ns}:app.jobs.{name}"
+        if job.service not in s.app.services:
+            yield f"{at}.service", f"no service named {job.service!r}; one of {', '.join(s.app.services)}"
+        try:
+            fields = cron_values(job.schedule)
+        except ValueError as exc:
+            yield f"{at}.schedule", str(exc)
+            continue
+        if fields[2] is not None and fields[4] is not None:
+            # cron runs when either day matches, systemd timers when both do: refuse the
+            # one form whose meaning differs between rungs.
+            yield f"{at}.schedule", "restrict day of month or day of week, not both (their meaning differs by rung)"
+
+
+def _accessory_checks(s: Settings) -> Iterable[tuple[str, str]]:
+    ns = NAMESPACE
+    for name, acc in s.accessories.items():
+        at = f"{ns}:accessories.{name}"
+        if name in s.app.services:
+            yield at, f"the name {name!r} is already a service in ladder:app.services; rename one"
+        elif name in RESERVED_NAMES:
+            yield at, f"the name {name!r} is used by Ladder itself; pick another (e.g. {name}-2)"
+        for i, key in enumerate(acc.secret_env):
+            if key in acc.env:
+                yield f"{at}.secretEnv[{i}]", f"{key} is also set in env; keep it in one place"
+            elif key not in s.secrets:
+                yield (
+                    f"{ns}:secrets.{key}",
+                    f"required by {at}.secretEnv: pulumi config set --secret --path 'ladder:secrets.{key}' ...",
+                )
+        for path in acc.volumes:
+            if len(f"data-{name}-{volume_slug(path)}-{name}-0") > 63:
+                yield f"{at}.volumes.{path}", "the volume's claim name would pass 63 characters; use a shorter path"
+        backup = acc.backup
+        if backup is None:
+            continue
+        if (backup.command is None) == (backup.paths is None):
+            yield f"{at}.backup", "set exactly one of `command` (a dump written to stdout) or `paths` (tar of volumes)"
+        for i, path in enumerate(backup.paths or []):
+            if not any(path == v or path.startswith(v + "/") for v in acc.volumes):
+                yield (
+                    f"{at}.backup.paths[{i}]",
+                    f"{path} is not in one of the accessory's volumes ({', '.join(acc.volumes) or 'none'})",
+                )
+
+
+def _bucket_checks(s: Settings, provider: str) -> Iterable[tuple[str, str]]:
+    ns = NAMESPACE
+    for name, b in s.buckets.items():
+        at = f"{ns}:buckets.{name}"
+        if len(f"{s.app.name}-{name}") > 40:
+            yield at, "app name and bucket name together must stay within 40 characters (bucket names are global)"
+        has_keys = (b.access_key_id is not None, b.secret_access_key is not None)
+        if b.external:
+            if b.bucket is None:
+                yield f"{at}.bucket", "required with endpoint: the name of the existing bucket"
+            for field, present in zip(("accessKeyId", "secretAccessKey"), has_keys, strict=True):
+                if not present:
+                    yield (
+                        f"{at}.{field}",
+                        "required with endpoint: "
+                        f"pulumi config set --secret --path 'ladder:buckets.{name}.{field}' ...",
+                    )
+            for field, value in (("corsOrigins", b.cors_origins), ("expireDays", b.expire_days), ("public", b.public)):
+                if value:
+                    yield (
+                        f"{at}.{field}",
+                        "Ladder sets this on buckets it creates only; configure your bucket's provider",
+                    )
+            continue
+        given: tuple[tuple[str, object], ...] = (
+            ("bucket", b.bucket),
+            ("accessKeyId", b.access_key_id),
+            ("secretAccessKey", b.secret_access_key),
+        )
+        for key, given_value in given:
+            if given_value is not None:
+                yield f"{at}.{key}", "only used with endpoint (a bucket you already have)"
+        if provider in ("hetzner", "existing"):
+            # pulumi-hcloud (1.43) has no Object Storage resource: Hetzner buckets are made
+            # in the console, and Ladder uses them with their endpoint and keys.
+            yield (
+                f"{at}.endpoint",
+                f"required on provider {provider}: Ladder cannot create the bucket here; create it "
+                "(e.g. Hetzner Object Storage, https://fsn1.your-objectstorage.com) and give endpoint, bucket "
+                "and the keys as secrets",
+            )
 
 
 def _data_checks(s: Settings, provider: str) -> Iterable[tuple[str, str]]:
