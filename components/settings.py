@@ -893,14 +893,15 @@ def _volume_and_job_checks(s: Settings) -> Iterable[tuple[str, str]]:
         if job.service not in s.app.services:
             yield f"{at}.service", f"no service named {job.service!r}; one of {', '.join(s.app.services)}"
         try:
-            fields = cron_values(job.schedule)
+            cron_values(job.schedule)
         except ValueError as exc:
             yield f"{at}.schedule", str(exc)
-            continue
-        if fields[2] is not None and fields[4] is not None:
-            # cron runs when either day matches, systemd timers when both do: refuse the
-            # one form whose meaning differs between rungs.
-            yield f"{at}.schedule", "restrict day of month or day of week, not both (their meaning differs by rung)"
+        for i, arg in enumerate(job.command):
+            if any(ord(c) < 32 or ord(c) == 127 for c in arg):
+                yield (
+                    f"{at}.command[{i}]",
+                    "control characters (newlines, tabs) cannot reach a unit file or CronJob safely",
+                )
 
 
 def _accessory_checks(s: Settings) -> Iterable[tuple[str, str]]:
