@@ -170,4 +170,3 @@ Unit={unit}.service
 WantedBy=timers.target
 """
     return units
-
