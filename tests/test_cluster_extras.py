@@ -182,7 +182,8 @@ def test_app_pods_reach_accessories_and_nothing_else_does() -> None:
             assert net.allowed(acc, DNS, 53, "UDP")
             # nothing else: other tenants, other namespaces, the internet
             other = [p for o in NAMESPACES if o != ns for p in pods(o).values()]
-            for peer in [*other, OUTSIDER, PROMETHEUS, *CONTROLLERS.values(), External("internet", "198.51.100.7")]:
+            peers: list[Pod | External] = [*other, OUTSIDER, PROMETHEUS, *CONTROLLERS.values()]
+            for peer in [*peers, External("internet", "198.51.100.7")]:
                 assert not net.allowed(peer, acc, port), (peer, acc)
             assert not net.allowed(acc, External("internet", "198.51.100.7"), 443)
         for backup in ("CronJob/backup-files", "CronJob/backup-mongo", "CronJob/backup-search"):
