@@ -9,6 +9,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.local.docker_common import container_args, healthcheck, http_probe
+from components.local.extras import named_volumes
 from components.render.resources import limits, memory_mb
 from components.settings import App as AppConfig
 from components.settings import Service
@@ -39,6 +40,9 @@ class AppArgs:
     prefix: str
     secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+    # Plain env from accessories and buckets (components.render.appenv).
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    protect: bool = False
 
 
 class App(pulumi.ComponentResource):
@@ -53,7 +57,7 @@ class App(pulumi.ComponentResource):
             image: docker.RemoteImage(f"{name}-image-{i}", name=image, keep_locally=True, opts=child)
             for i, image in enumerate(sorted({svc.image for svc in app.services.values()}))
         }
-        env = service_env(app, {"LADDER_PHASE": "local"}, args.secret_env)
+        env = service_env(app, {**args.extra_env, "LADDER_PHASE": "local"}, args.secret_env)
 
         after: list[pulumi.Resource] = list(args.depends_on)
         if app.release:
@@ -89,6 +93,10 @@ class App(pulumi.ComponentResource):
                     command=svc.command,
                     envs=env,
                     memory=memory_mb(limits(svc.resources).memory),
+                    # A named volume per `volumes` entry, kept across `pulumi up`.
+                    volumes=named_volumes(
+                        svc_name, args.prefix, svc.volumes, pulumi.ResourceOptions(parent=self, protect=args.protect)
+                    ),
                     **_probe(svc),
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=after),
