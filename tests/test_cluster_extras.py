@@ -265,3 +265,14 @@ def test_quota_model_takes_the_larger_init_container() -> None:
 def test_reachability_model_sees_cronjob_pods(kind: str) -> None:
     names = {p.name for p in workload_pods(in_namespace(production("extras"), "shop-acme"))}
     assert any(n.startswith(f"{kind}/") for n in names)
+
+
+def test_extras_pass_the_policy_pack() -> None:
+    from policy import ladder_policies as lp
+
+    violations = {}
+    for reg in production("extras").resources:
+        found = {k: v for k, v in lp.evaluate(reg.type, unwrap(reg.inputs), {"protect": reg.protect}).items() if v}
+        if found:
+            violations[f"{reg.type} {reg.name}"] = found
+    assert violations == {}

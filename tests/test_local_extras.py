@@ -94,3 +94,12 @@ def test_no_minio_without_buckets() -> None:
     result = run_program("dev")
     assert not [r for r in result.of_type(CONTAINER) if "minio" in r.name]
     assert not [r for r in result.resources if r.type == "ladder:index:Buckets"]
+
+
+def test_policy_pack_flags_only_unprotected_dev_volumes(dev: ProgramResult) -> None:
+    from policy import ladder_policies as lp
+
+    flagged = {
+        r.type for r in dev.resources if any(lp.evaluate(r.type, unwrap(r.inputs), {"protect": r.protect}).values())
+    }
+    assert flagged == {VOLUME}
