@@ -672,6 +672,8 @@ TOP_LEVEL_KEYS = tuple((field.alias or name) for name, field in Settings.model_f
 def _key_path(loc: tuple[int | str, ...]) -> str:
     path = f"{NAMESPACE}:"
     for i, part in enumerate(loc):
+        if part == "[key]":  # pydantic's marker for a bad mapping key: the key itself is the path
+            continue
         if isinstance(part, int):
             path += f"[{part}]"
         else:

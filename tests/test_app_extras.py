@@ -297,6 +297,18 @@ def test_accessory_compose_passes_compose_config(tmp_path: Path, compose_bin: st
     assert resolved["services"]["mongo"]["volumes"][0]["source"] == "/srv/ladder-data/volumes/mongo/data-db"
 
 
+def test_accessory_env_files_hold_only_secret_env() -> None:
+    s = settings(vps_config(provider="digitalocean"))
+    assert vps_extras.accessory_env_files(s) == {
+        "accessory-mongo.env": {"MONGO_INITDB_ROOT_PASSWORD": "mongo-secret-value"}
+    }
+
+
+def test_bad_mount_path_names_the_key() -> None:
+    found = problems(_set(BASE, ["app", "services", "api", "volumes"], {"data": {}}))
+    assert "ladder:app.services.api.volumes.data" in found
+
+
 def test_job_units(tmp_path: Path) -> None:
     s = settings(vps_config(provider="digitalocean"))
     units = vps_extras.job_units(s)

@@ -59,6 +59,16 @@ def accessory_env_file(name: str) -> str:
     return f"accessory-{name}.env"
 
 
+def accessory_env_files(s: Settings) -> dict[str, dict[str, str]]:
+    """{env file name: {KEY: secret value}} for accessories with `secretEnv` (values from
+    ladder:secrets; the caller keeps them Pulumi secrets and writes the files mode 600)."""
+    return {
+        accessory_env_file(name): {key: s.secret(key) or "" for key in acc.secret_env}
+        for name, acc in sorted(s.accessories.items())
+        if acc.secret_env
+    }
+
+
 def accessory_service(s: Settings, name: str, acc: Accessory) -> dict[str, Any]:
     body: dict[str, Any] = {
         "image": acc.image,
