@@ -116,5 +116,6 @@ HCLOUD_CSI_CHART = Chart("https://charts.hetzner.cloud", "hcloud-csi", "2.22.1")
 # MinIO for `ladder:buckets` on local. MinIO's own image; Docker Hub's `minio/minio` stopped
 # serving pulls in September 2026 (projects moved to quay.io, same manifests), so the pin
 # is on quay.io. RELEASE.2025-09-07T16-13-09Z is the last server image MinIO published
-# (community edition archived since); its image also ships the `mc` client.
+# (community edition archived since). Its Dockerfile.release at that tag (minio/minio): ubi9-micro
+# with /bin/sh, `minio`, `mc` and a static `curl` in /usr/bin, MC_CONFIG_DIR=/tmp/.mc.
 MINIO_IMAGE = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"

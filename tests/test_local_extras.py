@@ -68,6 +68,7 @@ def test_minio_serves_the_buckets(dev: ProgramResult) -> None:
     server = dev.one(CONTAINER, "minio-server").inputs
     assert server["image"] == versions.MINIO_IMAGE and "ports" not in server
     assert server["entrypoints"] == ["minio"] and server["command"][:2] == ["server", "/data"]
+    assert server["healthcheck"]["tests"][-1] == "http://127.0.0.1:9000/minio/health/live"
     assert is_secret(server["envs"])
     init = dev.one(CONTAINER, "minio-buckets").inputs
     script = init["command"][0]

@@ -140,6 +140,13 @@ class Minio(pulumi.ComponentResource):
                 entrypoints=["minio"],
                 command=["server", "/data", "--address", f":{MINIO_PORT}"],
                 envs=env,
+                # The image ships a static curl; MinIO's liveness endpoint needs no credentials.
+                healthcheck=healthcheck(
+                    ["CMD", "curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{MINIO_PORT}/minio/health/live"],
+                    start_period="5s",
+                ),
+                wait=True,
+                wait_timeout=120,
                 volumes=named_volumes(
                     "minio", args.prefix, {"/data": None}, pulumi.ResourceOptions(parent=self, protect=s.protected)
                 ),
@@ -157,8 +164,7 @@ class Minio(pulumi.ComponentResource):
                 restart="no",
                 entrypoints=["/bin/sh", "-c"],
                 command=[bucket_script(buckets)],
-                # `mc` keeps its alias under $HOME
-                envs=env.apply(lambda lines: [*lines, "HOME=/tmp"]),
+                envs=env,
                 must_run=False,
                 attach=True,
                 logs=True,
