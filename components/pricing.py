@@ -179,7 +179,11 @@ def _vps_items(s: Settings, p: ProviderPrices) -> list[CostItem]:
     data_on_own_server = count > 1 and s.postgres.mode == "container"
     if data_on_own_server:
         items += _server_items(p, "data server", size, 1, vps.server_backups)
-    if s.postgres.mode == "container":
+    has_volumes = any(svc.volumes for svc in s.app.services.values()) or any(
+        acc.volumes for acc in s.accessories.values()
+    )
+    if s.postgres.mode == "container" or has_volumes:
+        # Postgres, service volumes and accessories all live on the one data volume.
         items.append(CostItem("data volume (GB)", vps.volume_gb, p.volume_gb))
     if count > 1:
         items.append(CostItem("load balancer", 1, p.load_balancer))

@@ -890,6 +890,14 @@ def _volume_and_job_checks(s: Settings) -> Iterable[tuple[str, str]]:
             slugs[volume_slug(path)] = path
             if len(volume) > 63:
                 yield f"{at}.{path}", f"the volume name {volume!r} is longer than 63 characters; use a shorter path"
+    sizes = [v.size_gb for svc in s.app.services.values() for v in svc.volumes.values()]
+    sizes += [v.size_gb for acc in s.accessories.values() for v in acc.volumes.values()]
+    if s.phase == "vps" and sum(sizes) > s.vps.volume_gb:
+        # On the VPS rung every volume is a directory on the one data volume.
+        yield (
+            f"{ns}:vps.volumeGb",
+            f"the service and accessory volumes add up to {sum(sizes)} GB: make the data volume at least that large",
+        )
     for name, job in s.app.jobs.items():
         at = f"{ns}:app.jobs.{name}"
         if job.service not in s.app.services:

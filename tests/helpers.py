@@ -103,5 +103,7 @@ def extras_config(base: dict[str, Any], **extra: Any) -> dict[str, Any]:
     out = {**base, "app": extras_app(), "accessories": {"mongo": copy.deepcopy(MONGO), "search": copy.deepcopy(MEILI)}}
     out["secrets"] = {"MONGO_INITDB_ROOT_PASSWORD": "mongo-secret-value"}
     out["buckets"] = {"media": {"public": True, "corsOrigins": ["https://shop.example.com"], "expireDays": 365}}
+    if out.get("phase") == "vps":  # every volume is a directory on the data volume
+        out["vps"] = {**out.get("vps", {}), "volumeGb": 20}
     out.update(extra)
     return out

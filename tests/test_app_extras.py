@@ -167,6 +167,11 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         _set(BASE, ["buckets", "media", "corsOrigins"], ["shop.example.com"]),
         "ladder:buckets.media.corsOrigins",
     ),
+    (
+        "volumes larger than the VPS data volume",
+        _set(extras_config(vps_config(provider="digitalocean")), ["vps", "volumeGb"], 10),
+        "ladder:vps.volumeGb",
+    ),
     ("egress off the cluster", {**BASE, "egress": [{"to": "10.0.0.0/8", "ports": [5432]}]}, "ladder:egress"),
     ("env shadowing an accessory", _set(BASE, ["app", "env"], {"MONGO_HOST": "x"}), "ladder:app.env.MONGO_HOST"),
     ("env shadowing a bucket", _set(BASE, ["app", "env"], {"S3_BUCKET": "x"}), "ladder:app.env.S3_BUCKET"),
