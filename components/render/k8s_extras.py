@@ -90,7 +90,7 @@ def accessory_container(spec: r.TenantSpec, name: str, acc: Accessory) -> Obj:
     c: Obj = {
         "name": name,
         "image": acc.image,
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": "Always",
         "env": _env(acc.env),
         "ports": [{"name": "main", "containerPort": acc.port, "protocol": "TCP"}],
         "resources": r.resources_block(acc.resources),
@@ -195,7 +195,7 @@ def _uploader(target: BackupTarget, owner: str, ext: str) -> Obj:
     return {
         "name": "upload",
         "image": versions.AWS_CLI_IMAGE,
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": "Always",
         "command": ["/bin/sh", "-c", UPLOAD_SCRIPT],
         "env": _env(env),
         "envFrom": [{"secretRef": {"name": BACKUP_CREDENTIALS}}],
@@ -209,7 +209,7 @@ def _tar(paths: list[str], mounts: list[Obj]) -> Obj:
     return {
         "name": "archive",
         "image": TAR_IMAGE,
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": "Always",
         "command": ["tar", "czf", "/backup/archive", "-C", "/", *(p.lstrip("/") for p in paths)],
         "resources": r.resources_block(BACKUP_RESOURCES),
         "securityContext": r.container_security_context(),
