@@ -179,7 +179,7 @@ def _mount_path(value: Any) -> Any:
         return value
     if not _MOUNT_PATH_RE.match(value) or any(seg in (".", "..") for seg in value.split("/")):
         raise ValueError("expected an absolute path such as /app/uploads (letters, digits, '.', '_', '-')")
-    if any(value == r or value.startswith(r + "/") for r in _RESERVED_MOUNTS) or value == "/":
+    if any(value.lower() == r or value.lower().startswith(r + "/") for r in _RESERVED_MOUNTS):
         raise ValueError(f"{value} is reserved; mount volumes elsewhere (e.g. /data)")
     return value
 

@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.render.resources import cpu_millis, limits, memory_mb
-from components.settings import Accessory, EgressRule, IngressController, Resources, Service, Tenant, volume_slug
+from components.settings import (
+    Accessory,
+    EgressRule,
+    IngressController,
+    Resources,
+    Service,
+    Tenant,
+    service_volume_name,
+    volume_slug,
+)
 from components.settings import App as AppConfig
 
 Obj = dict[str, Any]
@@ -475,7 +484,7 @@ def _probe(svc: Service) -> Obj:
 
 
 def service_pvc_name(service: str, mount_path: str) -> str:
-    return f"{service}-{volume_slug(mount_path)}"
+    return service_volume_name(service, mount_path)
 
 
 def container(spec: TenantSpec, name: str, svc: Service, command: list[str] | None = None) -> Obj:
