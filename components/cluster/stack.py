@@ -199,6 +199,15 @@ class ClusterStack(pulumi.ComponentResource):
                 "AWS_ACCESS_KEY_ID": pulumi.Output.secret(s.backups.access_key_id.get_secret_value()),
                 "AWS_SECRET_ACCESS_KEY": pulumi.Output.secret(s.backups.secret_access_key.get_secret_value()),
             }
+        wants_backup = any(svc.volumes for svc in s.app.services.values()) or any(
+            acc.backup for acc in s.accessories.values()
+        )
+        if wants_backup and not backups_enabled(s):
+            pulumi.log.warn(
+                "service volumes and accessory backups are not backed up: set ladder:backups with "
+                "accessKeyId and secretAccessKey (secrets)",
+                resource=self,
+            )
         for spec in tenant_specs(s, stack):
             tenant_env = dict(secret_env)
             if s.buckets:
