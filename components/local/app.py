@@ -11,6 +11,7 @@ import pulumi_docker as docker
 
 from components.images import DOCKER_HUB_PULL_ADDRESS, RegistryLogin
 from components.local.docker_common import container_args, healthcheck, http_probe
+from components.local.extras import named_volumes
 from components.render.resources import limits, memory_mb
 from components.settings import DOCKER_HUB, Service
 from components.settings import App as AppConfig
@@ -77,6 +78,9 @@ class AppArgs:
     built: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     logins: Sequence[RegistryLogin] = ()
     project_dir: Path = field(default_factory=Path.cwd)
+    # Plain env from accessories and buckets (components.render.appenv).
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    protect: bool = False
 
 
 class App(pulumi.ComponentResource):
@@ -99,7 +103,7 @@ class App(pulumi.ComponentResource):
             built = args.built.get(service)
             return built if built is not None else remote[app.services[service].pulled_image].name
 
-        env = service_env(app, {"LADDER_PHASE": "local"}, args.secret_env)
+        env = service_env(app, {**args.extra_env, "LADDER_PHASE": "local"}, args.secret_env)
 
         after: list[pulumi.Resource] = list(args.depends_on)
         if app.release:
@@ -124,7 +128,11 @@ class App(pulumi.ComponentResource):
 
         self.containers: dict[str, docker.Container] = {}
         for svc_name, svc in app.services.items():
-            mounts = dev_volumes(svc, args.project_dir)
+            # Source bind mounts for hot reload, then a named volume per `volumes` entry (kept
+            # across `pulumi up`).
+            mounts = dev_volumes(svc, args.project_dir) + named_volumes(
+                svc_name, args.prefix, svc.volumes, pulumi.ResourceOptions(parent=self, protect=args.protect)
+            )
             self.containers[svc_name] = docker.Container(
                 f"{name}-{svc_name}",
                 **container_args(
