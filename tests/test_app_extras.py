@@ -29,9 +29,7 @@ def vps_settings(**extra: Any) -> Settings:
     """
     base = parse_settings(vps_config(provider="digitalocean"), SECRET_KEYS)
     extras = settings(local_config(), **extra)
-    return base.model_copy(
-        update={"app": extras.app, "accessories": extras.accessories, "secrets": extras.secrets}
-    )
+    return base.model_copy(update={"app": extras.app, "accessories": extras.accessories, "secrets": extras.secrets})
 
 
 def problems(raw: dict[str, Any]) -> dict[str, str]:
@@ -211,7 +209,7 @@ def test_vps_refuses_what_it_does_not_deploy_yet(path: str, key: list[str | int]
     full = extras_config(vps_config(provider="digitalocean"))
     keep = key[-1]
     raw = copy.deepcopy(full)
-    for other_path, other in VPS_GUARD:  # drop every extra but this one
+    for _, other in VPS_GUARD:  # drop every extra but this one
         if other != key:
             raw = _set(raw, other, ... if other[-1] != "volumes" else {})
     if keep != "accessories":
@@ -417,3 +415,23 @@ def test_systemd_quote_refuses_control_characters() -> None:
     assert vps_extras.systemd_quote('a"b\\c') == '"a\\"b\\\\c"'
     with pytest.raises(ValueError):
         vps_extras.systemd_quote("a\nb")
+
+
+def test_a_bad_bucket_key_is_never_echoed() -> None:
+    """Issue 12's rule for issue 14's secret fields: a malformed key's value stays out of the error."""
+    k3s = {"sshKeys": [SSH_KEY], "sshAllowFrom": ["10.0.0.0/8"]}
+    raw = extras_config(cluster_config(provider="hetzner", vps=k3s, cluster={"hcloudToken": "ccm-token"}))
+    leaked = "SK with spaces\nand a line"
+    raw["buckets"] = {
+        "media": {
+            "endpoint": "https://fsn1.your-objectstorage.com",
+            "bucket": "shop-media",
+            "accessKeyId": "AK",
+            "secretAccessKey": leaked,
+        }
+    }
+    for secret_keys in (SECRET_KEYS, [k for k in SECRET_KEYS if k != "ladder:buckets"]):
+        with pytest.raises(ConfigError) as err:
+            parse_settings(raw, secret_keys)
+        assert "ladder:buckets.media.secretAccessKey" in dict(err.value.problems)
+        assert "SK with" not in str(err.value) and "SK with" not in repr(err.value.problems)

@@ -9,7 +9,7 @@ import pytest
 
 from components.pricing import PRICES, PRICES_AS_OF, monthly_cost
 from components.settings import parse_settings
-from tests.helpers import SECRET_KEYS, cluster_config, local_config, vps_config
+from tests.helpers import SECRET_KEYS, SSH_KEY, cluster_config, local_config, vps_config
 
 
 def items(cost: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -103,7 +103,9 @@ def test_spaces_is_one_subscription_for_all_buckets_and_tenants() -> None:
 def test_existing_buckets_elsewhere_cost_nothing_on_spaces() -> None:
     from tests.helpers import extras_config
 
-    raw = extras_config(vps_config())
+    # k3s on Hetzner (the vps rung refuses buckets until it deploys them)
+    k3s = {"vps": {"sshKeys": [SSH_KEY], "sshAllowFrom": ["10.0.0.0/8"]}, "cluster": {"hcloudToken": "ccm-token"}}
+    raw = extras_config(cluster_config(provider="hetzner", **k3s))
     raw["buckets"] = {
         "media": {
             "endpoint": "https://fsn1.your-objectstorage.com",
