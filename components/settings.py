@@ -1245,6 +1245,13 @@ def _volume_and_job_checks(s: Settings) -> Iterable[tuple[str, str]]:
                 f"a volume is mounted by one container, but {why}: keep files shared between replicas "
                 "in object storage (ladder:buckets) and leave the volume to a single-replica service",
             )
+        for j, mount in enumerate(svc.dev.mounts if svc.dev else []):
+            if mount.target.rstrip("/") in svc.volumes:
+                # Docker refuses two mounts on one path ("Duplicate mount point").
+                yield (
+                    f"{at}.{mount.target.rstrip('/')}",
+                    f"is also dev.mounts[{j}]'s target; mount one of them elsewhere",
+                )
         slugs: dict[str, str] = {}
         for path in svc.volumes:
             volume = service_volume_name(name, path)

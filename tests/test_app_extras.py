@@ -195,7 +195,7 @@ def test_bad_configs_name_their_key(why: str, raw: dict[str, Any], path: str) ->
     assert any(p == path or p.startswith(path + ".") or p.startswith(path + "[") for p in found), (why, found)
 
 
-VPS_GUARD = [
+VPS_GUARD: list[tuple[str, list[str | int]]] = [
     ("ladder:app.services.api.volumes", ["app", "services", "api", "volumes"]),
     ("ladder:app.jobs", ["app", "jobs"]),
     ("ladder:accessories", ["accessories"]),
@@ -435,3 +435,10 @@ def test_a_bad_bucket_key_is_never_echoed() -> None:
             parse_settings(raw, secret_keys)
         assert "ladder:buckets.media.secretAccessKey" in dict(err.value.problems)
         assert "SK with" not in str(err.value) and "SK with" not in repr(err.value.problems)
+
+
+def test_a_dev_mount_on_a_volume_path_is_refused() -> None:
+    raw = _set(BASE, ["app", "services", "api", "dev"], {"mounts": [{"source": ".", "target": "/app/uploads/"}]})
+    assert "dev.mounts[0]" in problems(raw)["ladder:app.services.api.volumes./app/uploads"]
+    ok = _set(BASE, ["app", "services", "api", "dev"], {"mounts": [{"source": ".", "target": "/app/src"}]})
+    assert parse_settings(ok, SECRET_KEYS).app.services["api"].dev is not None

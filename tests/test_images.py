@@ -519,3 +519,26 @@ def test_issue_14_workloads_pull_with_the_tenant_secret_and_run_built_images() -
     for r in jobs:
         (container,) = unwrap(r.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"])
         assert container["image"] == f"ghcr.io/acme/shop-web@{DIGEST}", r.name
+
+
+def test_local_accessories_pull_with_the_registry_credentials_and_services_keep_dev_mounts() -> None:
+    """Issue 14 meets issue 13 on local: a private accessory image pulls with the configured
+    credentials, and a service keeps its dev bind mounts beside its named volumes."""
+    from tests.helpers import MEILI
+
+    accessory = {**MEILI, "image": "ghcr.io/acme/search:1.0.0"}
+    overrides = _overrides(
+        **{
+            "ladder:accessories": {"search": accessory},
+            "ladder:app.services.web.dev": {"mounts": [{"source": f"{FIXTURE}/src", "target": "/app"}]},
+            "ladder:app.services.web.volumes": {"/data/uploads": {"sizeGb": 1}},
+        }
+    )
+    result = run_program("dev", overrides=overrides, secrets=SECRET_REGISTRIES, mocks=DigestMocks())
+    assert result.error is None, result.error
+    providers = {r.urn for r in result.of_type("pulumi:providers:docker")}
+    (image,) = [r for r in result.of_type("docker:index/remoteImage:RemoteImage") if r.name.endswith("search-image")]
+    assert image.inputs["name"] == "ghcr.io/acme/search:1.0.0"
+    assert any(image.provider.startswith(urn) for urn in providers), image.provider
+    volumes = unwrap(result.one(CONTAINER, "app-web").inputs["volumes"])
+    assert {v["containerPath"] for v in volumes} == {"/app", "/data/uploads"}

@@ -9,12 +9,12 @@ from pathlib import Path
 import pulumi
 import pulumi_docker as docker
 
-from components.images import DOCKER_HUB_PULL_ADDRESS, RegistryLogin
-from components.local.docker_common import container_args, healthcheck, http_probe
+from components.images import RegistryLogin
+from components.local.docker_common import container_args, healthcheck, http_probe, registry_provider
 from components.local.extras import named_volumes
 from components.render.resources import limits, memory_mb
-from components.settings import DOCKER_HUB, Service
 from components.settings import App as AppConfig
+from components.settings import Service
 
 
 def service_env(
@@ -45,26 +45,6 @@ def dev_volumes(svc: Service, project_dir: Path) -> list[docker.ContainerVolumeA
         )
         for m in svc.dev.mounts
     ]
-
-
-def registry_provider(
-    name: str, logins: Sequence[RegistryLogin], opts: pulumi.ResourceOptions
-) -> docker.Provider | None:
-    """A Docker provider that pulls with the configured credentials (in memory, not ~/.docker)."""
-    if not logins:
-        return None
-    return docker.Provider(
-        name,
-        registry_auth=[
-            docker.ProviderRegistryAuthArgs(
-                address=DOCKER_HUB_PULL_ADDRESS if login.server == DOCKER_HUB else login.server,
-                username=login.username,
-                password=login.password,
-            )
-            for login in logins
-        ],
-        opts=opts,
-    )
 
 
 @dataclass

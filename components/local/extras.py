@@ -11,7 +11,7 @@ own image, public buckets readable anonymously.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -19,7 +19,8 @@ import pulumi_docker as docker
 import pulumi_random as random
 
 from components import versions
-from components.local.docker_common import container_args, healthcheck
+from components.images import RegistryLogin
+from components.local.docker_common import container_args, healthcheck, registry_provider
 from components.render.appenv import MINIO_HOST, MINIO_PORT
 from components.render.resources import limits, memory_mb
 from components.render.vps_extras import ACCESSORY_CAPS
@@ -57,6 +58,8 @@ class AccessoriesArgs:
     network: pulumi.Input[str]
     prefix: str
     secrets: Mapping[str, Mapping[str, pulumi.Input[str]]] = field(default_factory=dict)
+    # Credentials of ladder:registries: an accessory's image may be private too.
+    logins: Sequence[RegistryLogin] = ()
 
 
 class Accessories(pulumi.ComponentResource):
@@ -67,9 +70,11 @@ class Accessories(pulumi.ComponentResource):
         s = args.settings
         child = pulumi.ResourceOptions(parent=self)
         kept = pulumi.ResourceOptions(parent=self, protect=s.protected)
+        auth = registry_provider(f"{name}-registry-auth", args.logins, child)
+        pull = pulumi.ResourceOptions(parent=self, provider=auth) if auth else child
         self.containers: list[docker.Container] = []
         for acc_name, acc in sorted(s.accessories.items()):
-            image = docker.RemoteImage(f"{name}-{acc_name}-image", name=acc.image, keep_locally=True, opts=child)
+            image = docker.RemoteImage(f"{name}-{acc_name}-image", name=acc.image, keep_locally=True, opts=pull)
             extra: dict[str, object] = {}
             if acc.command:
                 extra["command"] = list(acc.command)

@@ -72,6 +72,7 @@ class LocalStack(pulumi.ComponentResource):
                         name: {key: pulumi.Output.secret(s.secret(key) or "") for key in acc.secret_env}
                         for name, acc in s.accessories.items()
                     },
+                    logins=images.registry_logins(s),
                 ),
                 opts=child,
             )
