@@ -51,6 +51,10 @@ PRICES: dict[str, ProviderPrices] = {
         },
         volume_gb=0.0572,
         min_volume_gb=10,
+        # Object Storage: base price with 1 TB storage and 1 TB traffic included, billed per
+        # account however many buckets (docs.hetzner.com/storage/object-storage/overview,
+        # "max. € 5.00", page of 2024-12; not re-confirmed after the 2026-06-15 adjustment).
+        object_storage=5.0,
         load_balancer=7.49,
         ipv4=0.50,
         backups_fraction=0.20,
@@ -175,7 +179,11 @@ def _vps_items(s: Settings, p: ProviderPrices) -> list[CostItem]:
     data_on_own_server = count > 1 and s.postgres.mode == "container"
     if data_on_own_server:
         items += _server_items(p, "data server", size, 1, vps.server_backups)
-    if s.postgres.mode == "container":
+    has_volumes = any(svc.volumes for svc in s.app.services.values()) or any(
+        acc.volumes for acc in s.accessories.values()
+    )
+    if s.postgres.mode == "container" or has_volumes:
+        # Postgres, service volumes and accessories all live on the one data volume.
         items.append(CostItem("data volume (GB)", vps.volume_gb, p.volume_gb))
     if count > 1:
         items.append(CostItem("load balancer", 1, p.load_balancer))
@@ -203,6 +211,16 @@ def _cluster_items(s: Settings, p: ProviderPrices, provider: str) -> list[CostIt
                 p.volume_gb,
             )
         )
+    sizes = [v.size_gb for svc in s.app.services.values() for v in svc.volumes.values()]
+    sizes += [v.size_gb for acc in s.accessories.values() for v in acc.volumes.values()]
+    if sizes:
+        items.append(
+            CostItem(
+                "service and accessory volumes (GB, all tenants)",
+                sum(max(size, p.min_volume_gb) for size in sizes) * tenants,
+                p.volume_gb,
+            )
+        )
     if s.redis.mode == "container":
         items.append(
             CostItem(
@@ -224,6 +242,17 @@ def monthly_cost(s: Settings) -> CostReport:
         return CostReport("USD", (), source="your own machine")
     p = PRICES[provider]
     items = _vps_items(s, p) if s.phase == "vps" else _cluster_items(s, p, provider)
-    if s.backups is not None and s.backups.create and provider == "digitalocean":
-        items.append(CostItem("Spaces bucket (250 GB included)", 1, p.object_storage))
+    items += _object_storage_items(s, p, provider)
     return CostReport(p.currency, tuple(items), source=p.source)
+
+
+def _object_storage_items(s: Settings, p: ProviderPrices, provider: str) -> list[CostItem]:
+    """Object storage is billed per account, not per bucket: one line whatever their number."""
+    if provider == "digitalocean":
+        created = any(not b.external for b in s.buckets.values())
+        if created or (s.backups is not None and s.backups.create):
+            # Spaces subscription: 250 GiB storage and 1 TiB transfer included.
+            return [CostItem("Spaces subscription (250 GB included)", 1, p.object_storage)]
+    if provider == "hetzner" and any("your-objectstorage.com" in (b.endpoint or "") for b in s.buckets.values()):
+        return [CostItem("Hetzner Object Storage base (1 TB storage and traffic included)", 1, p.object_storage)]
+    return []

@@ -88,7 +88,12 @@ _DOCKER_HUB_ALIASES = ("docker.io", "index.docker.io", "registry-1.docker.io")
 # A repository to push to: registry host, then one or more lowercase path components.
 _REPO_RE = re.compile(r"^[a-zA-Z0-9.-]+(:[0-9]{1,5})?(/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$")
 _STAGE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
-_CRON_FIELD_RE = re.compile(r"^[0-9*/,\-]+$")
+# An absolute container path: segments of letters, digits, '.', '_', '-' (no '..', no
+# spaces, no shell or YAML metacharacters), so it is safe in a compose volume spec, a
+# unit file, a tar argument and a Kubernetes mountPath alike.
+_MOUNT_PATH_RE = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
+# Where a volume must not go: kernel filesystems, and /tmp (every pod already mounts its own).
+_RESERVED_MOUNTS = ("/proc", "/sys", "/dev", "/tmp", "/run", "/etc")
 _K8S_VERSION_RE = re.compile(r"^1\.[0-9]{2}$")
 _HCLOUD_SIZE_RE = re.compile(r"^[a-z]{2,4}[0-9]{1,3}$")  # cx23, cpx32, cax11, ccx13
 _DO_SIZE_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)+$")  # s-1vcpu-2gb, g-2vcpu-8gb
@@ -226,6 +231,39 @@ def _ssh_key(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
+def _mount_path(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    if not _MOUNT_PATH_RE.fullmatch(value) or any(seg in (".", "..") for seg in value.split("/")):
+        raise ValueError("expected an absolute path such as /app/uploads (letters, digits, '.', '_', '-')")
+    if any(value.lower() == r or value.lower().startswith(r + "/") for r in _RESERVED_MOUNTS):
+        raise ValueError(f"{value} is reserved; mount volumes elsewhere (e.g. /data)")
+    return value
+
+
+def _egress_target(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        pass
+    try:
+        return grammar.hostname(value).lower()
+    except ValueError:
+        raise ValueError("expected a CIDR such as 203.0.113.0/24 or a host name such as smtp.example.com") from None
+
+
+def _string_env(value: Any) -> Any:
+    # YAML turns `DEBUG: 1` into an int; environment values are strings.
+    if isinstance(value, dict):
+        return {
+            k: (str(v).lower() if isinstance(v, bool) else str(v)) if isinstance(v, (int, float, bool)) else v
+            for k, v in value.items()
+        }
+    return value
+
+
 def _quoted_version(value: Any) -> Any:
     # YAML reads `1.30` as the float 1.3: refuse numbers instead of guessing.
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -273,12 +311,14 @@ HeaderSafe = Annotated[str, Field(max_length=256), BeforeValidator(_strings(gram
 Text = Annotated[str, BeforeValidator(_strings(grammar.no_nul))]
 Region = Annotated[str, BeforeValidator(_strings(grammar.region))]
 Slug = Annotated[str, BeforeValidator(_strings(grammar.slug))]
-Bucket = Annotated[str, BeforeValidator(_strings(grammar.s3_bucket))]
+BucketName = Annotated[str, BeforeValidator(_strings(grammar.s3_bucket))]
 HttpsEndpoint = Annotated[str, BeforeValidator(_strings(grammar.https_endpoint))]
 # Secrets: validated like the rest, but pydantic never keeps them in a repr or an error.
 SecretText = Annotated[SecretStr, BeforeValidator(_strings(grammar.no_nul))]
 SecretLine = Annotated[SecretStr, BeforeValidator(_strings(grammar.header_safe))]
 SecretCredential = Annotated[SecretStr, BeforeValidator(_strings(grammar.credential))]
+MountPath = Annotated[str, BeforeValidator(_mount_path)]
+EgressTarget = Annotated[str, BeforeValidator(_egress_target)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 RegistryHost = Annotated[str, BeforeValidator(_registry_host)]
 Repo = Annotated[str, BeforeValidator(_repo)]
@@ -357,6 +397,17 @@ class Dev(_Model):
     command: list[str] | None = Field(default=None, min_length=1)
 
 
+class Volume(_Model):
+    """Persistent storage mounted into one container (`services.<name>.volumes.<mountPath>`)."""
+
+    size_gb: int = Field(default=1, ge=1, le=16384, alias="sizeGb")
+
+
+def volume_slug(mount_path: str) -> str:
+    """A DNS-label name for a mount path (`/app/uploads` -> `app-uploads`): volume, PVC and directory names."""
+    return re.sub(r"[^a-z0-9]+", "-", mount_path.lower()).strip("-") or "root"
+
+
 class Service(_Model):
     image: Image | None = None
     build: Build | None = None
@@ -371,6 +422,7 @@ class Service(_Model):
     liveness: list[Text] | None = Field(default=None, min_length=1)
     autoscale: Autoscale | None = None
     resources: Resources = Resources()
+    volumes: dict[MountPath, Volume] = {}
 
     @property
     def routed(self) -> bool:
@@ -402,6 +454,16 @@ class Release(_Model):
     command: list[Text] = Field(min_length=1)
 
 
+class Job(_Model):
+    """A scheduled command in a service's image (`ladder:app.jobs.<name>`)."""
+
+    service: DnsLabel
+    command: list[Text] = Field(min_length=1)
+    schedule: Cron
+    # Seconds; the job is killed (and counted as failed) after this long.
+    timeout: int = Field(default=3600, ge=10, le=86400)
+
+
 class App(_Model):
     name: DnsLabel
     env: dict[EnvName, Text] = {}
@@ -411,17 +473,12 @@ class App(_Model):
     # Where built images are pushed on vps/cluster: a registry host and namespace
     # (Skaffold's `default-repo`); each build becomes `<defaultRepo>/<app>-<service>`.
     default_repo: Repo | None = Field(default=None, alias="defaultRepo")
+    jobs: dict[DnsLabel, Job] = {}
 
     @field_validator("env", mode="before")
     @classmethod
     def _stringify_env(cls, value: Any) -> Any:
-        # YAML turns `DEBUG: 1` into an int; environment values are strings.
-        if isinstance(value, dict):
-            return {
-                k: (str(v).lower() if isinstance(v, bool) else str(v)) if isinstance(v, (int, float, bool)) else v
-                for k, v in value.items()
-            }
-        return value
+        return _string_env(value)
 
     @property
     def database(self) -> str:
@@ -532,7 +589,7 @@ class Tenant(_Model):
 
 
 class BackupsConfig(_Model):
-    bucket: Bucket
+    bucket: BucketName
     endpoint: HttpsEndpoint | None = None
     region: Region = "us-east-1"
     schedule: Cron = "0 */6 * * *"
@@ -550,6 +607,75 @@ class MonitoringConfig(_Model):
     smtp_from: Email | None = Field(default=None, alias="smtpFrom")
     smtp_user: HeaderSafe | None = Field(default=None, alias="smtpUser")
     smtp_password: SecretLine | None = Field(default=None, alias="smtpPassword")
+
+
+class AccessoryBackup(_Model):
+    """How an accessory is backed up: a dump `command` (run in its image, writing the dump
+    to stdout) or `paths` (directories of its volumes, archived with tar). Exactly one."""
+
+    command: list[Text] | None = Field(default=None, min_length=1)
+    paths: list[MountPath] | None = Field(default=None, min_length=1)
+
+
+class Accessory(_Model):
+    """Another data store from an image (`ladder:accessories.<name>`), internal only."""
+
+    image: Image
+    port: Port
+    env: Annotated[dict[EnvName, Text], BeforeValidator(_string_env)] = {}
+    # Names whose values are set with `pulumi config set --secret --path 'ladder:secrets.NAME'`.
+    secret_env: list[EnvName] = Field(default=[], alias="secretEnv")
+    volumes: dict[MountPath, Volume] = {}
+    command: list[Text] | None = Field(default=None, min_length=1)
+    # Exec health check (no shell), e.g. [mongosh, --quiet, --eval, "db.adminCommand('ping')"];
+    # without it the cluster checks that the port accepts connections.
+    health: list[Text] | None = Field(default=None, min_length=1)
+    backup: AccessoryBackup | None = None
+    resources: Resources = Resources(cpu="100m", memory="256Mi")
+
+
+class Bucket(_Model):
+    """Object storage for the app (`ladder:buckets.<name>`).
+
+    Created by Ladder on DigitalOcean (Spaces) and local (MinIO). With `endpoint` it is a
+    bucket you already have (Hetzner Object Storage, R2, S3...): give its `bucket` name and
+    its keys as secrets."""
+
+    public: bool = False
+    # CORS: origins allowed to read/upload from browsers (Spaces and existing buckets:
+    # Ladder sets them on Spaces only).
+    cors_origins: list[str] = Field(default=[], alias="corsOrigins")
+    # Delete objects older than this many days (Spaces lifecycle rule); unset keeps them.
+    expire_days: int | None = Field(default=None, ge=1, le=36500, alias="expireDays")
+    endpoint: HttpsEndpoint | None = None
+    region: Region = "us-east-1"
+    bucket: BucketName | None = None
+    # Secrets (refused in plain text, never echoed in an error): see SECRET_FIELDS.
+    access_key_id: SecretCredential | None = Field(default=None, alias="accessKeyId")
+    secret_access_key: SecretCredential | None = Field(default=None, alias="secretAccessKey")
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", origin):
+                raise ValueError(f"expected origins like https://shop.example.com or '*' (got {origin!r})")
+        return value
+
+    @property
+    def external(self) -> bool:
+        return self.endpoint is not None
+
+
+class EgressRule(_Model):
+    """Where the app's pods may connect beyond HTTPS (`ladder:egress[i]`, cluster rung)."""
+
+    to: EgressTarget
+    ports: list[Port] = Field(min_length=1)
+
+    @property
+    def is_cidr(self) -> bool:
+        return "/" in self.to
 
 
 def _acme_directory(value: object) -> str:
@@ -585,6 +711,9 @@ class Settings(_Model):
     # key secret, and the app description must stay plain (and shareable across stacks).
     registries: list[Registry] = []
     protect: bool | None = None
+    accessories: dict[DnsLabel, Accessory] = {}
+    buckets: dict[DnsLabel, Bucket] = {}
+    egress: list[EgressRule] = []
 
     # Filled in by `parse_settings`; always set on a returned Settings.
     @property
@@ -614,6 +743,83 @@ class Settings(_Model):
     def registry_for(self, host: str) -> Registry | None:
         """The configured credentials for a registry host, if any."""
         return next((r for r in self.registries if r.server == host), None)
+
+
+# ---------------------------------------------------------------------------------------
+# names Ladder derives from the config (env variables, volumes, buckets): one place, so the
+# checks below and every rung agree
+
+
+# Names an accessory may not take: the stores and containers Ladder runs itself.
+RESERVED_NAMES = ("postgres", "valkey", "redis", "proxy", "minio", "release", "app")
+S3_FIELDS = ("ENDPOINT", "REGION", "BUCKET", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY")
+S3_SECRET_FIELDS = {"ACCESS_KEY_ID": "accessKeyId", "SECRET_ACCESS_KEY": "secretAccessKey"}
+
+
+def env_prefix(name: str) -> str:
+    """`meili-search` -> `MEILI_SEARCH`."""
+    return name.upper().replace("-", "_")
+
+
+def accessory_env_names(name: str) -> dict[str, str]:
+    """What services get for accessory `name`: {"HOST": "MONGO_HOST", "PORT": "MONGO_PORT"}."""
+    return {field: f"{env_prefix(name)}_{field}" for field in ("HOST", "PORT")}
+
+
+def bucket_env_names(name: str, only: bool) -> dict[str, list[str]]:
+    """S3 field -> env names for bucket `name`: always `S3_<NAME>_<FIELD>`, and the plain
+    `S3_<FIELD>` too when the stack has exactly one bucket (most apps)."""
+    return {f: [f"S3_{env_prefix(name)}_{f}", *([f"S3_{f}"] if only else [])] for f in S3_FIELDS}
+
+
+def injected_env_names(s: Settings) -> dict[str, str]:
+    """Every env name Ladder injects into services -> the config key it comes from."""
+    names = {key: f"{NAMESPACE}:postgres" if key == "DATABASE_URL" else f"{NAMESPACE}:redis" for key in INJECTED_ENV}
+    for name in s.accessories:
+        for env in accessory_env_names(name).values():
+            names[env] = f"{NAMESPACE}:accessories.{name}"
+    for name in s.buckets:
+        for envs in bucket_env_names(name, len(s.buckets) == 1).values():
+            for env in envs:
+                names[env] = f"{NAMESPACE}:buckets.{name}"
+    return names
+
+
+def service_volume_name(service: str, mount_path: str) -> str:
+    """`<service>-<slug>`: the PVC, named volume and host directory of one service volume."""
+    return f"{service}-{volume_slug(mount_path)}"
+
+
+_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+
+
+def cron_values(expr: str) -> list[list[int] | None]:
+    """The five fields of a cron schedule as sorted value lists (None for `*`).
+
+    Raises ValueError on anything outside the fields' ranges; day of week 7 is Sunday (0).
+    """
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError("expected a 5-field cron schedule such as '0 */6 * * *'")
+    out: list[list[int] | None] = []
+    for field, (low, high) in zip(fields, _CRON_RANGES, strict=True):
+        if field == "*":
+            out.append(None)
+            continue
+        values: set[int] = set()
+        for part in field.split(","):
+            m = re.fullmatch(r"(\*|([0-9]+)(-([0-9]+))?)(/([0-9]+))?", part)
+            if not m:
+                raise ValueError(f"cron field {field!r} is not a value, range, list or step")
+            start, stop = (low, high) if m.group(1) == "*" else (int(m.group(2)), int(m.group(4) or m.group(2)))
+            step = int(m.group(6) or 1)
+            if m.group(6) and m.group(4) is None and m.group(1) != "*":
+                stop = high  # `5/15` means from 5 every 15
+            if not (low <= start <= stop <= high) or step < 1:
+                raise ValueError(f"cron field {field!r} is outside {low}-{high}")
+            values.update(range(start, stop + 1, step))
+        out.append(sorted({0 if (low, high) == (0, 7) and v == 7 else v for v in values}))
+    return out
 
 
 TOP_LEVEL_KEYS = tuple((field.alias or name) for name, field in Settings.model_fields.items())
@@ -649,11 +855,32 @@ SECRET_FIELDS: tuple[tuple[str, ...], ...] = (
     ("backups", "accessKeyId"),
     ("backups", "secretAccessKey"),
     ("monitoring", "smtpPassword"),
+    # `*`: any key of that map (every bucket's keys).
+    ("buckets", "*", "accessKeyId"),
+    ("buckets", "*", "secretAccessKey"),
 )
 
 
+def _field_matches(loc: tuple[int | str, ...], field: tuple[str, ...]) -> bool:
+    return len(loc) >= len(field) and all(f in ("*", part) for part, f in zip(loc, field, strict=False))
+
+
 def _is_secret_path(loc: tuple[int | str, ...]) -> bool:
-    return any(tuple(loc[: len(field)]) == field for field in SECRET_FIELDS)
+    return any(_field_matches(loc, field) for field in SECRET_FIELDS)
+
+
+def _secret_values(raw: Any, field: tuple[str, ...], at: tuple[str, ...] = ()) -> Iterable[tuple[str, ...]]:
+    """The concrete key paths under `raw` that `field` (with `*` wildcards) names and that are set."""
+    if not field:
+        if raw is not None:
+            yield at
+        return
+    if not isinstance(raw, Mapping):
+        return
+    head, rest = field[0], field[1:]
+    keys = [k for k in raw if isinstance(k, str)] if head == "*" else [head]
+    for key in keys:
+        yield from _secret_values(raw.get(key), rest, (*at, key))
 
 
 def _unsecured(raw: Mapping[str, Any], secret_tops: set[str]) -> Iterable[tuple[str, str]]:
@@ -663,11 +890,11 @@ def _unsecured(raw: Mapping[str, Any], secret_tops: set[str]) -> Iterable[tuple[
     (`pulumi.runtime.config.is_config_secret`), so the test is on the top-level key.
     """
     for field in SECRET_FIELDS:
-        node: Any = raw
-        for part in field:
-            node = node.get(part) if isinstance(node, Mapping) else None
-        if node is not None and field[0] not in secret_tops:
-            path = ".".join(field)
+        if field[0] in secret_tops:
+            continue
+        for found in _secret_values(raw, field):
+            # A map key is the user's text: quoted when it is not a plain name.
+            path = ".".join(part if part.isprintable() and " " not in part else repr(part) for part in found)
             yield (
                 f"{NAMESPACE}:{path}",
                 f"must be set as a secret: pulumi config set --secret --path '{NAMESPACE}:{path}"
@@ -764,6 +991,12 @@ def _cross_checks(s: Settings) -> Iterable[tuple[str, str]]:
         yield f"{ns}:domain", "phase local serves on localhost; leave ladder:domain unset"
 
     yield from _app_checks(s)
+    yield from _vps_extras_checks(s)
+    yield from _volume_and_job_checks(s)
+    yield from _accessory_checks(s)
+    yield from _bucket_checks(s, provider)
+    if s.egress and phase != "cluster":
+        yield f"{ns}:egress", "only used with phase cluster (containers on local and vps may connect anywhere)"
     yield from _data_checks(s, provider)
     yield from _where_checks(s, provider)
 
@@ -833,12 +1066,13 @@ def _app_checks(s: Settings) -> Iterable[tuple[str, str]]:
             f"{ns}:app.release.service",
             f"no service named {app.release.service!r}; one of {', '.join(app.services)}",
         )
+    injected = injected_env_names(s)
     for key in app.env:
-        if key in INJECTED_ENV:
-            yield f"{ns}:app.env.{key}", "is injected by Ladder from ladder:postgres / ladder:redis; remove it"
+        if key in injected:
+            yield f"{ns}:app.env.{key}", f"is injected by Ladder from {injected[key]}; remove it"
     for i, key in enumerate(app.secret_env):
-        if key in INJECTED_ENV:
-            yield f"{ns}:app.secretEnv[{i}]", f"{key} is injected by Ladder; remove it"
+        if key in injected:
+            yield f"{ns}:app.secretEnv[{i}]", f"{key} is injected by Ladder from {injected[key]}; remove it"
         elif key in app.env:
             yield f"{ns}:app.secretEnv[{i}]", f"{key} is also set in ladder:app.env; keep it in one place"
         elif key not in s.secrets:
@@ -847,6 +1081,8 @@ def _app_checks(s: Settings) -> Iterable[tuple[str, str]]:
                 f"required by ladder:app.secretEnv: pulumi config set --secret --path 'ladder:secrets.{key}' ...",
             )
     expected = set(app.secret_env)
+    for accessory in s.accessories.values():
+        expected.update(accessory.secret_env)
     if s.postgres.mode == "external":
         expected.add("DATABASE_URL")
     if s.redis.mode == "external":
@@ -958,6 +1194,169 @@ def _build_checks(s: Settings, project_dir: Path) -> list[tuple[str, str]]:
             problems.append((at, "port 8080 is the local proxy's"))
         ports[port] = store
     return problems
+
+
+_NOT_ON_VPS = "not supported on the vps rung yet (its deploy does not render it): "
+
+
+def _vps_extras_checks(s: Settings) -> Iterable[tuple[str, str]]:
+    """Volumes, accessories, buckets and jobs are refused on `vps` until that rung deploys them.
+
+    Its pure helpers exist (components.render.vps_extras) but the compose file, backups and
+    units it deploys do not include them yet, so accepting the keys would deploy nothing of
+    what they ask for (files lost on the next container, no MongoDB, no S3 env, no timer).
+    """
+    if s.phase != "vps":
+        return
+    ns = NAMESPACE
+    for name, svc in s.app.services.items():
+        if svc.volumes:
+            yield (
+                f"{ns}:app.services.{name}.volumes",
+                _NOT_ON_VPS + "use phase local or cluster, or keep the files in a bucket you already have",
+            )
+    if s.app.jobs:
+        yield f"{ns}:app.jobs", _NOT_ON_VPS + "use phase local or cluster, or a cron on your own host"
+    if s.accessories:
+        yield f"{ns}:accessories", _NOT_ON_VPS + "use phase local or cluster, or run the store as a managed service"
+    if s.buckets:
+        yield (
+            f"{ns}:buckets",
+            _NOT_ON_VPS + "use phase local or cluster, or give the bucket's env through ladder:app.env and secretEnv",
+        )
+
+
+def _volume_and_job_checks(s: Settings) -> Iterable[tuple[str, str]]:
+    ns = NAMESPACE
+    for name, svc in s.app.services.items():
+        if not svc.volumes:
+            continue
+        at = f"{ns}:app.services.{name}.volumes"
+        why = None
+        if svc.replica_count > 1:
+            why = f"replicas is {svc.replica_count}"
+        elif svc.autoscale is not None:
+            why = "autoscale is set"
+        elif s.phase == "vps" and s.vps.server_count > 1:
+            why = f"vps.count is {s.vps.server_count} (a copy on every server)"
+        if why:
+            yield (
+                at,
+                f"a volume is mounted by one container, but {why}: keep files shared between replicas "
+                "in object storage (ladder:buckets) and leave the volume to a single-replica service",
+            )
+        for j, mount in enumerate(svc.dev.mounts if svc.dev else []):
+            if mount.target.rstrip("/") in svc.volumes:
+                # Docker refuses two mounts on one path ("Duplicate mount point").
+                yield (
+                    f"{at}.{mount.target.rstrip('/')}",
+                    f"is also dev.mounts[{j}]'s target; mount one of them elsewhere",
+                )
+        slugs: dict[str, str] = {}
+        for path in svc.volumes:
+            volume = service_volume_name(name, path)
+            if volume_slug(path) in slugs:
+                yield f"{at}.{path}", f"names the same volume as {slugs[volume_slug(path)]} ({volume}); rename one"
+            slugs[volume_slug(path)] = path
+            if len(volume) > 63:
+                yield f"{at}.{path}", f"the volume name {volume!r} is longer than 63 characters; use a shorter path"
+    sizes = [v.size_gb for svc in s.app.services.values() for v in svc.volumes.values()]
+    sizes += [v.size_gb for acc in s.accessories.values() for v in acc.volumes.values()]
+    if s.phase == "vps" and sum(sizes) > s.vps.volume_gb:
+        # On the VPS rung every volume is a directory on the one data volume.
+        yield (
+            f"{ns}:vps.volumeGb",
+            f"the service and accessory volumes add up to {sum(sizes)} GB: make the data volume at least that large",
+        )
+    for name, job in s.app.jobs.items():
+        at = f"{ns}:app.jobs.{name}"
+        if job.service not in s.app.services:
+            yield f"{at}.service", f"no service named {job.service!r}; one of {', '.join(s.app.services)}"
+        try:
+            cron_values(job.schedule)
+        except ValueError as exc:
+            yield f"{at}.schedule", str(exc)
+        for i, arg in enumerate(job.command):
+            if any(ord(c) < 32 or ord(c) == 127 for c in arg):
+                yield (
+                    f"{at}.command[{i}]",
+                    "control characters (newlines, tabs) cannot reach a unit file or CronJob safely",
+                )
+
+
+def _accessory_checks(s: Settings) -> Iterable[tuple[str, str]]:
+    ns = NAMESPACE
+    for name, acc in s.accessories.items():
+        at = f"{ns}:accessories.{name}"
+        if name in s.app.services:
+            yield at, f"the name {name!r} is already a service in ladder:app.services; rename one"
+        elif name in RESERVED_NAMES:
+            yield at, f"the name {name!r} is used by Ladder itself; pick another (e.g. {name}-2)"
+        for i, key in enumerate(acc.secret_env):
+            if key in acc.env:
+                yield f"{at}.secretEnv[{i}]", f"{key} is also set in env; keep it in one place"
+            elif key not in s.secrets:
+                yield (
+                    f"{ns}:secrets.{key}",
+                    f"required by {at}.secretEnv: pulumi config set --secret --path 'ladder:secrets.{key}' ...",
+                )
+        for path in acc.volumes:
+            if len(f"data-{name}-{volume_slug(path)}-{name}-0") > 63:
+                yield f"{at}.volumes.{path}", "the volume's claim name would pass 63 characters; use a shorter path"
+        backup = acc.backup
+        if backup is None:
+            continue
+        if (backup.command is None) == (backup.paths is None):
+            yield f"{at}.backup", "set exactly one of `command` (a dump written to stdout) or `paths` (tar of volumes)"
+        for i, path in enumerate(backup.paths or []):
+            if not any(path == v or path.startswith(v + "/") for v in acc.volumes):
+                yield (
+                    f"{at}.backup.paths[{i}]",
+                    f"{path} is not in one of the accessory's volumes ({', '.join(acc.volumes) or 'none'})",
+                )
+
+
+def _bucket_checks(s: Settings, provider: str) -> Iterable[tuple[str, str]]:
+    ns = NAMESPACE
+    for name, b in s.buckets.items():
+        at = f"{ns}:buckets.{name}"
+        if len(f"{s.app.name}-{name}") > 40:
+            yield at, "app name and bucket name together must stay within 40 characters (bucket names are global)"
+        has_keys = (b.access_key_id is not None, b.secret_access_key is not None)
+        if b.external:
+            if b.bucket is None:
+                yield f"{at}.bucket", "required with endpoint: the name of the existing bucket"
+            for field, present in zip(("accessKeyId", "secretAccessKey"), has_keys, strict=True):
+                if not present:
+                    yield (
+                        f"{at}.{field}",
+                        "required with endpoint: "
+                        f"pulumi config set --secret --path 'ladder:buckets.{name}.{field}' ...",
+                    )
+            for field, value in (("corsOrigins", b.cors_origins), ("expireDays", b.expire_days), ("public", b.public)):
+                if value:
+                    yield (
+                        f"{at}.{field}",
+                        "Ladder sets this on buckets it creates only; configure your bucket's provider",
+                    )
+            continue
+        given: tuple[tuple[str, object], ...] = (
+            ("bucket", b.bucket),
+            ("accessKeyId", b.access_key_id),
+            ("secretAccessKey", b.secret_access_key),
+        )
+        for key, given_value in given:
+            if given_value is not None:
+                yield f"{at}.{key}", "only used with endpoint (a bucket you already have)"
+        if provider in ("hetzner", "existing"):
+            # pulumi-hcloud (1.43) has no Object Storage resource: Hetzner buckets are made
+            # in the console, and Ladder uses them with their endpoint and keys.
+            yield (
+                f"{at}.endpoint",
+                f"required on provider {provider}: Ladder cannot create the bucket here; create it "
+                "(e.g. Hetzner Object Storage, https://fsn1.your-objectstorage.com) and give endpoint, bucket "
+                "and the keys as secrets",
+            )
 
 
 def _data_checks(s: Settings, provider: str) -> Iterable[tuple[str, str]]:

@@ -110,3 +110,12 @@ K3S_VERSIONS: dict[str, str] = {
 # Hetzner's cloud-controller-manager (nodes, routes, load balancers) and CSI driver (volumes).
 HCLOUD_CCM_CHART = Chart("https://charts.hetzner.cloud", "hcloud-cloud-controller-manager", "1.35.0")
 HCLOUD_CSI_CHART = Chart("https://charts.hetzner.cloud", "hcloud-csi", "2.22.1")
+
+# --- object storage on the local rung ------------------------------------------------------
+
+# MinIO for `ladder:buckets` on local. MinIO's own image; Docker Hub's `minio/minio` stopped
+# serving pulls in September 2026 (projects moved to quay.io, same manifests), so the pin
+# is on quay.io. RELEASE.2025-09-07T16-13-09Z is the last server image MinIO published
+# (community edition archived since). Its Dockerfile.release at that tag (minio/minio): ubi9-micro
+# with /bin/sh, `minio`, `mc` and a static `curl` in /usr/bin, MC_CONFIG_DIR=/tmp/.mc.
+MINIO_IMAGE = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"

@@ -65,7 +65,58 @@ VARIANTS = (
     "monitoring",
     "k3s",
     "registry",
+    "extras",
 )
+# Service volumes, accessories, a bucket, a job and egress rules (issue 14), two tenants, backups on.
+EXTRAS: dict[str, Any] = {
+    "ladder:tenants": [
+        {"name": "acme", "domain": "acme.example.com"},
+        {"name": "globex", "domain": "shop.globex.example"},
+    ],
+    "ladder:backups": BACKUPS,
+    "ladder:app.services.files": {
+        "image": "mendhak/http-https-echo:37",
+        "port": 8080,
+        "path": "/files",
+        "health": "/files/health",
+        "volumes": {"/data/uploads": {"sizeGb": 5}},
+        "resources": {"cpu": "100m", "memory": "128Mi"},
+    },
+    "ladder:app.jobs": {
+        "cleanup": {
+            "service": "worker",
+            "command": ["node", "-e", "console.log(1)"],
+            "schedule": "30 3 * * *",
+            "timeout": 600,
+        }
+    },
+    "ladder:accessories": {
+        "mongo": {
+            "image": "mongo:8.0.4",
+            "port": 27017,
+            "env": {"MONGO_INITDB_ROOT_USERNAME": "root"},
+            "secretEnv": ["MONGO_INITDB_ROOT_PASSWORD"],
+            "volumes": {"/data/db": {"sizeGb": 10}},
+            "health": ["mongosh", "--quiet", "--eval", "db.adminCommand('ping')"],
+            "backup": {
+                "command": [
+                    "sh",
+                    "-c",
+                    'mongodump --host "$MONGO_HOST" --archive --gzip -u root -p "$MONGO_INITDB_ROOT_PASSWORD"',
+                ]
+            },
+            "resources": {"cpu": "250m", "memory": "512Mi"},
+        },
+        "search": {
+            "image": "getmeili/meilisearch:v1.12.8",
+            "port": 7700,
+            "volumes": {"/meili_data": {"sizeGb": 2}},
+            "backup": {"paths": ["/meili_data"]},
+        },
+    },
+    "ladder:buckets": {"media": {"public": True, "corsOrigins": ["https://shop.example.com"], "expireDays": 365}},
+    "ladder:egress": [{"to": "203.0.113.0/24", "ports": [27017]}, {"to": "smtp.example.com", "ports": [587]}],
+}
 
 
 def tenants(n: int) -> list[dict[str, str]]:
@@ -106,6 +157,11 @@ def production(variant: str = "doks") -> ProgramResult:
             **SMTP_PASSWORD,
         }
         overrides["ladder:monitoring"] = MONITORING
+    if variant == "extras":
+        overrides.update(EXTRAS)
+        secrets["ladder:backups.accessKeyId"] = "AKIAEXAMPLE"
+        secrets["ladder:backups.secretAccessKey"] = "secret-example"
+        secrets["ladder:secrets.MONGO_INITDB_ROOT_PASSWORD"] = "mongo-secret-value"
     if variant == "bumped":
         overrides["ladder:app.services.api.image"] = "mendhak/http-https-echo:38"
     if variant == "registry":

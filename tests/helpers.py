@@ -67,4 +67,55 @@ def namespaced(raw: dict[str, Any]) -> dict[str, Any]:
 
 # What `pulumi config set --secret --path` marks secret when a test sets a secret field:
 # the top-level key that holds it.
-SECRET_KEYS = ["ladder:secrets", "ladder:vps", "ladder:cluster", "ladder:backups", "ladder:monitoring"]
+SECRET_KEYS = [
+    "ladder:secrets",
+    "ladder:vps",
+    "ladder:cluster",
+    "ladder:backups",
+    "ladder:monitoring",
+    "ladder:buckets",
+]
+
+
+def extras_app() -> dict[str, Any]:
+    """seed 003's shape: an API keeping uploads on a volume, a nightly cleanup job."""
+    app = copy.deepcopy(MINIMAL_APP)
+    app["services"]["api"] = {
+        "image": "ghcr.io/acme/api:1.4.2",
+        "port": 8000,
+        "path": "/api",
+        "volumes": {"/app/uploads": {"sizeGb": 5}},
+    }
+    app["jobs"] = {
+        "cleanup": {"service": "api", "command": ["python", "-c", "print('50% done, $HOME')"], "schedule": "0 3 * * *"}
+    }
+    return app
+
+
+# MongoDB as an accessory (seed 003), backed up by its own dump command.
+MONGO: dict[str, Any] = {
+    "image": "mongo:8.0.4",
+    "port": 27017,
+    "env": {"MONGO_INITDB_ROOT_USERNAME": "root"},
+    "secretEnv": ["MONGO_INITDB_ROOT_PASSWORD"],
+    "volumes": {"/data/db": {"sizeGb": 10}},
+    "health": ["mongosh", "--quiet", "--eval", "db.adminCommand('ping')"],
+    "backup": {"command": ["sh", "-c", 'mongodump --archive --gzip -u root -p "$MONGO_INITDB_ROOT_PASSWORD"']},
+}
+MEILI: dict[str, Any] = {
+    "image": "getmeili/meilisearch:v1.12.8",
+    "port": 7700,
+    "volumes": {"/meili_data": {"sizeGb": 2}},
+    "backup": {"paths": ["/meili_data"]},
+}
+
+
+def extras_config(base: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """`base` (a *_config) with volumes, accessories, a bucket and a job."""
+    out = {**base, "app": extras_app(), "accessories": {"mongo": copy.deepcopy(MONGO), "search": copy.deepcopy(MEILI)}}
+    out["secrets"] = {"MONGO_INITDB_ROOT_PASSWORD": "mongo-secret-value"}
+    out["buckets"] = {"media": {"public": True, "corsOrigins": ["https://shop.example.com"], "expireDays": 365}}
+    if out.get("phase") == "vps":  # every volume is a directory on the data volume
+        out["vps"] = {**out.get("vps", {}), "volumeGb": 20}
+    out.update(extra)
+    return out

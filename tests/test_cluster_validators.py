@@ -30,7 +30,7 @@ CHECKOV_SKIPS = {
     "CKV_K8S_9",
 }
 
-VARIANTS = ["doks", "three", "managed", "backups", "existing3", "monitoring", "k3s", "registry"]
+VARIANTS = ["doks", "three", "managed", "backups", "existing3", "monitoring", "k3s", "registry", "extras"]
 
 
 def _write(result: ProgramResult, out: Path) -> Path:
@@ -70,7 +70,7 @@ def test_kubernetes_validate_strict(variant: str, tmp_path: Path, kubernetes_val
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("variant", ["doks", "three", "managed", "monitoring"])
+@pytest.mark.parametrize("variant", ["doks", "three", "managed", "monitoring", "extras"])
 def test_checkov(variant: str, tmp_path: Path, checkov_bin: str) -> None:
     out = _write(production(variant), tmp_path / "build")
     proc = subprocess.run(

@@ -160,3 +160,13 @@ def test_every_stack_ejects(stack: str, tmp_path: Path) -> None:
     files = eject(stack, tmp_path)
     _no_secrets(files)
     assert "compose.yaml" in files or "install.sh" in files
+
+
+def test_local_eject_refuses_what_its_compose_file_leaves_out(tmp_path: Path) -> None:
+    from tests.helpers import MEILI
+
+    extras = {"ladder:accessories": {"search": MEILI}, "ladder:buckets": {"media": {}}}
+    with pytest.raises(SystemExit) as err:
+        eject("dev", tmp_path, overrides=extras)
+    assert "ladder:accessories, ladder:buckets" in str(err.value)
+    assert eject("dev", tmp_path)  # and without them it ejects

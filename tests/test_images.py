@@ -492,3 +492,53 @@ def test_docr_minted_credentials_feed_the_pull_secret() -> None:
     assert config["auths"]["registry.digitalocean.com"]["auth"] == "ZG8tdG9rZW46ZG8tdG9rZW4="
     for name, pod in _pod_templates(result):
         assert pod.get("imagePullSecrets") == [{"name": "registry-credentials"}], name
+
+
+def test_issue_14_workloads_pull_with_the_tenant_secret_and_run_built_images() -> None:
+    """Issue 14 meets issue 13: CronJobs (scheduled jobs, volume and accessory backups) and
+    accessory StatefulSets carry the tenant's pull secret, and a job runs its service's built digest."""
+    from tests.cluster_helpers import EXTRAS
+
+    secrets = {
+        **SECRET_REGISTRIES,
+        "ladder:backups.accessKeyId": "AKIAEXAMPLE",
+        "ladder:backups.secretAccessKey": "secret-example",
+        "ladder:secrets.MONGO_INITDB_ROOT_PASSWORD": "mongo-secret-value",
+    }
+    result = run_program("production", overrides=_overrides(**EXTRAS), secrets=secrets, mocks=DigestMocks())
+    assert result.error is None, result.error
+    pods = _pod_templates(result)
+    for r in result.of_type("kubernetes:batch/v1:CronJob"):
+        pods.append((f"{r.type} {r.name}", unwrap(r.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"])))
+    kinds = {name.split()[0] for name, _ in pods}
+    assert {"kubernetes:apps/v1:StatefulSet", "kubernetes:batch/v1:CronJob"} <= kinds, kinds
+    for name, pod in pods:
+        assert pod.get("imagePullSecrets") == [{"name": "registry-credentials"}], name
+    jobs = [r for r in result.of_type("kubernetes:batch/v1:CronJob") if r.name.endswith("job-cleanup")]
+    assert len(jobs) == 2  # one per tenant
+    for r in jobs:
+        (container,) = unwrap(r.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"])
+        assert container["image"] == f"ghcr.io/acme/shop-web@{DIGEST}", r.name
+
+
+def test_local_accessories_pull_with_the_registry_credentials_and_services_keep_dev_mounts() -> None:
+    """Issue 14 meets issue 13 on local: a private accessory image pulls with the configured
+    credentials, and a service keeps its dev bind mounts beside its named volumes."""
+    from tests.helpers import MEILI
+
+    accessory = {**MEILI, "image": "ghcr.io/acme/search:1.0.0"}
+    overrides = _overrides(
+        **{
+            "ladder:accessories": {"search": accessory},
+            "ladder:app.services.web.dev": {"mounts": [{"source": f"{FIXTURE}/src", "target": "/app"}]},
+            "ladder:app.services.web.volumes": {"/data/uploads": {"sizeGb": 1}},
+        }
+    )
+    result = run_program("dev", overrides=overrides, secrets=SECRET_REGISTRIES, mocks=DigestMocks())
+    assert result.error is None, result.error
+    providers = {r.urn for r in result.of_type("pulumi:providers:docker")}
+    (image,) = [r for r in result.of_type("docker:index/remoteImage:RemoteImage") if r.name.endswith("search-image")]
+    assert image.inputs["name"] == "ghcr.io/acme/search:1.0.0"
+    assert any(image.provider.startswith(urn) for urn in providers), image.provider
+    volumes = unwrap(result.one(CONTAINER, "app-web").inputs["volumes"])
+    assert {v["containerPath"] for v in volumes} == {"/app", "/data/uploads"}

@@ -9,7 +9,7 @@ import pytest
 
 from components.pricing import PRICES, PRICES_AS_OF, monthly_cost
 from components.settings import parse_settings
-from tests.helpers import SECRET_KEYS, cluster_config, local_config, vps_config
+from tests.helpers import SECRET_KEYS, SSH_KEY, cluster_config, local_config, vps_config
 
 
 def items(cost: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -83,3 +83,39 @@ def test_existing_hosts_are_not_billed_by_ladder() -> None:
         },
     )
     assert monthly_cost(parse_settings(raw, SECRET_KEYS)).total == 0
+
+
+def test_spaces_is_one_subscription_for_all_buckets_and_tenants() -> None:
+    from tests.helpers import extras_config
+
+    raw = extras_config(
+        cluster_config(), tenants=[{"name": "a", "domain": "a.example.com"}, {"name": "b", "domain": "b.example.com"}]
+    )
+    raw["buckets"]["exports"] = {}
+    names = items(monthly_cost(parse_settings(raw, SECRET_KEYS)).as_dict())
+    spaces = [i for n, i in names.items() if "Spaces" in n]
+    assert len(spaces) == 1 and spaces[0]["unitPrice"] == 5.0 and spaces[0]["quantity"] == 1
+    # api 5 GB + mongo 10 GB + search 2 GB, each at least the provider's minimum, for 2 tenants
+    volumes = names["service and accessory volumes (GB, all tenants)"]
+    assert volumes["quantity"] == (5 + 10 + 2) * 2 and volumes["unitPrice"] == PRICES["digitalocean"].volume_gb
+
+
+def test_existing_buckets_elsewhere_cost_nothing_on_spaces() -> None:
+    from tests.helpers import extras_config
+
+    # k3s on Hetzner (the vps rung refuses buckets until it deploys them)
+    k3s = {"vps": {"sshKeys": [SSH_KEY], "sshAllowFrom": ["10.0.0.0/8"]}, "cluster": {"hcloudToken": "ccm-token"}}
+    raw = extras_config(cluster_config(provider="hetzner", **k3s))
+    raw["buckets"] = {
+        "media": {
+            "endpoint": "https://fsn1.your-objectstorage.com",
+            "bucket": "shop-media",
+            "accessKeyId": "AK",
+            "secretAccessKey": "SK",
+        }
+    }
+    names = items(monthly_cost(parse_settings(raw, SECRET_KEYS)).as_dict())
+    assert not any("Spaces" in n for n in names)
+    (hetzner,) = [i for n, i in names.items() if "Hetzner Object Storage" in n]
+    assert hetzner["unitPrice"] == 5.0 and hetzner["quantity"] == 1
+    assert not any("Object Storage" in n for n in items(monthly_cost(parse_settings(vps_config())).as_dict()))

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import SSH_KEY
+from tests.cluster_helpers import EXTRAS
+from tests.helpers import MEILI, MONGO, SSH_KEY, extras_app
 from tools.harness import ProgramResult, run_program
 
 SITE = Path(pytest.__file__).resolve().parent.parent
@@ -120,6 +121,25 @@ RUNS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         },
         {},
     ),
+    # issue 14: volumes, accessories, MinIO / Spaces buckets, jobs, egress, their backups
+    (
+        "dev",
+        {
+            "ladder:app": extras_app(),
+            "ladder:accessories": {"mongo": MONGO, "search": MEILI},
+            "ladder:buckets": {"media": {"public": True}},
+        },
+        {"ladder:secrets.MONGO_INITDB_ROOT_PASSWORD": "x"},
+    ),
+    (
+        "production",
+        EXTRAS,
+        {
+            "ladder:backups.accessKeyId": "id",
+            "ladder:backups.secretAccessKey": "key",
+            "ladder:secrets.MONGO_INITDB_ROOT_PASSWORD": "x",
+        },
+    ),
 ]
 
 
@@ -159,6 +179,12 @@ def test_the_runs_cover_every_provider() -> None:
     packages = {t.split(":")[0] if not t.startswith("pulumi:") else t for t in collected()}
     assert {"docker", "docker-build", "random", "hcloud", "digitalocean", "kubernetes", "command", "tls"} <= packages
     assert "pulumi:providers:docker" in collected()
+    assert {
+        "digitalocean:index/spacesKey:SpacesKey",
+        "digitalocean:index/spacesBucketCorsConfiguration:SpacesBucketCorsConfiguration",
+        "kubernetes:batch/v1:CronJob",
+        "kubernetes:core/v1:PersistentVolumeClaim",
+    } <= set(collected())
 
 
 def test_every_input_is_a_real_sdk_argument() -> None:

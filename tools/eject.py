@@ -121,6 +121,13 @@ def install_script(
     return "\n".join(lines) + "\n"
 
 
+def local_extras(s: Settings) -> list[str]:
+    """The configured keys that the local standalone compose file leaves out."""
+    found = [f"ladder:app.services.{n}.volumes" for n, svc in s.app.services.items() if svc.volumes]
+    found += [f"ladder:{key}" for key in ("accessories", "buckets") if getattr(s, key)]
+    return found
+
+
 def eject(
     stack: str, out: Path, overrides: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None
 ) -> dict[str, str]:
@@ -134,6 +141,11 @@ def eject(
     s = settings_of(result)
     plans = images.plan_builds(s, stack, ROOT)
     if s.phase == "local":
+        missing = local_extras(s)
+        if missing:
+            # The standalone compose file does not carry issue 14's extras yet: an eject without
+            # them would run an app whose uploads, stores and buckets silently do not exist.
+            raise SystemExit(f"error: eject of phase local does not include {', '.join(missing)} yet")
         return standalone.local_files(s, plans, ROOT, out, stack)
     if s.phase == "vps":
         from components.render.compose import Role

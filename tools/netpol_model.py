@@ -145,7 +145,7 @@ class Network:
 
 
 def workload_pods(manifests: Iterable[Mapping[str, Any]]) -> list[Pod]:
-    """Pods of Deployments, StatefulSets and Jobs (template labels), and of CloudNativePG
+    """Pods of Deployments, StatefulSets, Jobs and CronJobs (template labels), and of CloudNativePG
     Clusters (instances and their Jobs, labelled as CloudNativePG 1.30 labels them)."""
     pods: list[Pod] = []
     for m in manifests:
@@ -154,6 +154,9 @@ def workload_pods(manifests: Iterable[Mapping[str, Any]]) -> list[Pod]:
         if m["kind"] in ("Deployment", "StatefulSet", "Job"):
             labels = ((m["spec"].get("template") or {}).get("metadata") or {}).get("labels") or {}
             pods.append(Pod(f"{m['kind']}/{meta['name']}", ns, labels))
+        elif m["kind"] == "CronJob":
+            template = m["spec"]["jobTemplate"]["spec"]["template"]
+            pods.append(Pod(f"CronJob/{meta['name']}", ns, (template.get("metadata") or {}).get("labels") or {}))
         elif m["kind"] == "Cluster" and str(m.get("apiVersion", "")).startswith("postgresql.cnpg.io/"):
             pods += cnpg_pods(meta["name"], ns)
     return pods

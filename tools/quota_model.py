@@ -5,7 +5,11 @@ recomputes, from what is actually rendered, every pod the program or its operato
 create in the namespace at once and checks the quota admits them:
 
 - each Deployment at its maximum (the HPA's `maxReplicas`, else `replicas`) plus its
-  `maxSurge` during a rollout; each Job once; each StatefulSet at `replicas`;
+  `maxSurge` during a rollout (none with `strategy: Recreate`); each Job once; each
+  StatefulSet at `replicas`; each CronJob once (it must say `concurrencyPolicy: Forbid`,
+  else its runs may pile up without bound); each PersistentVolumeClaim;
+- a pod with init containers asks, per resource, the larger of its largest init
+  container and the sum of its containers (as admission computes it);
 - each CloudNativePG Cluster's instances plus one Job pod (initdb/join/recovery) with
   the Cluster's resources, and the Barman Cloud plugin sidecar in each of them with the
   resources of the ObjectStore it names (LimitRange defaults when it has none);
@@ -87,28 +91,54 @@ def demand(manifests: Iterable[Mapping[str, Any]], issuers: Iterable[Mapping[str
     }
     stores = {m["metadata"]["name"]: m["spec"] for m in manifests if m["kind"] == "ObjectStore"}
 
-    def pod(containers: Iterable[Mapping[str, Any]], count: int) -> None:
+    def checked(c: Mapping[str, Any]) -> dict[str, Any]:
+        res = effective(c.get("resources"), lr)
+        if lr and "max" in lr:
+            for key in ("cpu", "memory"):
+                parse = cpu_millis if key == "cpu" else memory_mb
+                if parse(str(res["limits"][key])) > parse(str(lr["max"][key])):
+                    d.problems.append(f"{c.get('name')}: limits.{key} above the LimitRange max")
+        return res
+
+    def pod(containers: Iterable[Mapping[str, Any]], count: int, init: Iterable[Mapping[str, Any]] = ()) -> None:
         d.pods += count
-        for c in containers:
-            res = effective(c.get("resources"), lr)
-            if lr and "max" in lr:
-                for key in ("cpu", "memory"):
-                    parse = cpu_millis if key == "cpu" else memory_mb
-                    if parse(str(res["limits"][key])) > parse(str(lr["max"][key])):
-                        d.problems.append(f"{c.get('name')}: limits.{key} above the LimitRange max")
-            d.add_container(res, count)
+        main = [checked(c) for c in containers]
+        inits = [checked(c) for c in init]
+        total: dict[str, Any] = {"requests": {}, "limits": {}}
+        for side in ("requests", "limits"):
+            for key, parse, unit in (("cpu", cpu_millis, "m"), ("memory", memory_mb, "Mi")):
+                summed = sum(parse(str(res[side][key])) for res in main)
+                largest_init = max((parse(str(res[side][key])) for res in inits), default=0)
+                total[side][key] = f"{max(summed, largest_init)}{unit}"
+        d.add_container(total, count)
+
+    def template(spec: Mapping[str, Any], count: int) -> None:
+        pod_spec = spec["template"]["spec"]
+        pod(pod_spec["containers"], count, pod_spec.get("initContainers") or ())
 
     for m in manifests:
         kind, spec = m["kind"], m.get("spec") or {}
         name = m["metadata"]["name"]
         if kind == "Deployment":
-            surge = int(((spec.get("strategy") or {}).get("rollingUpdate") or {}).get("maxSurge", 1))
+            strategy = spec.get("strategy") or {}
+            surge = (
+                0
+                if strategy.get("type") == "Recreate"
+                else int((strategy.get("rollingUpdate") or {}).get("maxSurge", 1))
+            )
             replicas = hpa_max.get(name, spec.get("replicas", 1))
-            pod(spec["template"]["spec"]["containers"], replicas + surge)
+            template(spec, replicas + surge)
         elif kind == "Job":
-            pod(spec["template"]["spec"]["containers"], 1)
+            template(spec, 1)
+        elif kind == "CronJob":
+            if spec.get("concurrencyPolicy") != "Forbid":
+                d.problems.append(f"CronJob {name}: concurrencyPolicy is not Forbid (runs may pile up)")
+            template(spec["jobTemplate"]["spec"], 1)
+        elif kind == "PersistentVolumeClaim":
+            d.pvcs += 1
+            d.storage_gb += _storage_gb(spec["resources"]["requests"]["storage"])
         elif kind == "StatefulSet":
-            pod(spec["template"]["spec"]["containers"], spec.get("replicas", 1))
+            template(spec, spec.get("replicas", 1))
             for claim in spec.get("volumeClaimTemplates") or []:
                 d.pvcs += spec.get("replicas", 1)
                 d.storage_gb += _storage_gb(claim["spec"]["resources"]["requests"]["storage"]) * spec.get("replicas", 1)

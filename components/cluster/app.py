@@ -10,10 +10,22 @@ import pulumi_kubernetes as kubernetes
 
 from components.cluster.data import TenantStore
 from components.render import k8s as r
+from components.render import k8s_extras as x
 
 # Given the tenant's namespace, the data stores register what they need in it and say
 # how the app reaches them: {"DATABASE_URL": store, "REDIS_URL": store}.
 Connect = Callable[[r.TenantSpec, kubernetes.core.v1.Namespace], Mapping[str, TenantStore]]
+
+
+def secret_map(values: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[dict[str, str]]:
+    """{key: value} as one secret Output (a Secret's `string_data`)."""
+    keys = sorted(values)
+
+    def pair(resolved: list[str]) -> dict[str, str]:
+        return dict(zip(keys, resolved, strict=True))
+
+    out: pulumi.Output[dict[str, str]] = pulumi.Output.all(*[values[k] for k in keys]).apply(pair)
+    return pulumi.Output.secret(out)
 
 
 @dataclass
@@ -29,6 +41,11 @@ class AppArgs:
     registry_config: pulumi.Input[str] | None = None
     # Image builds the workloads wait for (their digests are in `spec.images`).
     images: list[pulumi.Resource] = field(default_factory=list)
+    # accessory name -> its secretEnv values (Pulumi secrets)
+    accessory_secrets: Mapping[str, Mapping[str, pulumi.Input[str]]] = field(default_factory=dict)
+    # Where volume and accessory backups go, and the keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
+    backup_target: x.BackupTarget | None = None
+    backup_credentials: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 class App(pulumi.ComponentResource):
@@ -74,22 +91,18 @@ class App(pulumi.ComponentResource):
         for key, store in stores.items():
             values[key] = store.url
             data_ready += store.ready
-        names = sorted(values)
-        string_data: pulumi.Output[dict[str, str]] = pulumi.Output.secret(
-            pulumi.Output.all(*[values[n] for n in names]).apply(lambda vs: dict(zip(names, vs, strict=True)))
-        )
-        sec = r.secret(spec, string_data)
+        sec = r.secret(spec, secret_map(values))
         secret = kubernetes.core.v1.Secret(
             f"{name}-secrets", metadata=sec["metadata"], type=sec["type"], string_data=sec["string_data"], opts=inside
         )
         cm = r.config_map(spec)
         config = kubernetes.core.v1.ConfigMap(f"{name}-env", metadata=cm["metadata"], data=cm["data"], opts=inside)
 
-        before_pods: list[pulumi.Resource] = [*guard, secret, config, *data_ready, *args.images]
+        pull: list[pulumi.Resource] = []
         if spec.pull_secret is not None:
             assert args.registry_config is not None, "pull_secret needs registry_config"
             ps = r.pull_secret(spec, pulumi.Output.secret(args.registry_config))
-            before_pods.append(
+            pull.append(
                 kubernetes.core.v1.Secret(
                     f"{name}-registry-credentials",
                     metadata=ps["metadata"],
@@ -98,6 +111,9 @@ class App(pulumi.ComponentResource):
                     opts=inside,
                 )
             )
+        # Accessories pull with the tenant's registry credentials too (their pods name the Secret).
+        data_ready += self._stateful(name, spec, args, [self.namespace, *guard, *pull])
+        before_pods: list[pulumi.Resource] = [*guard, secret, config, *data_ready, *args.images, *pull]
         job_body = r.release_job(spec)
         self.release_job: kubernetes.batch.v1.Job | None = None
         if job_body is not None:
@@ -140,6 +156,8 @@ class App(pulumi.ComponentResource):
                     f"{name}-{svc_name}", metadata=p["metadata"], spec=p["spec"], opts=inside
                 )
 
+        self._cronjobs(name, spec, args, [self.namespace, *before_pods, *self.deployments.values()])
+
         ing = r.ingress(spec)
         self.ingress = kubernetes.networking.v1.Ingress(
             f"{name}-ingress",
@@ -149,3 +167,71 @@ class App(pulumi.ComponentResource):
         )
         self.url = pulumi.Output.from_input(f"https://{spec.tenant.domain}")
         self.register_outputs({"namespace": spec.namespace, "url": self.url})
+
+    def _stateful(
+        self, name: str, spec: r.TenantSpec, args: AppArgs, after: list[pulumi.Resource]
+    ) -> list[pulumi.Resource]:
+        """Service volume claims and accessories (their Secret, Service, StatefulSet); protected like the data."""
+        opts = pulumi.ResourceOptions(parent=self, depends_on=after)
+        kept = pulumi.ResourceOptions(parent=self, depends_on=after, protect=args.protect)
+        ready: list[pulumi.Resource] = []
+        for pvc in x.service_pvcs(spec):
+            ready.append(
+                kubernetes.core.v1.PersistentVolumeClaim(
+                    f"{name}-pvc-{pvc['metadata']['name']}", metadata=pvc["metadata"], spec=pvc["spec"], opts=kept
+                )
+            )
+        for acc_name, acc in spec.accessories:
+            deps = list(after)
+            values = args.accessory_secrets.get(acc_name, {})
+            if acc.secret_env:
+                data = secret_map(values)
+                deps.append(
+                    kubernetes.core.v1.Secret(
+                        f"{name}-{acc_name}-secret",
+                        metadata=r.meta(x.accessory_secret_name(acc_name), spec.namespace, spec),
+                        type="Opaque",
+                        string_data=data,
+                        opts=opts,
+                    )
+                )
+            svc = x.accessory_service(spec, acc_name, acc)
+            deps.append(
+                kubernetes.core.v1.Service(f"{name}-{acc_name}", metadata=svc["metadata"], spec=svc["spec"], opts=opts)
+            )
+            sts = x.accessory_statefulset(spec, acc_name, acc)
+            ready.append(
+                kubernetes.apps.v1.StatefulSet(
+                    f"{name}-{acc_name}",
+                    metadata=sts["metadata"],
+                    spec=sts["spec"],
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=deps, protect=args.protect),
+                )
+            )
+        return ready
+
+    def _cronjobs(self, name: str, spec: r.TenantSpec, args: AppArgs, after: list[pulumi.Resource]) -> None:
+        """`ladder:app.jobs` and, with a backup target, the volume and accessory backups."""
+        bodies = x.job_cronjobs(spec)
+        deps = list(after)
+        if args.backup_target is not None:
+            backups = x.backup_cronjobs(spec, args.backup_target)
+            if backups:
+                creds = secret_map(args.backup_credentials)
+                deps.append(
+                    kubernetes.core.v1.Secret(
+                        f"{name}-volume-backup-credentials",
+                        metadata=r.meta(x.BACKUP_CREDENTIALS, spec.namespace, spec),
+                        type="Opaque",
+                        string_data=creds,
+                        opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+                    )
+                )
+            bodies += backups
+        for body in bodies:
+            kubernetes.batch.v1.CronJob(
+                f"{name}-{body['metadata']['name']}",
+                metadata=body["metadata"],
+                spec=body["spec"],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=deps),
+            )

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_kubernetes as kubernetes
 
 from components import images, versions
+from components.buckets import Buckets, BucketsArgs
 from components.cluster.app import App, AppArgs
 from components.cluster.data import TenantStore
 from components.cluster.platform import (
@@ -24,18 +25,24 @@ from components.cluster.platform import (
 from components.cluster.postgres import Postgres, PostgresArgs, backups_enabled
 from components.cluster.providers import create_cluster
 from components.cluster.redis import Redis, RedisArgs
-from components.render import helm_values
+from components.render import appenv, helm_values
 from components.render import k8s as r
+from components.render import k8s_extras as x
 from components.settings import Settings
 
 ANYWHERE = "0.0.0.0/0"
 
 
-def tenant_specs(s: Settings, built: images.ServiceImages | None = None) -> list[r.TenantSpec]:
+def tenant_label(s: Settings, stack: str, tenant: str) -> str:
+    """What names a tenant's own buckets: the stack alone for the app's own tenant."""
+    return stack if tenant == s.app.name else f"{stack}-{tenant}"
+
+
+def tenant_specs(s: Settings, built: images.ServiceImages | None = None, stack: str = "stack") -> list[r.TenantSpec]:
     """Each tenant's render input; pure, so tests and the benchmark use it directly.
 
     `built` carries the images built from source (their digests); without it every
-    service runs its configured or planned reference.
+    service runs its configured or planned reference. `stack` names the tenants' buckets.
     """
     data = r.DataAccess(
         postgres_in_namespace=s.postgres.mode == "operator",
@@ -58,9 +65,30 @@ def tenant_specs(s: Settings, built: images.ServiceImages | None = None) -> list
             planned_images=dict(built.planned) if built else {},
             # Every configured registry has a login (given, or minted for DOCR).
             pull_secret=r.PULL_SECRET if s.registries else None,
+            accessories=tuple(sorted(s.accessories.items())),
+            egress=tuple(s.egress),
+            extra_env=tuple(sorted(_tenant_env(s, stack, t.name).items())),
+            backup_schedule=s.backups.schedule if s.backups is not None and backups_enabled(s) else None,
         )
         for t in s.effective_tenants
     ]
+
+
+def _tenant_env(s: Settings, stack: str, tenant: str) -> dict[str, str]:
+    namespace = r.namespace_name(s.app.name, tenant)
+
+    def host(name: str) -> str:
+        return f"{name}.{namespace}.svc.cluster.local"
+
+    return appenv.extra_env(s, tenant_label(s, stack, tenant), host)
+
+
+def backup_target(s: Settings, stack: str, namespace: str) -> x.BackupTarget | None:
+    """Volume and accessory backups go beside the tenant's Postgres backups: `<stack>/<namespace>/volumes/`."""
+    if s.backups is None or not backups_enabled(s):
+        return None
+    b = s.backups
+    return x.BackupTarget(bucket=b.bucket, region=b.region, prefix=f"{stack}/{namespace}/volumes", endpoint=b.endpoint)
 
 
 def _external_ports(s: Settings) -> list[tuple[int, str]]:
@@ -175,17 +203,50 @@ class ClusterStack(pulumi.ComponentResource):
 
         self.apps: dict[str, App] = {}
         first_host: pulumi.Output[str] | None = None
-        for spec in tenant_specs(s, self.images):
+        stack = pulumi.get_stack()
+        accessory_secrets = {
+            acc_name: {key: pulumi.Output.secret(s.secret(key) or "") for key in acc.secret_env}
+            for acc_name, acc in s.accessories.items()
+        }
+        backup_keys: dict[str, pulumi.Input[str]] = {}
+        if s.backups is not None and backups_enabled(s):
+            assert s.backups.access_key_id is not None and s.backups.secret_access_key is not None
+            backup_keys = {
+                "AWS_ACCESS_KEY_ID": pulumi.Output.secret(s.backups.access_key_id.get_secret_value()),
+                "AWS_SECRET_ACCESS_KEY": pulumi.Output.secret(s.backups.secret_access_key.get_secret_value()),
+            }
+        wants_backup = any(svc.volumes for svc in s.app.services.values()) or any(
+            acc.backup for acc in s.accessories.values()
+        )
+        if wants_backup and not backups_enabled(s):
+            pulumi.log.warn(
+                "service volumes and accessory backups are not backed up: set ladder:backups with "
+                "accessKeyId and secretAccessKey (secrets)",
+                resource=self,
+            )
+        for spec in tenant_specs(s, self.images, stack):
+            tenant_env = dict(secret_env)
+            if s.buckets:
+                # Each tenant its own buckets and key: tenants never see each other's files.
+                buckets = Buckets(
+                    f"{spec.tenant.name}-buckets",
+                    BucketsArgs(s, tenant_label(s, stack, spec.tenant.name)),
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+                tenant_env.update(buckets.secret_env)
             tenant_app = App(
                 spec.tenant.name,
                 AppArgs(
                     spec=spec,
                     connect=connect,
-                    secret_env=secret_env,
+                    secret_env=tenant_env,
                     routing=[ingress.release, *certs.issuers.values()],
                     protect=s.protected,
                     registry_config=registry_config,
                     images=self.images.resources,
+                    accessory_secrets=accessory_secrets,
+                    backup_target=backup_target(s, stack, spec.namespace),
+                    backup_credentials=backup_keys,
                 ),
                 opts=pulumi.ResourceOptions(parent=self, providers=[handle.provider], depends_on=handle.depends_on),
             )
@@ -193,7 +254,7 @@ class ClusterStack(pulumi.ComponentResource):
         if s.postgres.mode == "managed":
             first_host = postgres.db_cluster.private_host
         elif s.postgres.mode == "operator":
-            first = tenant_specs(s)[0]
+            first = tenant_specs(s, stack=stack)[0]
             first_host = pulumi.Output.from_input(f"{r.POSTGRES_CLUSTER}-rw.{first.namespace}.svc.cluster.local")
         self.database_host = first_host
         if s.provider_name == "digitalocean":

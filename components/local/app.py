@@ -9,11 +9,12 @@ from pathlib import Path
 import pulumi
 import pulumi_docker as docker
 
-from components.images import DOCKER_HUB_PULL_ADDRESS, RegistryLogin
-from components.local.docker_common import container_args, healthcheck, http_probe
+from components.images import RegistryLogin
+from components.local.docker_common import container_args, healthcheck, http_probe, registry_provider
+from components.local.extras import named_volumes
 from components.render.resources import limits, memory_mb
-from components.settings import DOCKER_HUB, Service
 from components.settings import App as AppConfig
+from components.settings import Service
 
 
 def service_env(
@@ -46,26 +47,6 @@ def dev_volumes(svc: Service, project_dir: Path) -> list[docker.ContainerVolumeA
     ]
 
 
-def registry_provider(
-    name: str, logins: Sequence[RegistryLogin], opts: pulumi.ResourceOptions
-) -> docker.Provider | None:
-    """A Docker provider that pulls with the configured credentials (in memory, not ~/.docker)."""
-    if not logins:
-        return None
-    return docker.Provider(
-        name,
-        registry_auth=[
-            docker.ProviderRegistryAuthArgs(
-                address=DOCKER_HUB_PULL_ADDRESS if login.server == DOCKER_HUB else login.server,
-                username=login.username,
-                password=login.password,
-            )
-            for login in logins
-        ],
-        opts=opts,
-    )
-
-
 @dataclass
 class AppArgs:
     app: AppConfig
@@ -77,6 +58,9 @@ class AppArgs:
     built: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     logins: Sequence[RegistryLogin] = ()
     project_dir: Path = field(default_factory=Path.cwd)
+    # Plain env from accessories and buckets (components.render.appenv).
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    protect: bool = False
 
 
 class App(pulumi.ComponentResource):
@@ -99,7 +83,7 @@ class App(pulumi.ComponentResource):
             built = args.built.get(service)
             return built if built is not None else remote[app.services[service].pulled_image].name
 
-        env = service_env(app, {"LADDER_PHASE": "local"}, args.secret_env)
+        env = service_env(app, {**args.extra_env, "LADDER_PHASE": "local"}, args.secret_env)
 
         after: list[pulumi.Resource] = list(args.depends_on)
         if app.release:
@@ -124,7 +108,11 @@ class App(pulumi.ComponentResource):
 
         self.containers: dict[str, docker.Container] = {}
         for svc_name, svc in app.services.items():
-            mounts = dev_volumes(svc, args.project_dir)
+            # Source bind mounts for hot reload, then a named volume per `volumes` entry (kept
+            # across `pulumi up`).
+            mounts = dev_volumes(svc, args.project_dir) + named_volumes(
+                svc_name, args.prefix, svc.volumes, pulumi.ResourceOptions(parent=self, protect=args.protect)
+            )
             self.containers[svc_name] = docker.Container(
                 f"{name}-{svc_name}",
                 **container_args(

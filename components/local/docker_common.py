@@ -8,6 +8,9 @@ from typing import Any
 import pulumi
 import pulumi_docker as docker
 
+from components.images import DOCKER_HUB_PULL_ADDRESS, RegistryLogin
+from components.settings import DOCKER_HUB
+
 LOG_OPTS = {"max-size": "10m", "max-file": "3"}
 
 
@@ -57,3 +60,23 @@ def published(host_port: int | None, container_port: int) -> dict[str, Any]:
     if host_port is None:
         return {}
     return {"ports": [docker.ContainerPortArgs(internal=container_port, external=host_port, ip="127.0.0.1")]}
+
+
+def registry_provider(
+    name: str, logins: Sequence[RegistryLogin], opts: pulumi.ResourceOptions
+) -> docker.Provider | None:
+    """A Docker provider that pulls with the configured credentials (in memory, not ~/.docker)."""
+    if not logins:
+        return None
+    return docker.Provider(
+        name,
+        registry_auth=[
+            docker.ProviderRegistryAuthArgs(
+                address=DOCKER_HUB_PULL_ADDRESS if login.server == DOCKER_HUB else login.server,
+                username=login.username,
+                password=login.password,
+            )
+            for login in logins
+        ],
+        opts=opts,
+    )

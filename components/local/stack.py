@@ -8,10 +8,13 @@ import pulumi
 import pulumi_docker as docker
 
 from components import images, versions
+from components.buckets import Buckets, BucketsArgs
 from components.local.app import App, AppArgs
 from components.local.docker_common import container_args, healthcheck, http_probe
+from components.local.extras import Accessories, AccessoriesArgs, Minio, MinioArgs
 from components.local.postgres import Postgres, PostgresArgs
 from components.local.redis import Redis, RedisArgs
+from components.render.appenv import accessory_env
 from components.render.caddy import LOCAL_PROXY_PORT as PROXY_PORT
 from components.render.caddy import local_caddyfile
 from components.settings import Settings
@@ -58,6 +61,34 @@ class LocalStack(pulumi.ComponentResource):
         # Built into the local engine (no push) under a tag derived from the source.
         self.images = images.build_images(name, s, push=False, opts=child)
         built = {svc: self.images.references[svc] for plan in self.images.plans for svc in plan.services}
+        if s.accessories:
+            accessories = Accessories(
+                "accessories",
+                AccessoriesArgs(
+                    s,
+                    network.name,
+                    prefix,
+                    {
+                        name: {key: pulumi.Output.secret(s.secret(key) or "") for key in acc.secret_env}
+                        for name, acc in s.accessories.items()
+                    },
+                    logins=images.registry_logins(s),
+                ),
+                opts=child,
+            )
+            data += accessories.containers
+        extra_env = accessory_env(s, lambda name: name)
+        if s.buckets:
+            minio = Minio("minio", MinioArgs(s, network.name, prefix), opts=child) if self._local_buckets(s) else None
+            buckets = Buckets(
+                "buckets",
+                BucketsArgs(s, pulumi.get_stack(), local_keys=minio.keys if minio else None),
+                opts=child,
+            )
+            extra_env.update(buckets.plain_env)
+            secret_env.update(buckets.secret_env)
+            data += minio.ready if minio else []
+
         app = App(
             "app",
             AppArgs(
@@ -68,6 +99,8 @@ class LocalStack(pulumi.ComponentResource):
                 depends_on=data,
                 built=built,
                 logins=images.registry_logins(s),
+                extra_env=extra_env,
+                protect=s.protected,
             ),
             opts=child,
         )
@@ -94,3 +127,8 @@ class LocalStack(pulumi.ComponentResource):
         )
         self.url = pulumi.Output.from_input(f"http://localhost:{PROXY_PORT}")
         self.register_outputs({"url": self.url})
+
+    @staticmethod
+    def _local_buckets(s: Settings) -> bool:
+        """MinIO runs when some bucket is not an existing one (those need no local server)."""
+        return any(not b.external for b in s.buckets.values())

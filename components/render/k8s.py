@@ -14,8 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.render.resources import cpu_millis, limits, memory_mb
+from components.settings import (
+    Accessory,
+    EgressRule,
+    IngressController,
+    Resources,
+    Service,
+    Tenant,
+    service_volume_name,
+    volume_slug,
+)
 from components.settings import App as AppConfig
-from components.settings import IngressController, Resources, Service, Tenant
 
 Obj = dict[str, Any]
 
@@ -88,6 +97,13 @@ class TenantSpec:
     planned_images: Mapping[str, str] = field(default_factory=dict)
     # The dockerconfigjson Secret every pod pulls with, when registries are configured.
     pull_secret: str | None = None
+    # ladder:accessories as (name, config) pairs; ladder:egress; the plain env the app gets
+    # from accessories and buckets (components.render.appenv).
+    accessories: tuple[tuple[str, Accessory], ...] = ()
+    egress: tuple[EgressRule, ...] = ()
+    extra_env: tuple[tuple[str, str], ...] = ()
+    # `backups.schedule` when volume and accessory backups run (ladder:backups with credentials).
+    backup_schedule: str | None = None
 
     @property
     def namespace(self) -> str:
@@ -172,6 +188,11 @@ def namespace(spec: TenantSpec) -> Obj:
 SURGE = 1  # Deployment rollingUpdate.maxSurge
 
 
+def surge(svc: Service) -> int:
+    """Extra pods during a rollout: none for a service with a volume (Recreate)."""
+    return 0 if svc.volumes else SURGE
+
+
 def _max_replicas(svc: Service) -> int:
     return svc.autoscale.max if svc.autoscale else svc.replica_count
 
@@ -205,7 +226,7 @@ def quota_totals(spec: TenantSpec) -> dict[str, int]:
         pods += count if pod else 0
 
     for svc in spec.app.services.values():
-        add(svc.resources, limits(svc.resources), _max_replicas(svc) + SURGE)
+        add(svc.resources, limits(svc.resources), _max_replicas(svc) + surge(svc))
     if spec.app.release:
         res = spec.app.services[spec.app.release.service].resources
         add(res, limits(res), 1)
@@ -224,8 +245,14 @@ def quota_totals(spec: TenantSpec) -> dict[str, int]:
         if spec.monitoring:
             add(VALKEY_EXPORTER_RESOURCES, limits(VALKEY_EXPORTER_RESOURCES), 1, pod=False)
     add(ACME_SOLVER_REQUESTS, ACME_SOLVER_LIMITS, 1)
-    pvcs = pg_pvcs + (1 if spec.valkey_storage_gb else 0)
-    storage = pg_storage + spec.valkey_storage_gb
+    # Accessories (one pod each), app jobs and backups (one pod per CronJob: Forbid).
+    from components.render import k8s_extras
+
+    for res, count in k8s_extras.extra_pods(spec):
+        add(res, limits(res), count)
+    extra_pvcs, extra_storage = k8s_extras.extra_volumes(spec)
+    pvcs = pg_pvcs + (1 if spec.valkey_storage_gb else 0) + extra_pvcs
+    storage = pg_storage + spec.valkey_storage_gb + extra_storage
     return {
         "cpu_req": cpu_req,
         "mem_req": mem_req,
@@ -348,6 +375,15 @@ def network_policies(spec: TenantSpec) -> dict[str, Obj]:
         egress.append({"to": [{"podSelector": {"matchLabels": {NAME: VALKEY}}}], "ports": _ports([VALKEY_PORT])})
     for port, cidr in spec.data.external:
         egress.append({"to": [{"ipBlock": {"cidr": cidr}}], "ports": _ports([port])})
+    for acc_name, acc in spec.accessories:
+        egress.append(
+            {"to": [{"podSelector": {"matchLabels": accessory_selector(spec, acc_name)}}], "ports": _ports([acc.port])}
+        )
+    for rule in spec.egress:
+        # NetworkPolicy matches addresses, not names: a host name opens its ports to the
+        # internet (never to private ranges), a CIDR to exactly that block.
+        block: Obj = {"cidr": rule.to} if rule.is_cidr else {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}
+        egress.append({"to": [{"ipBlock": block}], "ports": _ports(rule.ports)})
     # HTTPS to the internet (payment, mail, storage APIs), never to private ranges, so a
     # tenant cannot reach another tenant's pods or the node network this way.
     egress.append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}], "ports": _ports([443])})
@@ -364,6 +400,12 @@ def network_policies(spec: TenantSpec) -> dict[str, Obj]:
         }
     if spec.data.postgres_in_namespace:
         policies["allow-postgres"] = _postgres_policy(spec, app_pods)
+    for acc_name, acc in spec.accessories:
+        policies[f"allow-{acc_name}-from-app"] = {
+            "podSelector": {"matchLabels": accessory_selector(spec, acc_name)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": app_pods}], "ports": _ports([acc.port])}],
+        }
     return {name: {"metadata": meta(name, ns, spec), "spec": body} for name, body in policies.items()}
 
 
@@ -422,8 +464,12 @@ def postgres_pod_monitor(spec: TenantSpec) -> Obj:
 # configuration
 
 
+def accessory_selector(spec: TenantSpec, name: str) -> dict[str, str]:
+    return {NAME: name, INSTANCE: spec.tenant.name}
+
+
 def config_map(spec: TenantSpec) -> Obj:
-    data = {**spec.app.env, "LADDER_PHASE": "cluster", "LADDER_TENANT": spec.tenant.name}
+    data = {**spec.app.env, **dict(spec.extra_env), "LADDER_PHASE": "cluster", "LADDER_TENANT": spec.tenant.name}
     return {"metadata": meta(APP_CONFIG, spec.namespace, spec), "data": dict(sorted(data.items()))}
 
 
@@ -449,11 +495,18 @@ def image_of(spec: TenantSpec, service: str) -> Any:
     return spec.images.get(service) or spec.app.services[service].image
 
 
+def service_pvc_name(service: str, mount_path: str) -> str:
+    return service_volume_name(service, mount_path)
+
+
 def container(
     spec: TenantSpec, name: str, svc: Service, command: list[str] | None = None, service: str | None = None
 ) -> Obj:
     """`service` names the app service whose image runs (default: `name`)."""
     _, mount = _tmp_volume()
+    mounts = [mount]
+    if command is None:  # the service itself; a release or job pod runs without its volumes
+        mounts += [{"name": volume_slug(path), "mountPath": path} for path in sorted(svc.volumes)]
     c: Obj = {
         "name": name,
         "image": image_of(spec, service or name),
@@ -461,7 +514,7 @@ def container(
         "envFrom": [{"configMapRef": {"name": APP_CONFIG}}, {"secretRef": {"name": APP_SECRET}}],
         "resources": resources_block(svc.resources),
         "securityContext": container_security_context(),
-        "volumeMounts": [mount],
+        "volumeMounts": mounts,
     }
     cmd = command or svc.command
     if cmd:
@@ -483,30 +536,43 @@ def container(
     return c
 
 
-def pod_spec(spec: TenantSpec, containers: list[Obj], **extra: Any) -> Obj:
+def pod_spec(spec: TenantSpec, containers: list[Obj], extra_volumes: list[Obj] | None = None, **extra: Any) -> Obj:
     tmp, _ = _tmp_volume()
     return {
         "serviceAccountName": SERVICE_ACCOUNT,
         "automountServiceAccountToken": False,
         "securityContext": pod_security_context(),
         "containers": containers,
-        "volumes": [tmp],
+        "volumes": [tmp, *(extra_volumes or [])],
         **({"imagePullSecrets": [{"name": spec.pull_secret}]} if spec.pull_secret else {}),
         **extra,
     }
 
 
 def deployment(spec: TenantSpec, name: str, svc: Service) -> Obj:
+    """The service's Deployment. A service with `volumes` runs one replica with `strategy:
+    Recreate`: its ReadWriteOnce claims attach to one node at a time, so the old pod stops
+    before the new one starts (a short gap on deploys, never two writers)."""
     labels = {**selector(spec, name), PART_OF: spec.app.name, ROLE: "app"}
+    strategy: Obj = (
+        {"type": "Recreate"}
+        if svc.volumes
+        else {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": SURGE}}
+    )
+    claims = [
+        {"name": volume_slug(path), "persistentVolumeClaim": {"claimName": service_pvc_name(name, path)}}
+        for path in sorted(svc.volumes)
+    ]
     body: Obj = {
         "selector": {"matchLabels": selector(spec, name)},
-        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": SURGE}},
+        "strategy": strategy,
         "revisionHistoryLimit": 5,
         "template": {
             "metadata": {"labels": labels, "annotations": {"ladder.dev/config-hash": config_hash(spec)}},
             "spec": pod_spec(
                 spec,
                 [container(spec, name, svc)],
+                extra_volumes=claims,
                 terminationGracePeriodSeconds=30,
                 topologySpreadConstraints=[
                     {

@@ -1,0 +1,324 @@
+"""Cluster objects for service volumes, accessories, app jobs and their backups (pure dicts).
+
+- A service volume is a ReadWriteOnce PersistentVolumeClaim; its Deployment runs one
+  replica with `strategy: Recreate` (see `k8s.deployment`).
+- An accessory is a StatefulSet (one replica, a claim per volume) with a ClusterIP
+  Service; only the tenant's app pods may connect (`k8s.network_policies`).
+- `ladder:app.jobs` are CronJobs in the service's image with the app's env and secrets.
+- Backups: no VolumeSnapshotClass is known for every cluster Ladder runs on (DOKS, k3s
+  with hcloud-csi, clusters you bring), so volumes are archived with tar by a CronJob on
+  `backups.schedule` and uploaded to the backup bucket; an accessory with a dump
+  `command` is dumped instead. ReadWriteOnce claims attach to one node, so a backup pod
+  is scheduled beside the pod that owns the claim (required pod affinity) and mounts it
+  read-only. Retention is the bucket's lifecycle rule (`backups.retentionDays` when
+  Ladder creates the bucket). Every pod passes the restricted Pod Security profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from components import versions
+from components.render import k8s as r
+from components.render.resources import cpu_millis, memory_mb
+from components.settings import Accessory, Resources, accessory_env_names, volume_slug
+
+Obj = dict[str, Any]
+
+BACKUP_CREDENTIALS = "volume-backup-credentials"  # Secret: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+BACKUP_RESOURCES = Resources(cpu="100m", memory="256Mi")
+TAR_IMAGE = f"busybox:{versions.BUSYBOX_TAG}"
+# The uploader: every input comes from the environment, nothing from the config is in the script.
+UPLOAD_SCRIPT = 'set -eu; aws s3 cp /backup/archive "s3://$BUCKET/$PREFIX/$(date -u +%Y%m%dT%H%M%SZ).$EXT"'
+# The dump wrapper: the accessory's command (argv, no shell parsing) writes to stdout.
+DUMP_SCRIPT = 'set -eu; "$@" > /backup/archive'
+STARTING_DEADLINE_S = 300
+BACKUP_DEADLINE_S = 4 * 3600
+
+
+@dataclass(frozen=True)
+class BackupTarget:
+    """Where volume and accessory backups of one tenant go (the `ladder:backups` bucket)."""
+
+    bucket: str
+    region: str
+    prefix: str  # e.g. shop/production/shop: objects land under <prefix>/<owner>/
+    endpoint: str | None = None
+
+
+def accessory_secret_name(name: str) -> str:
+    return f"accessory-{name}"
+
+
+def _accessory_labels(spec: r.TenantSpec, name: str) -> dict[str, str]:
+    return {**r.accessory_selector(spec, name), r.PART_OF: spec.app.name, r.ROLE: "data"}
+
+
+def _claim_template_name(path: str) -> str:
+    return volume_slug(path)
+
+
+def accessory_pvc_name(name: str, path: str) -> str:
+    """The claim a StatefulSet's volumeClaimTemplate makes for its only replica."""
+    return f"{_claim_template_name(path)}-{name}-0"
+
+
+def _storage(size_gb: int) -> Obj:
+    return {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": f"{size_gb}Gi"}}}
+
+
+def service_pvcs(spec: r.TenantSpec) -> list[Obj]:
+    """One ReadWriteOnce claim per service volume (named `<service>-<slug>`)."""
+    return [
+        {
+            "metadata": r.meta(r.service_pvc_name(name, path), spec.namespace, spec, **{r.NAME: name}),
+            "spec": _storage(vol.size_gb),
+        }
+        for name, svc in sorted(spec.app.services.items())
+        for path, vol in sorted(svc.volumes.items())
+    ]
+
+
+def _env(values: dict[str, str]) -> list[Obj]:
+    return [{"name": k, "value": v} for k, v in sorted(values.items())]
+
+
+def accessory_container(spec: r.TenantSpec, name: str, acc: Accessory) -> Obj:
+    _, tmp_mount = r._tmp_volume()
+    probe: Obj = {"exec": {"command": list(acc.health)}} if acc.health else {"tcpSocket": {"port": "main"}}
+    c: Obj = {
+        "name": name,
+        "image": acc.image,
+        "imagePullPolicy": "Always",
+        "env": _env(acc.env),
+        "ports": [{"name": "main", "containerPort": acc.port, "protocol": "TCP"}],
+        "resources": r.resources_block(acc.resources),
+        "securityContext": r.container_security_context(),
+        "readinessProbe": {**probe, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
+        "livenessProbe": {**probe, "initialDelaySeconds": 30, "periodSeconds": 20, "timeoutSeconds": 5},
+        "volumeMounts": [
+            tmp_mount,
+            *({"name": _claim_template_name(p), "mountPath": p} for p in sorted(acc.volumes)),
+        ],
+    }
+    if acc.secret_env:
+        c["envFrom"] = [{"secretRef": {"name": accessory_secret_name(name)}}]
+    if acc.command:
+        c["command"] = list(acc.command)
+    return c
+
+
+def accessory_statefulset(spec: r.TenantSpec, name: str, acc: Accessory) -> Obj:
+    """One replica; runs as a non-root UID (restricted profile), its volumes made writable by fsGroup.
+    Images whose entrypoint insists on root do not run here (their docs usually name a UID to use)."""
+    body: Obj = {
+        "serviceName": name,
+        "replicas": 1,
+        "selector": {"matchLabels": r.accessory_selector(spec, name)},
+        "template": {
+            "metadata": {"labels": _accessory_labels(spec, name)},
+            "spec": r.pod_spec(spec, [accessory_container(spec, name, acc)], terminationGracePeriodSeconds=60),
+        },
+    }
+    if acc.volumes:
+        body["volumeClaimTemplates"] = [
+            {"metadata": {"name": _claim_template_name(p)}, "spec": _storage(v.size_gb)}
+            for p, v in sorted(acc.volumes.items())
+        ]
+    return {"metadata": r.meta(name, spec.namespace, spec, **{r.NAME: name, r.ROLE: "data"}), "spec": body}
+
+
+def accessory_service(spec: r.TenantSpec, name: str, acc: Accessory) -> Obj:
+    return {
+        "metadata": r.meta(name, spec.namespace, spec, **{r.NAME: name}),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": r.accessory_selector(spec, name),
+            "ports": [{"name": "main", "port": acc.port, "targetPort": "main", "protocol": "TCP"}],
+        },
+    }
+
+
+def accessory_host(spec: r.TenantSpec, name: str) -> str:
+    return f"{name}.{spec.namespace}.svc.cluster.local"
+
+
+# ---------------------------------------------------------------------------------------
+# CronJobs
+
+
+def cronjob(spec: r.TenantSpec, name: str, schedule: str, pod: Obj, deadline_s: int) -> Obj:
+    """A CronJob that never overlaps itself, in UTC, whose failed runs stay visible (history,
+    exit code in the Job's status) instead of being retried into success."""
+    labels = {r.NAME: name, r.INSTANCE: spec.tenant.name, r.PART_OF: spec.app.name, r.ROLE: "app"}
+    return {
+        "metadata": r.meta(name, spec.namespace, spec, **{r.NAME: name}),
+        "spec": {
+            "schedule": schedule,
+            "timeZone": "Etc/UTC",
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": STARTING_DEADLINE_S,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                "spec": {
+                    "backoffLimit": 0,
+                    "activeDeadlineSeconds": deadline_s,
+                    "template": {"metadata": {"labels": labels}, "spec": {**pod, "restartPolicy": "Never"}},
+                }
+            },
+        },
+    }
+
+
+def job_cronjobs(spec: r.TenantSpec) -> list[Obj]:
+    """`ladder:app.jobs`: the service's image, the app's ConfigMap and Secret, restricted pods."""
+    out = []
+    for name, job in sorted(spec.app.jobs.items()):
+        svc = spec.app.services[job.service]
+        pod = r.pod_spec(spec, [r.container(spec, "job", svc, list(job.command), service=job.service)])
+        out.append(cronjob(spec, f"job-{name}", job.schedule, pod, job.timeout))
+    return out
+
+
+def _uploader(target: BackupTarget, owner: str, ext: str) -> Obj:
+    env = {
+        "BUCKET": target.bucket,
+        "PREFIX": f"{target.prefix}/{owner}",
+        "EXT": ext,
+        "AWS_DEFAULT_REGION": target.region,
+        "HOME": "/tmp",
+    }
+    if target.endpoint:
+        env["AWS_ENDPOINT_URL"] = target.endpoint  # aws-cli >= 2.13 reads it
+    return {
+        "name": "upload",
+        "image": versions.AWS_CLI_IMAGE,
+        "imagePullPolicy": "Always",
+        "command": ["/bin/sh", "-c", UPLOAD_SCRIPT],
+        "env": _env(env),
+        "envFrom": [{"secretRef": {"name": BACKUP_CREDENTIALS}}],
+        "resources": r.resources_block(BACKUP_RESOURCES),
+        "securityContext": r.container_security_context(),
+        "volumeMounts": [{"name": "backup", "mountPath": "/backup"}, {"name": "tmp", "mountPath": "/tmp"}],
+    }
+
+
+def _tar(paths: list[str], mounts: list[Obj]) -> Obj:
+    return {
+        "name": "archive",
+        "image": TAR_IMAGE,
+        "imagePullPolicy": "Always",
+        "command": ["tar", "czf", "/backup/archive", "-C", "/", *(p.lstrip("/") for p in paths)],
+        "resources": r.resources_block(BACKUP_RESOURCES),
+        "securityContext": r.container_security_context(),
+        "volumeMounts": [{"name": "backup", "mountPath": "/backup"}, *mounts],
+    }
+
+
+def _backup_pod(
+    spec: r.TenantSpec, init: Obj, target: BackupTarget, owner: str, ext: str, claims: list[Obj], size_gb: int
+) -> Obj:
+    scratch = {"name": "backup", "emptyDir": {"sizeLimit": f"{max(1, size_gb)}Gi"}}
+    return r.pod_spec(
+        spec,
+        [_uploader(target, owner, ext)],
+        extra_volumes=[scratch, *claims],
+        initContainers=[init],
+    )
+
+
+def _beside(selector: dict[str, str]) -> Obj:
+    """Required affinity to the pod that has the ReadWriteOnce claim attached."""
+    return {
+        "podAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": selector}, "topologyKey": "kubernetes.io/hostname"}
+            ]
+        }
+    }
+
+
+def _read_only_claims(pairs: list[tuple[str, str, str]]) -> tuple[list[Obj], list[Obj]]:
+    """(volume name, claim, mount path) -> pod volumes and read-only mounts."""
+    volumes = [{"name": v, "persistentVolumeClaim": {"claimName": c, "readOnly": True}} for v, c, _ in pairs]
+    mounts = [{"name": v, "mountPath": m, "readOnly": True} for v, _, m in pairs]
+    return volumes, mounts
+
+
+def backup_cronjobs(spec: r.TenantSpec, target: BackupTarget) -> list[Obj]:
+    """A tar (or dump) + upload CronJob per service with volumes and per accessory with `backup`."""
+    if spec.backup_schedule is None:
+        return []
+    schedule = spec.backup_schedule
+    out: list[Obj] = []
+    for name, svc in sorted(spec.app.services.items()):
+        if not svc.volumes:
+            continue
+        pairs = [(f"v-{volume_slug(p)}", r.service_pvc_name(name, p), p) for p in sorted(svc.volumes)]
+        volumes, mounts = _read_only_claims(pairs)
+        size = sum(v.size_gb for v in svc.volumes.values())
+        pod = _backup_pod(spec, _tar(sorted(svc.volumes), mounts), target, name, "tar.gz", volumes, size)
+        pod["affinity"] = _beside(r.selector(spec, name))
+        out.append(cronjob(spec, f"backup-{name}", schedule, pod, BACKUP_DEADLINE_S))
+    for name, acc in spec.accessories:
+        if acc.backup is None:
+            continue
+        size = sum(v.size_gb for v in acc.volumes.values()) or 1
+        if acc.backup.command:
+            dump = {
+                **accessory_container(spec, name, acc),
+                "name": "dump",
+                "command": ["sh", "-c", DUMP_SCRIPT, "dump", *acc.backup.command],
+                "env": _env({**acc.env, **_accessory_address(spec, name, acc)}),
+                "volumeMounts": [{"name": "backup", "mountPath": "/backup"}, {"name": "tmp", "mountPath": "/tmp"}],
+            }
+            for key in ("ports", "readinessProbe", "livenessProbe"):
+                dump.pop(key, None)
+            pod = _backup_pod(spec, dump, target, name, "dump", [], size)
+        else:
+            paths = acc.backup.paths or []
+            pairs = [(f"v-{volume_slug(p)}", accessory_pvc_name(name, p), p) for p in sorted(acc.volumes)]
+            volumes, mounts = _read_only_claims(pairs)
+            pod = _backup_pod(spec, _tar(paths, mounts), target, name, "tar.gz", volumes, size)
+            pod["affinity"] = _beside(r.accessory_selector(spec, name))
+        out.append(cronjob(spec, f"backup-{name}", schedule, pod, BACKUP_DEADLINE_S))
+    return out
+
+
+def _accessory_address(spec: r.TenantSpec, name: str, acc: Accessory) -> dict[str, str]:
+    names = accessory_env_names(name)
+    return {names["HOST"]: accessory_host(spec, name), names["PORT"]: str(acc.port)}
+
+
+# ---------------------------------------------------------------------------------------
+# what the quota must hold
+
+
+def _larger(a: Resources, b: Resources) -> Resources:
+    """A pod with an init container asks the larger of the two (admission takes the max)."""
+    return Resources(
+        cpu=f"{max(cpu_millis(a.cpu), cpu_millis(b.cpu))}m",
+        memory=f"{max(memory_mb(a.memory), memory_mb(b.memory))}Mi",
+    )
+
+
+def extra_pods(spec: r.TenantSpec) -> list[tuple[Resources, int]]:
+    """(requests, pods) of accessories, app jobs and backups: one pod each at a time
+    (StatefulSet of one; CronJobs with `concurrencyPolicy: Forbid`)."""
+    pods: list[tuple[Resources, int]] = [(acc.resources, 1) for _, acc in spec.accessories]
+    pods += [(spec.app.services[job.service].resources, 1) for job in spec.app.jobs.values()]
+    if spec.backup_schedule is not None:
+        pods += [(BACKUP_RESOURCES, 1) for svc in spec.app.services.values() if svc.volumes]
+        for _, acc in spec.accessories:
+            if acc.backup is not None:
+                pods.append((_larger(acc.resources, BACKUP_RESOURCES) if acc.backup.command else BACKUP_RESOURCES, 1))
+    return pods
+
+
+def extra_volumes(spec: r.TenantSpec) -> tuple[int, int]:
+    """(claims, GB) of service and accessory volumes."""
+    sizes = [v.size_gb for svc in spec.app.services.values() for v in svc.volumes.values()]
+    sizes += [v.size_gb for _, acc in spec.accessories for v in acc.volumes.values()]
+    return len(sizes), sum(sizes)
