@@ -7,6 +7,7 @@ bench runs and explain why each line is there.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ def test_system_directories_keep_their_modes() -> None:
     """`install -d -m 0750 /usr/local/sbin` chmods an existing directory; parents are created only if missing."""
     script = _script(backups={"bucket": "shop-backups", "accessKeyId": "k", "secretAccessKey": "s"})
     for system_dir in ("/usr/local/sbin", "/etc/systemd/system"):
-        lines = [ln for ln in script.splitlines() if f"install -d -m 0750 {system_dir}" in ln]
+        lines = [ln for ln in script.splitlines() if re.search(rf"install -d -m [0-7]+ {system_dir}$", ln)]
         assert lines and all(ln.startswith(f"[ -d {system_dir} ] || ") for ln in lines), lines
 
 
@@ -173,3 +174,10 @@ def test_heredoc_end_cannot_be_forged_by_content() -> None:
     script = heredoc("cat", forged)
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout == forged
+
+
+def test_docker_waits_for_the_data_volume_after_a_reboot() -> None:
+    """The bench rebooted a server and Postgres crash-looped on the unmounted directory."""
+    script = _script()
+    assert "RequiresMountsFor=/srv/ladder-data" in script
+    assert script.index("mount /srv/ladder-data") < script.index("RequiresMountsFor=/srv/ladder-data")

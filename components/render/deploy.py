@@ -50,6 +50,7 @@ DRAIN_S = 3  # after the proxy stopped routing to old containers, before they ge
 BACKUP_ENV = "backup.env"  # secret_contents key of the backup credentials
 WATCH_ENV = "watch.env"  # secret_contents key of the SMTP credentials of the uptime watch
 PREVIOUS_DIR = ".previous"  # the last good project files, put back when a deploy fails
+DOCKER_DROP_IN = "/etc/systemd/system/docker.service.d/ladder-data-volume.conf"
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,9 @@ def _heredoc(path: str, content: str, mode: str) -> str:
     `/usr/local/sbin`) keeps its mode (`install -d -m` would change it)."""
     target = path if path.startswith("/") else f"{PROJECT_DIR}/{path}"
     parent = shlex.quote(target.rsplit("/", 1)[0])
+    parent_mode = "0755" if path.startswith("/") else "0750"  # system locations are world-readable
     return (
-        f"[ -d {parent} ] || install -d -m 0750 {parent}\n"
+        f"[ -d {parent} ] || install -d -m {parent_mode} {parent}\n"
         f"{heredoc('cat > ' + shlex.quote(target + '.new'), content)}\n"
         f"chmod {mode} {shlex.quote(target + '.new')}\n"
         f"mv -f {shlex.quote(target + '.new')} {shlex.quote(target)}\n"
@@ -247,6 +249,10 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
             f"echo '{plan.volume_device} {DATA_DIR} ext4 defaults,nofail,discard 0 2' >> /etc/fstab",
             f"  mount {DATA_DIR}",
             "fi",
+            # After a reboot Docker must not start Postgres before the volume is mounted (it would
+            # start on the empty directory underneath, or crash-loop on it).
+            _heredoc(DOCKER_DROP_IN, f"[Unit]\nRequiresMountsFor={DATA_DIR}\n", "0644"),
+            "systemctl daemon-reload",
         ]
     if "postgres" in plan.data_services:
         uid, gid = POSTGRES_UID.split(":")

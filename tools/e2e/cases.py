@@ -246,6 +246,14 @@ def hetzner_single(bench: b.Bench) -> None:
         servers.shutdown(server)
         servers.boot(bench.world, server)
         b.serves(bench, site, ip, "1.0.3", timeout=180)
+        wait_for(
+            "Postgres healthy after the reboot",
+            lambda: (
+                "healthy" in server.inspect("docker inspect -f '{{.State.Health.Status}}' shop-postgres-1", check=False)
+            ),
+            120,
+            interval=2,
+        )
         check(psql(server, "SELECT v FROM bench_keep") == "kept", "a Postgres row survives a reboot")
         check(valkey(server, "get", "bench:keep") == "kept", "a Valkey key survives a reboot")
         check(server.inspect("findmnt -n -o SOURCE /srv/ladder-data").strip() != "", "the data volume is mounted")
