@@ -249,7 +249,8 @@ def hetzner_single(bench: b.Bench) -> None:
         wait_for(
             "Postgres healthy after the reboot",
             lambda: (
-                "healthy" in server.inspect("docker inspect -f '{{.State.Health.Status}}' shop-postgres-1", check=False)
+                server.inspect("docker inspect -f '{{.State.Health.Status}}' shop-postgres-1", check=False).strip()
+                == "healthy"
             ),
             120,
             interval=2,

@@ -29,6 +29,23 @@ ExecStartPre=/bin/sh -c 'for c in blkio cpuacct freezer devices memory cpuset pi
 mountpoint -q /sys/fs/cgroup/$c || continue; touch /sys/fs/cgroup/$c/.w 2>/dev/null && continue; \
 mount -t cgroup -o rw,nosuid,nodev,noexec,$c cgroup /sys/fs/cgroup/$c; done; true'
 """
+# nspawn gives the server no udev, so systemd never sees the volume's device appear and the
+# fstab mount the deploy added waits for it in vain; on a real server udev triggers it. A
+# bench-only unit mounts what fstab lists before Docker starts, as that would.
+MOUNT_ALL_UNIT = """[Unit]
+Description=Ladder bench: mount fstab entries (no udev in a system container)
+DefaultDependencies=no
+After=local-fs-pre.target
+Before=docker.service local-fs.target
+
+[Service]
+Type=oneshot
+ExecStart=/bin/mount -a
+RemainAfterExit=yes
+
+[Install]
+WantedBy=local-fs.target
+"""
 # Ubuntu's cloud images ship this file; Ladder's drop-in must win over it.
 UBUNTU_CLOUD_INIT_SSHD = "PasswordAuthentication yes\n"
 
@@ -107,6 +124,10 @@ def prepare(
         f'"insecure-registries": ["{w.GATEWAY}:{w.REGISTRY_PORT}"]}}\n',
     )
     _write(m / "etc/systemd/system/docker.service.d/ladder-bench-cgroup.conf", DOCKER_CGROUP_DROP_IN)
+    _write(m / "etc/systemd/system/ladder-bench-mount-all.service", MOUNT_ALL_UNIT)
+    wants = m / "etc/systemd/system/local-fs.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    (wants / "ladder-bench-mount-all.service").symlink_to("/etc/systemd/system/ladder-bench-mount-all.service")
     _write(m / "etc/hostname", name + "\n")
     _write(
         m / "etc/hosts",
