@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from components.render import watch
 from components.render.backup import ENV_FILE_PATH, INSTALL_COMMAND, VpsBackupArgs, vps_backup_files
 from components.render.compose import APP_ENV, DATA_DIR, POSTGRES_UID, PROJECT_DIR, REVISION_LABEL, revision_variable
+from components.render.hardening import WAIT_CLOUD_INIT
 from components.render.heredoc import heredoc
 from components.render.watch import WatchArgs
 
@@ -45,7 +46,6 @@ STEPS = (
     "prune unused images",
 )
 HEALTH_TIMEOUT_S = 180
-CLOUD_INIT_TIMEOUT_S = 900
 DRAIN_S = 3  # after the proxy stopped routing to old containers, before they get SIGTERM
 BACKUP_ENV = "backup.env"  # secret_contents key of the backup credentials
 WATCH_ENV = "watch.env"  # secret_contents key of the SMTP credentials of the uptime watch
@@ -105,20 +105,7 @@ P={PROJECT_DIR}
 log() {{ echo "ladder: $(date -u +%T) $*" >&2; }}
 fail() {{ echo "ladder: DEPLOY FAILED: $*" >&2; exit 1; }}
 
-# Bounded: an existing host whose cloud-init is installed but never ran must not hang here.
-wait_cloud_init() {{
-  command -v cloud-init >/dev/null || return 0
-  local state rc=0
-  state=$(cloud-init status 2>/dev/null | awk '/^status:/ {{print $2}}') || true
-  case "$state" in not|disabled|"") return 0 ;; esac
-  timeout {CLOUD_INIT_TIMEOUT_S} cloud-init status --wait >/dev/null 2>&1 || rc=$?
-  case "$rc" in
-    0) ;;
-    2) log "cloud-init finished with recoverable errors (degraded); continuing" ;;
-    124) fail "cloud-init did not finish within {CLOUD_INIT_TIMEOUT_S}s" ;;
-    *) fail "cloud-init failed: $(cloud-init status --long 2>&1 | tail -n 5 | tr '\\n' ' ')" ;;
-  esac
-}}
+{WAIT_CLOUD_INIT}
 
 # The project files of the last good deploy, put back if this one fails, so that
 # compose.yaml always describes what runs.

@@ -56,6 +56,13 @@ def deploy_conn(bench: b.Bench, ip: str, user: str = "deploy") -> dict[str, Any]
     return {"host": ip, "user": user, "privateKey": bench.operator[0]}
 
 
+def password_probe(ip: str, user: str, methods: str) -> subprocess.CompletedProcess[str]:
+    """Try to log in with `methods` only and no key: the server's refusal names what it offers."""
+    argv = ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"]
+    argv += ["-o", "UserKnownHostsFile=/dev/null", "-o", f"PreferredAuthentications={methods}", f"{user}@{ip}", "true"]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+
+
 def hardening(server: servers.Server, ip: str, conn: dict[str, Any], user: str) -> None:
     """Seen from inside (sshd -T, ufw, fail2ban) and from outside (which logins work)."""
     sshd = server.inspect("sshd -T 2>/dev/null")
@@ -73,27 +80,7 @@ def hardening(server: servers.Server, ip: str, conn: dict[str, Any], user: str) 
     )
     check(ssh(conn, "true", None).returncode == 0, f"the key logs in as {user}")
     check(ssh({**conn, "user": "root"}, "true", None, attempts=1).returncode != 0, "root cannot log in")
-    probe = subprocess.run(
-        [
-            "ssh",
-            "-F",
-            "/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "PreferredAuthentications=password,keyboard-interactive",
-            f"{user}@{ip}",
-            "true",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    probe = password_probe(ip, user, "password,keyboard-interactive")
     check(probe.returncode != 0 and "(publickey)" in probe.stderr, "the server offers no password login")
 
 
@@ -345,27 +332,7 @@ def existing_host(bench: b.Bench) -> None:
     bench.world.dns_record(site, ip)
     try:
         servers.boot(bench.world, server)
-        before = subprocess.run(
-            [
-                "ssh",
-                "-F",
-                "/dev/null",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "PreferredAuthentications=password",
-                f"ops@{ip}",
-                "true",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        before = password_probe(ip, "ops", "password")
         check("password" in before.stderr, "before Ladder, the host offers password logins")
         started = time.monotonic()
         stack.up()

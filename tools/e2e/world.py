@@ -35,6 +35,8 @@ DNS_MGMT_PORT = 8055
 S3_PORT = 4443
 ACME_DIRECTORY = f"https://{GATEWAY}:{ACME_PORT}/dir"
 S3_ENDPOINT = f"https://{GATEWAY}:{S3_PORT}"
+# A certificate request with a new P-256 key, unencrypted (the bench's CA and its server certs).
+NEW_EC_KEY_REQUEST = ["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
 
 
 @dataclass
@@ -121,14 +123,8 @@ class World:
             d.mkdir(parents=True, exist_ok=True)
             run(
                 [
-                    "openssl",
-                    "req",
+                    *NEW_EC_KEY_REQUEST,
                     "-x509",
-                    "-newkey",
-                    "ec",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-256",
-                    "-nodes",
                     "-keyout",
                     str(key),
                     "-out",
@@ -149,13 +145,7 @@ class World:
         ext.write_text(f"subjectAltName=IP:{GATEWAY},DNS:localhost\nextendedKeyUsage=serverAuth\n")
         run(
             [
-                "openssl",
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
+                *NEW_EC_KEY_REQUEST,
                 "-keyout",
                 str(key),
                 "-out",
