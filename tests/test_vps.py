@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 from components.artifacts import rendered_files
-from components.render.caddy import routes_for, upstream_lines, upstreams_file
 from components.render.deploy import STEPS
 from components.settings import parse_settings
 from tests.conftest import check_shell_script
@@ -264,11 +263,6 @@ def files(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content)
-    # What the deploy writes beside the Caddyfile once containers are healthy.
-    for route in routes_for(staging_settings(vps=vps).app):
-        upstreams = out / upstreams_file(route.service)
-        upstreams.parent.mkdir(exist_ok=True)
-        upstreams.write_text(upstream_lines([f"shop-{route.service}-1"], 8080))
     return out
 
 

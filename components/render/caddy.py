@@ -56,12 +56,42 @@ def _matcher_paths(path: str) -> str:
     return f"{base} {base}/*"
 
 
-UPSTREAMS_DIR = "upstreams"  # beside the Caddyfile; the deploy writes one file per routed service
+# How often the proxy asks Docker's DNS for a service's pool: a container that joined is served
+# within this, and the deploy waits a little longer before it fences the old ones.
+POOL_REFRESH = "1s"
 
 
-def upstreams_file(service: str) -> str:
-    """The file (relative to the Caddyfile) listing a service's healthy containers as `to` lines."""
-    return f"{UPSTREAMS_DIR}/{service}"
+def _pool_proxy(route: Route) -> list[str]:
+    """A reverse_proxy whose upstreams are the service's pool, read from Docker's DNS.
+
+    The pool is the containers the deploy connected to the service's route network under the
+    service's name, which it does only once they are healthy; the proxy shares no other
+    network with them, so neither an unhealthy new container nor another service's container
+    (which may get a freed address) is ever an upstream. The list changes without a Caddy
+    reload: a reload closes every open connection, WebSockets included, of every service.
+    Connections to the app are not kept alive, so a container the deploy fenced (new
+    connections refused) gets no new request over an old connection; a refused dial is retried
+    on another member at once.
+    """
+    port = route.upstreams[0].rsplit(":", 1)[1]
+    return [
+        "\t\treverse_proxy {",
+        "\t\t\tdynamic a {",
+        f"\t\t\t\tname {route.service}",
+        f"\t\t\t\tport {port}",
+        f"\t\t\t\trefresh {POOL_REFRESH}",
+        "\t\t\t}",
+        "\t\t\tlb_policy round_robin",
+        "\t\t\tlb_try_duration 5s",
+        "\t\t\tlb_try_interval 100ms",
+        "\t\t\tfail_duration 10s",
+        "\t\t\tmax_fails 1",
+        "\t\t\ttransport http {",
+        "\t\t\t\tdial_timeout 2s",
+        "\t\t\t\tkeepalive off",
+        "\t\t\t}",
+        "\t\t}",
+    ]
 
 
 def render_caddyfile(
@@ -78,12 +108,8 @@ def render_caddyfile(
 ) -> str:
     """Render a Caddyfile serving `site` (a host name, or `:port` for plain HTTP).
 
-    `deployed_upstreams`: each route's upstreams come from a file the deploy writes
-    (`upstreams/<service>`) naming the containers that passed their health check, and the
-    deploy reloads Caddy when it changes. So a container joins the pool only once healthy and
-    leaves it before it is stopped; Docker's DNS, which lists containers from their start and
-    hands a freed address to the next container, never decides where a request goes. Active
-    health checks and retries cover a container that fails later.
+    `deployed_upstreams`: each route's upstreams are the service's pool, which the deploy
+    manages (see `_pool_proxy`); otherwise the service name, as Compose resolves it.
     """
     global_opts = ["\tadmin off"] if not admin else ["\tadmin localhost:2019"]
     if not tls:
@@ -105,20 +131,7 @@ def render_caddyfile(
         lines.append("\t}")
     for route in routes:
         if deployed_upstreams:
-            proxy = [
-                "\t\treverse_proxy {",
-                f"\t\t\timport {upstreams_file(route.service)}",
-                "\t\t\tlb_policy round_robin",
-                "\t\t\tlb_try_duration 5s",
-                "\t\t\tlb_try_interval 250ms",
-                "\t\t\tfail_duration 10s",
-                "\t\t\tmax_fails 1",
-                "\t\t\tunhealthy_status 5xx",
-                f"\t\t\thealth_uri {route.health}",
-                "\t\t\thealth_interval 5s",
-                "\t\t\thealth_timeout 3s",
-                "\t\t}",
-            ]
+            proxy = _pool_proxy(route)
         else:
             proxy = [f"\t\treverse_proxy {' '.join(route.upstreams)}"]
         if route.path.rstrip("/") == "":
@@ -163,7 +176,3 @@ def vps_caddyfile(settings: Settings, behind_load_balancer: bool = False) -> str
         admin=True,
     )
 
-
-def upstream_lines(containers: Sequence[str], port: int) -> str:
-    """An upstreams file: the containers (by their unique names) that serve a route."""
-    return "".join(f"to {name}:{port}\n" for name in containers)

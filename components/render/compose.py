@@ -45,6 +45,18 @@ def route_network(service: str) -> str:
     return f"route-{service}"
 
 
+def route_network_name(app: str, service: str) -> str:
+    """The Docker name of a route network. The deploy creates it and connects a container to it
+    (its pool, under the service's name) only once healthy; Compose never attaches a service
+    to it, so a container is not resolvable there from its start. It is Compose's own name
+    for the network (`<project>_<key>`), so servers deployed before keep theirs."""
+    return f"{app}_{route_network(service)}"
+
+
+def route_network_definition(app: str, service: str) -> dict[str, Any]:
+    return {"external": True, "name": route_network_name(app, service)}
+
+
 @dataclass(frozen=True)
 class Role:
     """What one server runs: the proxy and app, the data stores, or both (one server)."""
@@ -75,9 +87,9 @@ def _app_service(s: Settings, name: str, svc: Service) -> dict[str, Any]:
         # A small init as PID 1 forwards SIGTERM to the app (PID 1 ignores it otherwise, and
         # every stop would wait out the grace period) and reaps zombies.
         "init": True,
-        # `app`: services reach each other and the internet; `data` (internal): the stores;
-        # a routed service's own network: the proxy reaches it there and only there.
-        "networks": ["app", "data", *([route_network(name)] if svc.routed else [])],
+        # `app`: services reach each other and the internet; `data` (internal): the stores.
+        # A routed service's own network, where the proxy reaches it, is the deploy's to join.
+        "networks": ["app", "data"],
         "logging": LOGGING,
         "deploy": {
             "replicas": max(1, svc.replica_count),
@@ -187,7 +199,8 @@ def compose_document(s: Settings, role: Role) -> dict[str, Any]:
         services["proxy"] = _proxy_service(s, role)
         services.update({name: _app_service(s, name, svc) for name, svc in s.app.services.items()})
         volumes.update({"caddy-data": {}, "caddy-config": {}})
-        networks.update({"edge": {}, "app": {}, **{route_network(n): {} for n in s.app.routed_services}})
+        networks.update({"edge": {}, "app": {}})
+        networks.update({route_network(n): route_network_definition(s.app.name, n) for n in s.app.routed_services})
     data = _data_services(s, role) if role.data else {}
     services.update(data)
     if "valkey" in data:
@@ -198,6 +211,17 @@ def compose_document(s: Settings, role: Role) -> dict[str, Any]:
         for name in s.app.services:
             services[name]["depends_on"] = {store: {"condition": "service_healthy"} for store in data}
     return {"name": s.app.name, "services": services, "volumes": volumes, "networks": networks}
+
+
+def without_deploy(doc: dict[str, Any], s: Settings) -> dict[str, Any]:
+    """The document for `docker compose up` without Ladder's deploy (an eject): Compose itself
+    attaches each routed service to its route network, where the proxy resolves it by name
+    (no health gate before the first request: that is the deploy's job)."""
+    for name in s.app.routed_services:
+        if name in doc["services"]:
+            doc["services"][name]["networks"].append(route_network(name))
+            doc["networks"][route_network(name)] = {}
+    return doc
 
 
 def render_compose(s: Settings, role: Role) -> str:

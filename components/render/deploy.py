@@ -11,10 +11,12 @@ Steps (each must succeed before the next; a failure stops the deploy and fails `
    and the uptime watch timer (app hosts on Hetzner or existing hosts, with monitoring)
 7. run the release command once, against the new image, before any traffic moves
 8. rolling update of each routed service: start new containers next to the old ones,
-   wait until every new one is healthy, only then stop the old ones; if one never turns
-   healthy, remove the new ones and fail, and the old version keeps serving
+   wait until every new one is healthy, only then let them join the proxy's pool and fence,
+   drain and stop the old ones; if one never turns healthy, remove the new ones and fail,
+   and the old version keeps serving
 9. recreate the workers (no traffic to move)
-10. start or reload the proxy (Caddy reloads without dropping connections)
+10. start the proxy (a changed Caddyfile was reloaded in step 8; a reload closes every
+    open connection, so a deploy reloads only when the Caddyfile itself changed)
 11. remove images nothing uses any more
 """
 
@@ -27,7 +29,15 @@ from dataclasses import dataclass, field
 
 from components.render import watch
 from components.render.backup import ENV_FILE_PATH, INSTALL_COMMAND, VpsBackupArgs, vps_backup_files
-from components.render.compose import APP_ENV, DATA_DIR, POSTGRES_UID, PROJECT_DIR, REVISION_LABEL, revision_variable
+from components.render.compose import (
+    APP_ENV,
+    DATA_DIR,
+    POSTGRES_UID,
+    PROJECT_DIR,
+    REVISION_LABEL,
+    revision_variable,
+    route_network_name,
+)
 from components.render.hardening import WAIT_CLOUD_INIT
 from components.render.heredoc import heredoc
 from components.render.watch import WatchArgs
@@ -42,11 +52,12 @@ STEPS = (
     "run the release command",
     "rolling update of routed services",
     "recreate workers",
-    "start or reload the proxy",
+    "start the proxy",
     "prune unused images",
 )
 HEALTH_TIMEOUT_S = 180
-DRAIN_S = 3  # after the proxy stopped routing to old containers, before they get SIGTERM
+POOL_WAIT_S = 2  # after new containers joined the pool: the proxy re-reads it every POOL_REFRESH (1 s)
+DRAIN_S = 3  # after old containers were fenced, before they get SIGTERM: requests in flight finish
 BACKUP_ENV = "backup.env"  # secret_contents key of the backup credentials
 WATCH_ENV = "watch.env"  # secret_contents key of the SMTP credentials of the uptime watch
 PREVIOUS_DIR = ".previous"  # the last good project files, put back when a deploy fails
@@ -152,10 +163,12 @@ wait_healthy() {{
   done
 }}
 
-# Health-gated rolling update of every routed service at once. New containers start
-# beside the old ones, on networks the proxy reaches only through its upstreams files;
-# only when every new one is healthy does the proxy switch to them (a graceful reload),
-# and the old ones stop after a drain. A failure removes the new ones: users never see them.
+# Health-gated rolling update of every routed service at once. New containers start beside
+# the old ones, outside the service's pool: the proxy resolves the pool by the service's name
+# on the service's route network, and a container joins it only when every new one is healthy.
+# Then the old ones are fenced (new connections refused, which the proxy retries elsewhere at
+# once; open ones go on), drained, and stopped. A failure removes the new ones before they
+# joined: users never see them. The proxy is never reloaded for this.
 declare -A OLD=() NEW=()
 start_new() {{
   local svc=$1 want=$2 rev=$3 var=$4 old current count
@@ -169,20 +182,35 @@ start_new() {{
   export "$var=$rev"
   if [ "$current" = "$rev" ]; then old=""; count=0; fi  # a replica count change only
   log "$svc: starting $want new container(s) beside $count running"
-  docker compose up -d --no-deps --no-recreate --scale "$svc=$((count + want))" "$svc" >/dev/null 2>&1 \
+  docker compose up -d --no-deps --no-recreate --scale "$svc=$((count + want))" "$svc" >/dev/null 2>&1 \\
     || docker compose up -d --no-deps --no-recreate --scale "$svc=$((count + want))" "$svc"
   OLD[$svc]=$old
   # shellcheck disable=SC2086
   NEW[$svc]=$(comm -13 <(printf '%s\\n' $old | sort) <(containers "$svc" | sort) | tr '\\n' ' ')
 }}
-write_upstreams() {{
-  local svc=$1 port=$2 ids=$3 names
-  # shellcheck disable=SC2086
-  names=$(docker inspect -f '{{{{.Name}}}}' $ids | sed 's|^/||' | sort)
-  install -d -m 0750 "$P/caddy/upstreams"
-  # shellcheck disable=SC2086
-  printf 'to %s:'"$port"'\\n' $names > "$P/caddy/upstreams/$svc.new"
-  mv -f "$P/caddy/upstreams/$svc.new" "$P/caddy/upstreams/$svc"
+route_network() {{  # network: created once, internal (the proxy and the pool, nothing else)
+  docker network inspect "$1" >/dev/null 2>&1 \\
+    || docker network create --internal --label "dev.ladder.project=$PROJECT" "$1" >/dev/null
+}}
+join_pool() {{  # service network id...
+  local svc=$1 net=$2 id
+  shift 2
+  for id in "$@"; do
+    docker network connect --alias "$svc" "$net" "$id"
+  done
+}}
+# Refuses new TCP connections to a container from outside it (a reset, so the proxy's dial
+# fails at once and it retries another member) while open ones finish: the kernel's job, in
+# the container's network namespace, whatever the app does on SIGTERM.
+fence() {{
+  local id pid
+  for id in "$@"; do
+    pid=$(docker inspect -f '{{{{.State.Pid}}}}' "$id")
+    [ "$pid" -gt 0 ] || continue
+    if ! nsenter -t "$pid" -n iptables -w -I INPUT ! -i lo -p tcp --syn -j REJECT --reject-with tcp-reset; then
+      log "could not fence $id (no iptables/nsenter?): it stops without a fence"
+    fi
+  done
 }}
 reload_proxy() {{
   [ -n "$(docker compose ps -q proxy 2>/dev/null)" ] || return 0
@@ -256,6 +284,8 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
         out.append(_heredoc(path, secret_contents[path], "0600"))
     out += [
         f"cd {PROJECT_DIR}",
+        # Compose checks every network of the project exists before it starts anything.
+        *(f"route_network {q(route_network_name(plan.app, svc))}" for svc in plan.routed),
         "# 4. pull images",
         "docker compose pull --quiet --ignore-buildable || fail 'pulling the images failed (see above)'",
         "# 5. start data stores",
@@ -298,17 +328,24 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
         "  fi",
         "done",
     ]
-    for svc, port in plan.ports.items():
+    for svc in plan.routed:
+        net = q(route_network_name(plan.app, svc))
         out += [
-            f'if [ -n "${{NEW[{svc}]:-}}" ] || [ ! -s caddy/upstreams/{svc} ]; then',
-            f'  write_upstreams {q(svc)} {port} "${{NEW[{svc}]:-$(containers {q(svc)} | tr "\\n" " ")}}"',
+            f'if [ -n "${{NEW[{svc}]:-}}" ]; then',
+            "  # shellcheck disable=SC2086",
+            f"  join_pool {q(svc)} {net} ${{NEW[{svc}]}}",
             "fi",
         ]
     out += [
-        "reload_proxy",
+        "# A changed Caddyfile (a new route, domain, ...) is read before the old containers go.",
+        f"cmp -s caddy/Caddyfile {PREVIOUS_DIR}/caddy/Caddyfile || reload_proxy",
         "STOP=''",
         f'for svc in {changed}; do STOP="$STOP ${{OLD[$svc]:-}}"; done',
         'if [ -n "${STOP// /}" ]; then',
+        f"  sleep {POOL_WAIT_S}  # the proxy resolves the new members",
+        '  log "fencing and draining the previous containers"',
+        "  # shellcheck disable=SC2086",
+        "  fence $STOP",
         f"  sleep {DRAIN_S}",
         '  log "stopping the previous containers"',
         "  # shellcheck disable=SC2086",
@@ -323,9 +360,9 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
             f"docker compose up -d --quiet-pull --no-deps --wait --wait-timeout {HEALTH_TIMEOUT_S} {workers} "
             "|| fail 'workers did not start'"
         )
-    out.append("# 10. start or reload the proxy")
+    out.append("# 10. start the proxy (or recreate it if its compose definition changed)")
     if plan.proxy:
-        out += ["log 'proxy'", "docker compose up -d --quiet-pull --no-deps proxy", "reload_proxy"]
+        out += ["log 'proxy'", "docker compose up -d --quiet-pull --no-deps proxy"]
     out += [
         "# 11. prune unused images",
         "log 'pruning images'",

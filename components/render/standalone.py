@@ -24,7 +24,7 @@ from components.local.postgres import data_path
 from components.local.redis import PING, server_command
 from components.local.redis import PORT as VALKEY_PORT
 from components.render.caddy import LOCAL_PROXY_PORT, local_caddyfile, vps_caddyfile
-from components.render.compose import APP_ENV, POSTGRES_ENV, VALKEY_ENV, Role, compose_document
+from components.render.compose import APP_ENV, POSTGRES_ENV, VALKEY_ENV, Role, compose_document, without_deploy
 from components.settings import Service, Settings
 
 ENV_EXAMPLE = ".env.example"
@@ -253,7 +253,7 @@ def vps_files(s: Settings, role: Role, plans: Sequence[BuildPlan], project_dir: 
     Built services get their planned tag and a `build:` section; the env files the deploy
     writes from Pulumi secrets become `*.example` files with names only.
     """
-    doc = compose_document(s, role)
+    doc = without_deploy(compose_document(s, role), s)
     built: set[str] = set()
     for name, svc in s.app.services.items():
         if name in doc["services"]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from components.render.backup import HostFile
 
 WATCH_SCRIPT_PATH = "/usr/local/sbin/ladder-watch"
-WATCH_ENV_PATH = "/etc/ladder/watch.env"
+WATCH_ENV_PATH = "/etc/ladder/watch.curlrc"  # SMTP credentials as a curl config file (mode 600)
 WATCH_STATE = "/var/lib/ladder-watch/state"
 SERVICE_PATH = "/etc/systemd/system/ladder-watch.service"
 TIMER_PATH = "/etc/systemd/system/ladder-watch.timer"
@@ -31,11 +31,19 @@ class WatchArgs:
     host_label: str
 
 
+def _curl_quoted(value: str) -> str:
+    """A double-quoted string of curl's config syntax (its escapes: `\\\\ \\" \\t \\n \\r \\v`)."""
+    escapes = {"\\": "\\\\", '"': '\\"', "\t": "\\t", "\n": "\\n", "\r": "\\r", "\v": "\\v"}
+    return '"' + "".join(escapes.get(c, c) for c in value) + '"'
+
+
 def watch_env_file(user: str | None, password: str | None) -> str:
-    """SMTP credentials (mode 600), sourced by the root-run script: each value shell-quoted so
-    bash reads back exactly the configured bytes and never a command. Wrap the result in a secret."""
-    q = shlex.quote
-    return f"SMTP_USER={q(user or '')}\nSMTP_PASSWORD={q(password or '')}\n"
+    """SMTP credentials (mode 600) as a curl config file, which curl reads with `--config`: the
+    password never is on curl's command line (any user can read /proc/<pid>/cmdline), and no
+    shell reads the file. Empty without a user. Wrap the result in a secret."""
+    if not user:
+        return "# no SMTP login\n"
+    return f"user = {_curl_quoted(user + ':' + (password or ''))}\n"
 
 
 def watch_script(a: WatchArgs) -> str:
@@ -45,8 +53,6 @@ def watch_script(a: WatchArgs) -> str:
     return f"""#!/usr/bin/env bash
 # Ladder uptime watch: mail when the public health URL goes down or comes back.
 set -uo pipefail
-# shellcheck source=/dev/null
-. {q(WATCH_ENV_PATH)}
 URL={q(a.url)}
 HOST_LABEL={q(a.host_label)}
 STATE_FILE={WATCH_STATE}
@@ -56,11 +62,9 @@ if curl -fsS --max-time 15 -o /dev/null "$URL"; then now=up; else now=down; fi
 echo "$now" > "$STATE_FILE"
 [ "$now" = "$previous" ] && exit 0
 subject="[ladder] $HOST_LABEL: $URL is $now"
-auth=()
-if [ -n "${{SMTP_USER:-}}" ]; then auth=(--user "$SMTP_USER:$SMTP_PASSWORD"); fi
 printf 'From: %s\\nTo: %s\\nSubject: %s\\n\\n%s at %s\\n' {q(a.sender)} {q(a.alert_email)} "$subject" "$subject" \\
   "$(date -u +%Y-%m-%dT%H:%M:%SZ)" |
-  curl -fsS --ssl-reqd --url {q("smtp://" + a.smtp_host)} "${{auth[@]}}" \\
+  curl -fsS --config {q(WATCH_ENV_PATH)} --ssl-reqd --url {q("smtp://" + a.smtp_host)} \\
     --mail-from {q(a.sender)} --mail-rcpt {q(a.alert_email)} --upload-file -
 """
 

@@ -115,6 +115,7 @@ def setup(world: w.World) -> Bench:
     world.apt_repo()
     world.acme()
     world.s3(E2E_VENV_BIN)
+    world.smtp(E2E_VENV_BIN)
     bench = Bench(world, server_fs, keypair("operator@laptop"), world.ca()[0], world.acme_root())
     bench.note("setup (rootfs, images, services)", f"{time.monotonic() - started:.1f} s")
     return bench

@@ -98,8 +98,12 @@ def prepare(
     private_ip: str | None = None,
     volume_path: str | None = None,
     hosts: dict[str, str] | None = None,
+    trust: tuple[Path, ...] = (),
 ) -> Server:
-    """Lay out the server's disk (an overlay on the cached rootfs) and its network."""
+    """Lay out the server's disk (an overlay on the cached rootfs) and its network.
+
+    `trust`: CA certificates the server trusts besides the public ones (the bench's CA and its
+    ACME root stand in for the public CAs a real server trusts)."""
     s = Server(name, ip, world.run_dir / "servers" / name, private_ip)
     for d in ("upper", "work", "merged", "docker"):
         (s.root / d).mkdir(parents=True, exist_ok=True)
@@ -134,6 +138,11 @@ def prepare(
         f"127.0.0.1 localhost\n127.0.1.1 {name}\n" + "".join(f"{a} {h}\n" for h, a in (hosts or {}).items()),
     )
     _write(m / "etc/resolv.conf", "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+    for i, ca in enumerate(trust):
+        pem = ca.read_text()
+        _write(m / f"usr/local/share/ca-certificates/ladder-bench-{i}.crt", pem)
+        bundle = m / "etc/ssl/certs/ca-certificates.crt"
+        bundle.write_text(bundle.read_text() + pem)
     _write(m / "etc/ssh/sshd_config.d/50-cloud-init.conf", UBUNTU_CLOUD_INIT_SSHD)
     if user_data is not None:
         seed = m / "var/lib/cloud/seed/nocloud"

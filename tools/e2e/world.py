@@ -33,6 +33,9 @@ ACME_MGMT_PORT = 15000
 DNS_PORT = 8053
 DNS_MGMT_PORT = 8055
 S3_PORT = 4443
+SMTP_PORT = 2587
+SMTP_USER = "alerts@bench.test"
+SMTP_PASSWORD = 'relay "pass" $1'  # quotes and a dollar: the watch must send it as it is
 ACME_DIRECTORY = f"https://{GATEWAY}:{ACME_PORT}/dir"
 S3_ENDPOINT = f"https://{GATEWAY}:{S3_PORT}"
 # A certificate request with a new P-256 key, unencrypted (the bench's CA and its server certs).
@@ -317,6 +320,21 @@ class World:
             "s3", [str(venv_bin / "moto_server"), "-H", GATEWAY, "-p", str(S3_PORT), "-c", str(crt), "-k", str(key)]
         )
         wait_for("the S3 stand-in", lambda: _http_ok(S3_ENDPOINT + "/", self.ca()[0], expect=(200, 403)), 60)
+
+
+    def smtp(self, venv_bin: Path) -> None:
+        """A mail relay (STARTTLS required, with a login) for the uptime watch's alerts."""
+        crt, key = self.server_cert("smtp")
+        argv = [str(venv_bin / "python"), "-m", "tools.e2e.smtp", GATEWAY, str(SMTP_PORT), str(crt), str(key)]
+        self.spawn("smtp", [*argv, SMTP_USER, SMTP_PASSWORD, str(self.maildir)])
+        wait_for("the mail relay", lambda: "listening" in (self.run_dir / "smtp.log").read_text(), 30)
+
+    @property
+    def maildir(self) -> Path:
+        return self.run_dir / "mail"
+
+    def mails(self) -> list[str]:
+        return [p.read_text(errors="replace") for p in sorted(self.maildir.glob("*.eml"))]
 
 
 def _ssl_context(ca: Path | None):  # type: ignore[no-untyped-def]
