@@ -274,3 +274,21 @@ def test_helm_values_as_data() -> None:
     cert_manager = yaml.safe_load(files["helm/cert-manager.values.yaml"])
     assert cert_manager["crds"] == {"enabled": True, "keep": True}
     assert "helm/cloudnative-pg.values.yaml" in files
+
+
+def test_acme_server_reaches_the_production_cluster_issuer() -> None:
+    """`ladder:acmeServer` is one key for every rung: Caddy's CA on a VPS, the production
+    ClusterIssuer's directory on a cluster (staging stays Let's Encrypt staging)."""
+    staging_ca = "https://acme-staging-v02.api.letsencrypt.org/directory"
+    other = "https://acme.example.test/directory"
+
+    def servers(result: Any) -> dict[str, str]:
+        issuers = [r for r in result.resources if r.inputs.get("kind") == "ClusterIssuer"]
+        return {r.inputs["metadata"]["name"]: r.inputs["spec"]["acme"]["server"] for r in issuers}
+
+    assert servers(production("doks"))["letsencrypt-prod"] == "https://acme-v02.api.letsencrypt.org/directory"
+    result = run_program(
+        "production", overrides={"ladder:acmeServer": other}, secrets={"digitalocean:token": USER_TOKEN}
+    )
+    assert result.error is None, result.error
+    assert servers(result) == {"letsencrypt-prod": other, "letsencrypt-staging": staging_ca}

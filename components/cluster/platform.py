@@ -98,6 +98,7 @@ class CertManagerArgs:
     acme_email: str
     ingress_class: str
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+    acme_server: str | None = None  # `ladder:acmeServer`: the production issuer's directory
 
 
 class CertManager(pulumi.ComponentResource):
@@ -121,7 +122,7 @@ class CertManager(pulumi.ComponentResource):
         )
         self.issuers: dict[str, kubernetes.apiextensions.CustomResource] = {}
         for issuer in (ISSUER_PROD, ISSUER_STAGING):
-            body = cluster_issuer(issuer, args.acme_email, args.ingress_class)
+            body = cluster_issuer(issuer, args.acme_email, args.ingress_class, args.acme_server)
             self.issuers[issuer] = kubernetes.apiextensions.CustomResource(
                 f"{name}-{issuer}",
                 api_version="cert-manager.io/v1",

@@ -135,7 +135,9 @@ class ClusterStack(pulumi.ComponentResource):
         )
         certs = CertManager(
             "cert-manager",
-            CertManagerArgs(s.acme_email, ingress.ingress_class, depends_on=handle.depends_on),
+            CertManagerArgs(
+                s.acme_email, ingress.ingress_class, depends_on=handle.depends_on, acme_server=s.acme_server
+            ),
             opts=on_cluster,
         )
         # Before the data stores: the Postgres PodMonitor needs the chart's CRDs.

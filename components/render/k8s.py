@@ -844,13 +844,15 @@ def cnpg_cluster(
 # platform
 
 
-def cluster_issuer(name: str, email: str, ingress_class: str) -> Obj:
+def cluster_issuer(name: str, email: str, ingress_class: str, server: str | None = None) -> Obj:
+    """`server`: the ACME directory of the production issuer when `ladder:acmeServer` names
+    one (another CA, or a test CA); the staging issuer always stays Let's Encrypt staging."""
     return {
         "metadata": {"name": name},
         "spec": {
             "acme": {
                 "email": email,
-                "server": ACME_SERVERS[name],
+                "server": (server if server and name == ISSUER_PROD else None) or ACME_SERVERS[name],
                 "privateKeySecretRef": {"name": f"{name}-account-key"},
                 # ClusterIP: the solver Service defaults to NodePort, which every tenant's
                 # ResourceQuota refuses (`services.nodeports: 0`, cert-manager#928).

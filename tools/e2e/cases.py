@@ -3,9 +3,11 @@ program's commands as `pulumi up` would, and asserts outcomes a user would see."
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import http.client
 import shlex
+import struct
 import subprocess
 import time
 import urllib.request
@@ -17,6 +19,7 @@ from tools.e2e import world as w
 from tools.e2e.load import Load, get
 from tools.e2e.proc import BenchError, wait_for
 from tools.e2e.program import DeployFailed, Stack, keypair, ssh
+from tools.e2e.ws import CLOSE, WebSocket
 
 BUCKET = "shop-backups"
 
@@ -194,6 +197,7 @@ def hetzner_single(bench: b.Bench) -> None:
         check(load.result.failed == 0, f"0 failed requests across bumps ({load.result.failed} of {load.result.sent})")
         # The first deploy, its repeat, three bumps: the release runs once in each deploy.
         check(psql(server, "SELECT count(*) FROM ladder_releases") == "5", "one release per deploy, 5 in all")
+        deployed = websocket_across_deploys(bench, stack, b.with_app(config, "1.0.3"), site, ip)
 
         for mode in ("500", "deaf"):
             with Load(ip, site, bench.acme_root, b.ROUTES, rate=25) as load:
@@ -216,7 +220,7 @@ def hetzner_single(bench: b.Bench) -> None:
             )
             compose = server.inspect("cat /srv/ladder/compose.yaml")
             check("demo:1.0.3" in compose and "2.0.0" not in compose, "compose.yaml still describes what runs")
-        stack.config = b.with_app(config, "1.0.3")
+        stack.config = deployed  # what runs (the failed deploys changed nothing)
         b.serves(bench, site, ip, "1.0.3", timeout=10)
 
         psql(server, "CREATE TABLE IF NOT EXISTS bench_keep (v text); INSERT INTO bench_keep VALUES ('kept')")
@@ -263,6 +267,39 @@ def hetzner_single(bench: b.Bench) -> None:
         hardening(server, ip, deploy_conn(bench, ip), "deploy")
         host_key_pinned(stack, ip)
         rotation(bench, stack, server, ip)
+
+
+def websocket_across_deploys(
+    bench: b.Bench, stack: Stack, config: dict[str, Any], site: str, ip: str
+) -> dict[str, Any]:
+    """A WebSocket to the api lives through a deploy of web (the proxy is not reloaded), and
+    when the api itself rolls, its old container closes it with a close frame, not a reset.
+    Returns the config now deployed (both services' memory changed)."""
+    ws = WebSocket(ip, site, "/api/ws", bench.acme_root)
+    try:
+        first = ws.ask("hello")
+        check(first.get("service") == "api", f"a WebSocket reaches the api through Caddy ({first})")
+        for service in ("web", "api"):
+            config = copy.deepcopy(config)
+            config["ladder:app"]["services"][service]["resources"]["memory"] = "80Mi"
+            stack.config = config
+            steps = stack.up()
+            check(any(f"{service}: starting" in s.stderr for s in steps), f"a deploy rolled {service}")
+            if service == "web":
+                again = ws.ask("still there?")
+                check(
+                    again.get("echo") == "still there?" and again.get("service") == "api",
+                    "the WebSocket to the api lives through a deploy of web",
+                )
+        opcode, payload = ws.receive(timeout=30)
+        code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+        check(
+            opcode == CLOSE and code == 1001,
+            f"its own deploy closes it with a close frame, 1001 (got {opcode}, {code})",
+        )
+    finally:
+        ws.close()
+    return config
 
 
 def rotation(bench: b.Bench, stack: Stack, server: servers.Server, ip: str) -> None:

@@ -25,7 +25,7 @@ def main(argv: list[str]) -> None:
     context.load_cert_chain(cert, key)
 
     class Sink:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             name = out / f"{len(list(out.iterdir())):04d}.eml"
             head = f"X-Bench-Login: {session.auth_data.login.decode()}\nX-Bench-Rcpt: {','.join(envelope.rcpt_tos)}\n"
             name.write_bytes(head.encode() + envelope.content)

@@ -321,7 +321,6 @@ class World:
         )
         wait_for("the S3 stand-in", lambda: _http_ok(S3_ENDPOINT + "/", self.ca()[0], expect=(200, 403)), 60)
 
-
     def smtp(self, venv_bin: Path) -> None:
         """A mail relay (STARTTLS required, with a login) for the uptime watch's alerts."""
         crt, key = self.server_cert("smtp")

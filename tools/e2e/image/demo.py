@@ -7,10 +7,16 @@ tell a misrouted or an old/new answer apart. DEMO_MODE makes broken releases on 
 `500` listens and fails every request, `deaf` never listens.
 """
 
+import base64
+import contextlib
 import hashlib
 import json
 import os
+import signal
+import socket
+import struct
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -47,6 +53,8 @@ class Handler(BaseHTTPRequestHandler):
         return
 
     def do_GET(self) -> None:
+        if self.headers.get("Upgrade", "").lower() == "websocket":
+            return self.websocket()
         if MODE == "500":
             return self.reply(500, {"service": SERVICE, "version": VERSION, "error": "broken on purpose"})
         body: dict[str, object] = {
@@ -73,6 +81,72 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def websocket(self) -> None:
+        """An echo WebSocket (RFC 6455, text frames): each message comes back with the service and
+        version that answered it. On SIGTERM the app says goodbye with a close frame (1001)."""
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.end_headers()
+        self.wfile.flush()
+        sock = self.connection
+        with SOCKETS_LOCK:
+            SOCKETS.add(sock)
+        try:
+            while True:
+                opcode, payload = read_frame(self.rfile)
+                if opcode == 8:  # close: answer it and stop
+                    send_frame(sock, 8, payload[:2])
+                    return
+                if opcode == 9:
+                    send_frame(sock, 10, payload)
+                elif opcode == 1:
+                    answer = {"service": SERVICE, "version": VERSION, "echo": payload.decode()}
+                    send_frame(sock, 1, json.dumps(answer).encode())
+        except (ConnectionError, OSError, ValueError):
+            return
+        finally:
+            with SOCKETS_LOCK:
+                SOCKETS.discard(sock)
+            self.close_connection = True
+
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+SOCKETS: set[socket.socket] = set()
+SOCKETS_LOCK = threading.Lock()
+
+
+def read_frame(stream) -> tuple[int, bytes]:  # type: ignore[no-untyped-def]
+    head = stream.read(2)
+    if len(head) < 2:
+        raise ConnectionError("closed")
+    opcode, length = head[0] & 0x0F, head[1] & 0x7F
+    if length == 126:
+        length = struct.unpack("!H", stream.read(2))[0]
+    elif length == 127:
+        length = struct.unpack("!Q", stream.read(8))[0]
+    mask = stream.read(4) if head[1] & 0x80 else b"\0\0\0\0"
+    data = stream.read(length)
+    return opcode, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def send_frame(sock: socket.socket, opcode: int, payload: bytes) -> None:
+    """A server frame: final, unmasked, short (the demo's messages are small)."""
+    sock.sendall(bytes([0x80 | opcode, len(payload)]) + payload)
+
+
+def going_away(*_: object) -> None:
+    """SIGTERM: close every WebSocket with 1001 (going away) and exit, as a well-behaved app
+    does when its container stops; plain requests in flight are given a moment to finish."""
+    with SOCKETS_LOCK:
+        for sock in list(SOCKETS):
+            with contextlib.suppress(OSError):
+                send_frame(sock, 8, struct.pack("!H", 1001) + b"deploy")
+    threading.Timer(1.0, lambda: os._exit(0)).start()
 
 
 def release() -> None:
@@ -101,6 +175,7 @@ def main() -> None:
     if MODE == "deaf":
         while True:
             time.sleep(3600)
+    signal.signal(signal.SIGTERM, going_away)
     ThreadingHTTPServer(("0.0.0.0", PORT), Handler).serve_forever()
 
 
