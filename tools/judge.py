@@ -262,7 +262,9 @@ class Judge:
         try:
             url = f"http://127.0.0.1:{server.server_address[1]}/"
             argv = ["curl", "-q", "-sS", "--config", f.name, "--basic", "--url", url, "-o", "/dev/null"]
-            run = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30, stdin=subprocess.DEVNULL)
+            run = subprocess.run(
+                argv, capture_output=True, text=True, check=False, timeout=30, stdin=subprocess.DEVNULL
+            )
             thread.join(10)
         finally:
             server.server_close()

@@ -130,10 +130,7 @@ def render_caddyfile(
         lines.extend(f"\t\t{name} {value}".rstrip() for name, value in SECURITY_HEADERS)
         lines.append("\t}")
     for route in routes:
-        if deployed_upstreams:
-            proxy = _pool_proxy(route)
-        else:
-            proxy = [f"\t\treverse_proxy {' '.join(route.upstreams)}"]
+        proxy = _pool_proxy(route) if deployed_upstreams else [f"\t\treverse_proxy {' '.join(route.upstreams)}"]
         if route.path.rstrip("/") == "":
             lines += ["", "\thandle {", *proxy, "\t}"]
         else:
@@ -175,4 +172,3 @@ def vps_caddyfile(settings: Settings, behind_load_balancer: bool = False) -> str
         deployed_upstreams=True,
         admin=True,
     )
-
