@@ -34,6 +34,11 @@ POSTGRES_MEMORY = "1g"
 VALKEY_OVERHEAD_MB = 64
 
 
+def compose_escape(value: str) -> str:
+    """A literal string in a compose file: `$` would start an interpolation."""
+    return value.replace("$", "$$")
+
+
 def revision_variable(service: str) -> str:
     """The environment variable the deploy sets to a service's revision (Compose interpolates it)."""
     return "LADDER_REVISION_" + service.upper().replace("-", "_")
@@ -83,7 +88,11 @@ def _app_service(s: Settings, name: str, svc: Service) -> dict[str, Any]:
         "image": svc.image,
         "restart": "unless-stopped",
         "env_file": [APP_ENV],
-        "environment": {"LADDER_PHASE": "vps", "LADDER_SERVICE": name, **s.app.env},
+        "environment": {
+            "LADDER_PHASE": "vps",
+            "LADDER_SERVICE": name,
+            **{k: compose_escape(v) for k, v in s.app.env.items()},
+        },
         # A small init as PID 1 forwards SIGTERM to the app (PID 1 ignores it otherwise, and
         # every stop would wait out the grace period) and reaps zombies.
         "init": True,
@@ -101,7 +110,7 @@ def _app_service(s: Settings, name: str, svc: Service) -> dict[str, Any]:
         **HARDENED,
     }
     if svc.command:
-        body["command"] = list(svc.command)
+        body["command"] = [compose_escape(c) for c in svc.command]
     if svc.port is not None:
         body["healthcheck"] = http_healthcheck(svc.port, svc.health_path)
         body["labels"] = {REVISION_LABEL: "${" + revision_variable(name) + ":-none}"}

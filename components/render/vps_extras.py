@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.render.backup import cron_to_oncalendar
-from components.render.compose import DATA_DIR, LOGGING, PROJECT_DIR
+from components.render.compose import DATA_DIR, LOGGING, PROJECT_DIR, compose_escape
 from components.render.resources import limits, memory_mb
 from components.settings import Accessory, Settings, volume_slug
 
@@ -26,11 +26,6 @@ UNIT_DIR = "/etc/systemd/system"
 # An accessory may start as root to hand its data directory to its own user (official
 # images' entrypoints chown, then drop privileges with gosu/su-exec); nothing else.
 ACCESSORY_CAPS = ["CHOWN", "SETUID", "SETGID", "FOWNER", "DAC_OVERRIDE"]
-
-
-def compose_escape(value: str) -> str:
-    """A literal string in a compose file: `$` would start an interpolation."""
-    return value.replace("$", "$$")
 
 
 def volume_paths(s: Settings) -> dict[str, dict[str, str]]:
