@@ -423,6 +423,9 @@ class Service(_Model):
     autoscale: Autoscale | None = None
     resources: Resources = Resources()
     volumes: dict[MountPath, Volume] = {}
+    # Sticky sessions: a client keeps reaching the replica that served it first (a cookie
+    # set by the proxy), for WebSockets and in-memory sessions spread over replicas.
+    sticky: bool = False
 
     @property
     def routed(self) -> bool:
@@ -1051,6 +1054,8 @@ def _app_checks(s: Settings) -> Iterable[tuple[str, str]]:
                 yield f"{at}.path", "a path needs a `port` to route to"
             if svc.health is not None:
                 yield f"{at}.health", "a health check path needs a `port`"
+            if svc.sticky:
+                yield f"{at}.sticky", "sticky sessions need a `port`: only routed services are load-balanced"
         if svc.autoscale:
             if svc.autoscale.min > svc.autoscale.max:
                 yield f"{at}.autoscale.min", f"must be <= autoscale.max ({svc.autoscale.max})"
@@ -1462,6 +1467,8 @@ def _where_checks(s: Settings, provider: str) -> Iterable[tuple[str, str]]:
             )
     if cl.kubeconfig is not None and not (phase == "cluster" and provider == "existing"):
         yield f"{ns}:cluster.kubeconfig", "only used with phase cluster and provider existing"
+    if phase == "cluster":
+        yield from _drain_checks(s)
     k3s = phase == "cluster" and provider == "hetzner"
     if k3s and cl.hcloud_token is None:
         yield (
@@ -1472,6 +1479,26 @@ def _where_checks(s: Settings, provider: str) -> Iterable[tuple[str, str]]:
         )
     elif cl.hcloud_token is not None and not k3s:
         yield f"{ns}:cluster.hcloudToken", "only used with phase cluster and provider hetzner"
+
+
+def _drain_checks(s: Settings) -> Iterable[tuple[str, str]]:
+    """What the cluster rung's drain and sticky sessions need from the cluster."""
+    ns = NAMESPACE
+    # Routed pods drain with `lifecycle.preStop.sleep` (components/render/drain.py).
+    if int(s.cluster.version.split(".")[1]) < versions.MIN_KUBERNETES_MINOR:
+        yield (
+            f"{ns}:cluster.version",
+            f"must be 1.{versions.MIN_KUBERNETES_MINOR} or newer: routed pods drain with the preStop "
+            "`sleep` action (on by default since 1.30)",
+        )
+    if s.cluster.ingress == "ingress-nginx":
+        for name, svc in s.app.services.items():
+            if svc.sticky:
+                yield (
+                    f"{ns}:app.services.{name}.sticky",
+                    "sticky sessions are rendered for Traefik (the default ladder:cluster.ingress); "
+                    "ingress-nginx is retired upstream and kept only for migrations",
+                )
 
 
 def _resolve(s: Settings) -> Settings:

@@ -39,6 +39,10 @@ CADDY_IMAGE = "caddy:2.11.4-alpine"
 # --- Kubernetes --------------------------------------------------------------------------
 
 DEFAULT_KUBERNETES_MINOR = "1.34"
+# The oldest minor Ladder renders for: routed pods drain with `lifecycle.preStop.sleep`
+# (KEP-3960: alpha in 1.29 behind a gate, on by default from 1.30, GA in 1.34), which older
+# API servers reject.
+MIN_KUBERNETES_MINOR = 30
 
 
 class Chart(NamedTuple):

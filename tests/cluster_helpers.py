@@ -133,6 +133,9 @@ def production(variant: str = "doks") -> ProgramResult:
         secrets = {"ladder:cluster.kubeconfig": EXISTING_KUBECONFIG}
     if variant in ("three", "existing3"):
         overrides["ladder:tenants"] = TENANTS3
+    if variant == "three":
+        # Seed 000: the API's replicas hold WebSockets, each client stays on one (issue 14).
+        overrides["ladder:app.services.api.sticky"] = True
     if variant in ("managed", "managed-valkey"):
         overrides["ladder:postgres"] = {"mode": "managed", "version": "17", "instances": 2}
     if variant == "managed":

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from components.render.drain import cookie_name
 from components.settings import App, Settings
 
 # Security headers every public response gets on the VPS rung.
@@ -29,6 +30,7 @@ class Route:
     path: str
     upstreams: tuple[str, ...]
     health: str
+    sticky: bool = False
 
 
 def routes_for(app: App, upstream_host: dict[str, Sequence[str]] | None = None) -> list[Route]:
@@ -46,6 +48,7 @@ def routes_for(app: App, upstream_host: dict[str, Sequence[str]] | None = None) 
                 path=svc.route,
                 upstreams=tuple(f"{host}:{svc.port}" for host in hosts),
                 health=svc.health_path,
+                sticky=svc.sticky,
             )
         )
     return sorted(routes, key=lambda r: (-len(r.path.rstrip("/")), r.path))
@@ -59,6 +62,22 @@ def _matcher_paths(path: str) -> str:
 # How often the proxy asks Docker's DNS for a service's pool: a container that joined is served
 # within this, and the deploy waits a little longer before it fences the old ones.
 POOL_REFRESH = "1s"
+
+
+def _lb_policy(route: Route) -> list[str]:
+    """Round robin over the pool; a sticky service pins each client to one member with a cookie.
+
+    The cookie holds an HMAC of the member's address (no secret: it only selects among the
+    pool's members). When that member leaves the pool (drained on a deploy), the cookie matches
+    nothing, round robin picks another member and the response sets a new cookie.
+    """
+    if not route.sticky:
+        return ["\t\t\tlb_policy round_robin"]
+    return [
+        f"\t\t\tlb_policy cookie {cookie_name(route.service)} {{",
+        "\t\t\t\tfallback round_robin",
+        "\t\t\t}",
+    ]
 
 
 def _pool_proxy(route: Route) -> list[str]:
@@ -81,7 +100,7 @@ def _pool_proxy(route: Route) -> list[str]:
         f"\t\t\t\tport {port}",
         f"\t\t\t\trefresh {POOL_REFRESH}",
         "\t\t\t}",
-        "\t\t\tlb_policy round_robin",
+        *_lb_policy(route),
         "\t\t\tlb_try_duration 5s",
         "\t\t\tlb_try_interval 100ms",
         "\t\t\tfail_duration 10s",

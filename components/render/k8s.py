@@ -13,6 +13,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from components.render.drain import (
+    PRESTOP_SLEEP_SECONDS,
+    SHUTDOWN_SECONDS,
+    TERMINATION_GRACE_SECONDS,
+    cookie_name,
+)
 from components.render.resources import cpu_millis, limits, memory_mb
 from components.settings import (
     Accessory,
@@ -524,6 +530,7 @@ def container(
         c["startupProbe"] = {**_probe(svc), "periodSeconds": 5, "failureThreshold": 60, "timeoutSeconds": 3}
         c["readinessProbe"] = {**_probe(svc), "periodSeconds": 10, "failureThreshold": 3, "timeoutSeconds": 3}
         c["livenessProbe"] = {**_probe(svc), "periodSeconds": 20, "failureThreshold": 3, "timeoutSeconds": 5}
+        c["lifecycle"] = drain_hook()
     elif svc.liveness and command is None:
         # Workers: the command the app names (exec, no shell), e.g. a heartbeat file's age.
         c["livenessProbe"] = {
@@ -573,7 +580,7 @@ def deployment(spec: TenantSpec, name: str, svc: Service) -> Obj:
                 spec,
                 [container(spec, name, svc)],
                 extra_volumes=claims,
-                terminationGracePeriodSeconds=30,
+                terminationGracePeriodSeconds=TERMINATION_GRACE_SECONDS if svc.routed else SHUTDOWN_SECONDS,
                 topologySpreadConstraints=[
                     {
                         "maxSkew": 1,
@@ -592,10 +599,42 @@ def deployment(spec: TenantSpec, name: str, svc: Service) -> Obj:
     return {"metadata": meta(name, spec.namespace, spec, **{NAME: name, ROLE: "app"}), "spec": body}
 
 
+def drain_hook() -> Obj:
+    """A routed container's `lifecycle`: on termination the kubelet sleeps first, without an
+    `exec` (nothing assumed about the app's image), while the endpoint controller removes the
+    pod from its Service's EndpointSlices and the ingress controller stops sending it new
+    requests; SIGTERM comes after, and the app has `SHUTDOWN_SECONDS` to finish requests and
+    close WebSockets cleanly."""
+    return {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}}
+
+
+# Traefik's Kubernetes Ingress provider reads sticky sessions from the backend Service's
+# annotations (Traefik v3 reference, "Kubernetes Ingress" > annotations on Service).
+TRAEFIK_STICKY = "traefik.ingress.kubernetes.io/service.sticky.cookie"
+
+
+def sticky_annotations(spec: TenantSpec, name: str, svc: Service) -> dict[str, str]:
+    """Traefik's sticky cookie for a sticky service: its own name, sent only over HTTPS (TLS
+    ends at Traefik), hidden from scripts, same-site lax so a link into the app keeps it."""
+    if not svc.sticky or spec.ingress != "traefik":
+        return {}
+    return {
+        TRAEFIK_STICKY: "true",
+        f"{TRAEFIK_STICKY}.name": cookie_name(name),
+        f"{TRAEFIK_STICKY}.secure": "true",
+        f"{TRAEFIK_STICKY}.httponly": "true",
+        f"{TRAEFIK_STICKY}.samesite": "lax",
+    }
+
+
 def service(spec: TenantSpec, name: str, svc: Service) -> Obj:
     assert svc.port is not None
+    m = meta(name, spec.namespace, spec, **{NAME: name})
+    annotations = sticky_annotations(spec, name, svc)
+    if annotations:
+        m["annotations"] = annotations
     return {
-        "metadata": meta(name, spec.namespace, spec, **{NAME: name}),
+        "metadata": m,
         "spec": {
             "type": "ClusterIP",
             "selector": selector(spec, name),

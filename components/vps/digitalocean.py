@@ -9,6 +9,7 @@ import pulumi_tls as tls
 
 from components.access import authorized_keys
 from components.render.compose import Role
+from components.render.drain import LB_COOKIE, LB_COOKIE_TTL_SECONDS, any_sticky
 from components.settings import Settings
 from components.vps import topology as t
 from components.vps.hosts import Fleet, Host, host_key, server_user_data
@@ -18,6 +19,18 @@ ANYWHERE = ["0.0.0.0/0", "::/0"]
 
 def needs_vpc(s: Settings) -> bool:
     return s.vps.server_count > 1 or "managed" in (s.postgres.mode, s.redis.mode)
+
+
+def _sticky_sessions(s: Settings) -> digitalocean.LoadBalancerStickySessionsArgs | None:
+    """Cookie sessions on the balancer when any routed service is sticky. The balancer picks a
+    Droplet, not a service, so the setting applies to every route of the app (a non-sticky
+    service's client then also stays on one Droplet, whose Caddy still round-robins it over
+    that Droplet's replicas). Unset otherwise: the provider's default, `none`."""
+    if not any_sticky(s.app):
+        return None
+    return digitalocean.LoadBalancerStickySessionsArgs(
+        type="cookies", cookie_name=LB_COOKIE, cookie_ttl_seconds=LB_COOKIE_TTL_SECONDS
+    )
 
 
 def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
@@ -138,6 +151,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
                 ),
             ],
             healthcheck=digitalocean.LoadBalancerHealthcheckArgs(protocol="http", port=80, path=health),
+            sticky_sessions=_sticky_sessions(s),
             opts=opts,
         )
 

@@ -11,6 +11,7 @@ from components import hcloud_common
 from components.access import authorized_keys
 from components.hcloud_common import as_id
 from components.render.compose import Role
+from components.render.drain import LB_COOKIE, LB_COOKIE_TTL_SECONDS, any_sticky
 from components.settings import Settings
 from components.vps import topology as t
 from components.vps.hosts import Fleet, Host, host_key, server_user_data
@@ -153,6 +154,22 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
     )
 
 
+def _https(s: Settings, certificate: pulumi.Input[int]) -> hcloud.LoadBalancerServiceHttpArgs:
+    """TLS with the managed certificate, HTTP redirected; sticky sessions when any routed
+    service is sticky. The balancer picks a server, not a service, so the setting applies to
+    every route of the app (a non-sticky service's client then also stays on one server, whose
+    Caddy still round-robins it over that server's replicas)."""
+    if not any_sticky(s.app):
+        return hcloud.LoadBalancerServiceHttpArgs(certificates=[certificate], redirect_http=True)
+    return hcloud.LoadBalancerServiceHttpArgs(
+        certificates=[certificate],
+        redirect_http=True,
+        sticky_sessions=True,
+        cookie_name=LB_COOKIE,
+        cookie_lifetime=LB_COOKIE_TTL_SECONDS,
+    )
+
+
 def _load_balancer(
     name: str,
     s: Settings,
@@ -195,7 +212,7 @@ def _load_balancer(
         protocol="https",
         listen_port=443,
         destination_port=80,
-        http=hcloud.LoadBalancerServiceHttpArgs(certificates=[as_id(cert.id)], redirect_http=True),
+        http=_https(s, as_id(cert.id)),
         health_check=hcloud.LoadBalancerServiceHealthCheckArgs(
             protocol="http",
             port=80,
