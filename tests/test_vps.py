@@ -14,7 +14,7 @@ from components.render.caddy import routes_for, upstream_lines, upstreams_file
 from components.render.deploy import STEPS
 from components.settings import parse_settings
 from tests.conftest import check_shell_script
-from tests.helpers import SECRET_KEYS
+from tests.helpers import AGE_RECIPIENT, SECRET_KEYS
 from tests.test_cloud_init_keys import assert_known_top_level_keys
 from tools.harness import PlainMocks, ProgramResult, is_secret, run_program, stack_config, unwrap
 
@@ -323,6 +323,7 @@ BACKUPS = {
         "region": "fsn1",
         "schedule": "0 */6 * * *",
         "retentionDays": 30,
+        "ageRecipient": AGE_RECIPIENT,
     }
 }
 CREDENTIALS = {"ladder:backups.accessKeyId": "AKIA-TEST-ID", "ladder:backups.secretAccessKey": "very-secret-key"}
@@ -352,7 +353,12 @@ def test_backups_without_credentials_install_nothing() -> None:
 def test_digitalocean_creates_the_bucket_and_uptime_alerts() -> None:
     overrides = {
         **DO,
-        "ladder:backups": {"bucket": "shop-backups", "create": True, "retentionDays": 14},
+        "ladder:backups": {
+            "bucket": "shop-backups",
+            "create": True,
+            "retentionDays": 14,
+            "ageRecipient": AGE_RECIPIENT,
+        },
         "ladder:monitoring": {"enabled": True, "alertEmail": "ops@shop.example.com"},
     }
     result = run_program("staging", overrides=overrides)
@@ -360,6 +366,9 @@ def test_digitalocean_creates_the_bucket_and_uptime_alerts() -> None:
     bucket = result.one("digitalocean:index/spacesBucket:SpacesBucket")
     assert bucket.protect and bucket.inputs["acl"] == "private"
     assert bucket.inputs["lifecycleRules"][0]["expiration"]["days"] == 14
+    # the uploading key could delete: versioning keeps what it deletes for retentionDays
+    assert bucket.inputs["versioning"] == {"enabled": True}
+    assert bucket.inputs["lifecycleRules"][0]["noncurrentVersionExpiration"]["days"] == 14
     check = result.one("digitalocean:index/uptimeCheck:UptimeCheck")
     assert check.inputs["target"] == "https://staging.shop.example.com/"
     alerts = {a.inputs["type"] for a in result.of_type("digitalocean:index/uptimeAlert:UptimeAlert")}

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from components.render import watch
-from components.render.backup import ENV_FILE_PATH, INSTALL_COMMAND, VpsBackupArgs, vps_backup_files
+from components.render.backup import ENV_FILE_PATH, INSTALL_AGE, INSTALL_COMMAND, VpsBackupArgs, vps_backup_files
 from components.render.compose import APP_ENV, DATA_DIR, POSTGRES_UID, PROJECT_DIR, REVISION_LABEL, revision_variable
 from components.render.hardening import WAIT_CLOUD_INIT
 from components.render.heredoc import heredoc
@@ -268,6 +268,7 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
         )
     out.append("# 6. install the backup and watch timers")
     if plan.backup:
+        out.append(INSTALL_AGE)
         out += [_heredoc(f.path, f.content, f.mode) for f in vps_backup_files(plan.backup)]
         out += [_heredoc(ENV_FILE_PATH, secret_contents[BACKUP_ENV], "0600"), INSTALL_COMMAND]
     if plan.watch:
