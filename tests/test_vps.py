@@ -454,3 +454,45 @@ def test_access_script_narrows_ufw_and_passes_shellcheck(tmp_path: Path, shellch
     path = tmp_path / "access.sh"
     path.write_text(script)
     check_shell_script(path, shellcheck_bin)
+
+
+def test_managed_postgres_is_verified_against_its_ca(tmp_path: Path, shellcheck_bin: str) -> None:
+    """sslmode=require accepts any certificate: DATABASE_URL says verify-full with the cluster's
+    CA, which the deploy writes world-readable and every app service mounts read-only."""
+    from components.render.compose import (
+        DATABASE_CA,
+        DATABASE_CA_MOUNT,
+        DATABASE_CA_PARAMS,
+        PROJECT_DIR,
+        Role,
+        compose_document,
+    )
+    from components.render.deploy import DeployPlan, deploy_script
+    from components.render.vps import host_plan
+
+    vps = {**stack_config("staging")["ladder:vps"], "size": "s-1vcpu-2gb", "region": "fra1"}
+    s = staging_settings(provider="digitalocean", vps=vps, postgres={"mode": "managed", "version": "17"})
+    role = Role(app=True, data=False, behind_load_balancer=False)
+    services = compose_document(s, role)["services"]
+    for name in s.app.services:
+        assert services[name]["volumes"] == [f"./database-ca:{DATABASE_CA_MOUNT}:ro"], name
+    assert DATABASE_CA_PARAMS.startswith("sslmode=verify-full&sslrootcert=/etc/ladder/database-ca/")
+    plan = host_plan(s, role, run_release=False)
+    assert plan.database_ca
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    contents = {n: "X=1\n" for n in plan.secret_files}
+    script = deploy_script(plan, {**contents, DATABASE_CA: pem})
+    assert f"chmod 0644 {PROJECT_DIR}/{DATABASE_CA}.new" in script and pem in script
+    assert f"chmod 0755 {PROJECT_DIR}/database-ca" in script
+    path = tmp_path / "deploy.sh"
+    path.write_text(script)
+    check_shell_script(path, shellcheck_bin)
+    empty = deploy_script(plan, {**contents, DATABASE_CA: ""})
+    assert "fail 'the managed database CA certificate is missing" in empty
+    with pytest.raises(ValueError, match="database-ca"):
+        deploy_script(DeployPlan(app="shop", files={}, database_ca=True), {})
+
+    result = run("digitalocean-3")
+    assert result.error is None, result.error
+    app = unwrap(result.one(COMMAND, "app-app-0-deploy").inputs["stdin"])
+    assert DATABASE_CA_PARAMS in app  # DATABASE_URL in the app's env file
