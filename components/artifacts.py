@@ -52,7 +52,7 @@ def _vps(settings: Settings) -> dict[str, str]:
     """The first app server's files (with placeholder secrets) and its user data."""
     from components.render import hardening
     from components.render.caddy import vps_caddyfile
-    from components.render.compose import Role, render_compose
+    from components.render.compose import DATABASE_CA, Role, render_compose
     from components.render.deploy import deploy_script
     from components.render.vps import host_plan
     from components.vps.hosts import server_hardening
@@ -65,6 +65,8 @@ def _vps(settings: Settings) -> dict[str, str]:
         name: "# written by the deploy from Pulumi secrets\n"
         for name in [*plan.secret_files, "backup.env", "watch.env"]
     }
+    # The managed database's CA is a provider answer, not known before `pulumi up`.
+    placeholders[DATABASE_CA] = "-----BEGIN CERTIFICATE-----\n(the managed database's CA)\n-----END CERTIFICATE-----\n"
     web = not topo.load_balancer and settings.provider_name != "existing"
     files = {
         "compose.yaml": render_compose(settings, role),

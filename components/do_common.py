@@ -11,7 +11,12 @@ from components.settings import Settings
 def backup_bucket(
     name: str, s: Settings, region: str, opts: pulumi.ResourceOptions
 ) -> digitalocean.SpacesBucket | None:
-    """A private Spaces bucket whose lifecycle rule enforces `backups.retentionDays` (when `backups.create`)."""
+    """A private Spaces bucket whose lifecycle rule enforces `backups.retentionDays` (when `backups.create`).
+
+    Versioned: Spaces keys have no write-only grant, so the key that uploads could delete;
+    with versioning a delete or overwrite keeps the previous version for `retentionDays`
+    more (docs/operations.md, who can delete backups). Versioning cannot be turned off again.
+    """
     b = s.backups
     if b is None or not b.create:
         return None
@@ -20,10 +25,14 @@ def backup_bucket(
         name=b.bucket,
         region=region,
         acl="private",
+        versioning=digitalocean.SpacesBucketVersioningArgs(enabled=True),
         lifecycle_rules=[
             digitalocean.SpacesBucketLifecycleRuleArgs(
                 enabled=True,
                 expiration=digitalocean.SpacesBucketLifecycleRuleExpirationArgs(days=b.retention_days),
+                noncurrent_version_expiration=digitalocean.SpacesBucketLifecycleRuleNoncurrentVersionExpirationArgs(
+                    days=b.retention_days
+                ),
                 abort_incomplete_multipart_upload_days=1,
             )
         ],

@@ -313,6 +313,7 @@ Region = Annotated[str, BeforeValidator(_strings(grammar.region))]
 Slug = Annotated[str, BeforeValidator(_strings(grammar.slug))]
 BucketName = Annotated[str, BeforeValidator(_strings(grammar.s3_bucket))]
 HttpsEndpoint = Annotated[str, BeforeValidator(_strings(grammar.https_endpoint))]
+AgeRecipient = Annotated[str, BeforeValidator(_strings(grammar.age_recipient))]
 # Secrets: validated like the rest, but pydantic never keeps them in a repr or an error.
 SecretText = Annotated[SecretStr, BeforeValidator(_strings(grammar.no_nul))]
 SecretLine = Annotated[SecretStr, BeforeValidator(_strings(grammar.header_safe))]
@@ -600,6 +601,10 @@ class BackupsConfig(_Model):
     create: bool = False
     access_key_id: SecretCredential | None = Field(default=None, alias="accessKeyId")
     secret_access_key: SecretCredential | None = Field(default=None, alias="secretAccessKey")
+    # The public half of an age key pair the operator keeps (`age-keygen`): the VPS backup
+    # encrypts every dump to it before upload; only the private half, never on a server,
+    # decrypts. A public key, so not a secret.
+    age_recipient: AgeRecipient | None = Field(default=None, alias="ageRecipient")
 
 
 class MonitoringConfig(_Model):
@@ -1032,6 +1037,12 @@ def _cross_checks(s: Settings) -> Iterable[tuple[str, str]]:
             )
         if phase == "local":
             yield f"{ns}:backups", "phase local has no backups; remove ladder:backups from this stack"
+        if phase == "vps" and s.backups.age_recipient is None:
+            yield (
+                f"{ns}:backups.ageRecipient",
+                "required on the vps rung: dumps are encrypted before upload; run `age-keygen -o backup.key` "
+                "on your machine, keep backup.key off the servers and set its 'Public key: age1...'",
+            )
         if s.backups.create and provider != "digitalocean":
             yield f"{ns}:backups.create", "Ladder creates buckets on DigitalOcean Spaces only; give an existing bucket"
 

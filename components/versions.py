@@ -111,6 +111,15 @@ K3S_VERSIONS: dict[str, str] = {
     "1.35": "v1.35.5+k3s1",
     "1.36": "v1.36.4+k3s1",
 }
+# The k3s install script, pinned by commit and checksum rather than by release tag: a tag can
+# be moved and raw.githubusercontent.com serves whatever it points at; a commit cannot, and
+# the script is checked before it runs. The script is the same for every k3s version
+# (INSTALL_K3S_VERSION picks the binary, whose sha256 the script checks against the
+# release's sha256sum-<arch>.txt). Commit 019b0afdd830e36f5e4b7a5b237e6a4339e6a6be of
+# k3s-io/k3s; the sha256 is upstream's own `install.sh.sha256sum` at that commit (k3s-io/k3s
+# PR #8312 publishes it), copied, not recomputed here: a mismatch fails closed (nothing runs).
+K3S_INSTALL_SCRIPT_COMMIT = "019b0afdd830e36f5e4b7a5b237e6a4339e6a6be"
+K3S_INSTALL_SCRIPT_SHA256 = "68ae766b4c4fd2c8032f712cdd346c8f9d1ae60eaeb4736a1155effda44ea23d"
 # Hetzner's cloud-controller-manager (nodes, routes, load balancers) and CSI driver (volumes).
 HCLOUD_CCM_CHART = Chart("https://charts.hetzner.cloud", "hcloud-cloud-controller-manager", "1.35.0")
 HCLOUD_CSI_CHART = Chart("https://charts.hetzner.cloud", "hcloud-csi", "2.22.1")

@@ -30,6 +30,8 @@ FULL_APP: dict[str, Any] = {
 }
 
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyExampleKeyExampleKeyExample00 dev@laptop"
+# A real age public key (`age-keygen`; its private half was not kept): VPS backups encrypt to it.
+AGE_RECIPIENT = "age1ym624q7ynj8qyd53mhtguj0mkstnc23dkqgw0dsx0r457nrma4vqyq607j"
 
 
 def local_config(**extra: Any) -> dict[str, Any]:

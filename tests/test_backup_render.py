@@ -12,7 +12,7 @@ from components import versions
 from components.render import backup as b
 from components.settings import parse_settings
 from tests.conftest import check_shell_script, require_tool
-from tests.helpers import vps_config
+from tests.helpers import AGE_RECIPIENT, vps_config
 
 ARGS = b.VpsBackupArgs(
     project="shop",
@@ -23,6 +23,7 @@ ARGS = b.VpsBackupArgs(
     prefix="shop/staging/postgres",
     endpoint="https://fsn1.your-objectstorage.com",
     region="fsn1",
+    age_recipient=AGE_RECIPIENT,
     app_services=("api", "web", "worker"),
 )
 
@@ -87,7 +88,7 @@ def test_backup_script_does_what_it_says() -> None:
     assert s.startswith("#!/usr/bin/env bash\n")
     assert "set -Eeuo pipefail" in s and "umask 077" in s
     assert 'compose exec -T "$PG_SERVICE" pg_dump --format=custom' in s
-    assert "| gzip -6 >" in s
+    assert '| gzip -6 | age -r "$AGE_RECIPIENT" >' in s
     assert f"AWS_IMAGE={versions.AWS_CLI_IMAGE}" in s
     assert '--env-file "$ENV_FILE"' in s
     assert "--endpoint-url https://fsn1.your-objectstorage.com" in s
@@ -100,7 +101,7 @@ def test_backup_script_does_what_it_says() -> None:
 def test_restore_script_is_safe() -> None:
     s = b.vps_restore_script(ARGS)
     assert "APP_SERVICES=(api web worker)" in s
-    assert "sort_by(Contents, &LastModified)[-1].Key" in s
+    assert "sort_by(Contents, &LastModified)[-1].Key" in s  # --fetch latest
     assert "pre-restore-" in s  # safety dump before anything is dropped
     assert "pg_restore --clean --if-exists --no-owner --single-transaction" in s
     assert s.index('compose stop "${APP_SERVICES[@]}"') < s.index("pg_restore")
@@ -135,7 +136,9 @@ def test_env_file() -> None:
 
 def test_args_from_settings() -> None:
     app = {"name": "my-shop", "services": {"web": {"image": "ghcr.io/acme/web:1.0.0", "port": 3000}}}
-    settings = parse_settings(vps_config(app=app, backups={"bucket": "bkp", "retentionDays": 7}))
+    settings = parse_settings(
+        vps_config(app=app, backups={"bucket": "bkp", "retentionDays": 7, "ageRecipient": AGE_RECIPIENT})
+    )
 
     a = b.vps_backup_args(settings, "staging", "/opt/ladder/my-shop/compose.yaml", ["api"])
     assert (a.database, a.prefix, a.retention_days, a.schedule) == (

@@ -292,3 +292,37 @@ def test_acme_server_reaches_the_production_cluster_issuer() -> None:
     )
     assert result.error is None, result.error
     assert servers(result) == {"letsencrypt-prod": other, "letsencrypt-staging": staging_ca}
+
+
+def test_managed_postgres_is_verified_against_its_ca() -> None:
+    """sslmode=require encrypts but accepts any certificate: the URL says verify-full with the
+    cluster's CA (`digitalocean.get_database_ca`), which every app container mounts."""
+    from components.render import k8s as r
+    from tests.cluster_helpers import manifests, pod_spec
+
+    result = production("managed")
+    maps = [m for m in manifests(result, "ConfigMap") if m["metadata"]["name"] == r.DB_CA_CONFIG_MAP]
+    namespaces = {m["metadata"]["name"] for m in manifests(result, "Namespace")}
+    assert len(maps) == 2 and all(r.DB_CA_FILE in m["data"] for m in maps), maps
+    assert {m["metadata"]["namespace"] for m in maps} <= namespaces  # one per tenant namespace
+    workloads = [*manifests(result, "Deployment"), *manifests(result, "Job")]
+    assert workloads
+    for w in workloads:
+        spec = pod_spec(w)
+        assert {"name": "database-ca", "configMap": {"name": r.DB_CA_CONFIG_MAP}} in spec["volumes"]
+        for c in spec["containers"]:
+            assert {"name": "database-ca", "mountPath": r.DB_CA_DIR, "readOnly": True} in c["volumeMounts"]
+    assert r.DB_CA_PARAMS == "sslmode=verify-full&sslrootcert=/etc/ladder/database-ca/ca.crt"
+    urls = [
+        s.inputs["stringData"]["value"]["DATABASE_URL"]
+        for s in result.of_type("kubernetes:core/v1:Secret")
+        if s.inputs["metadata"]["name"] == r.APP_SECRET
+    ]
+    assert len(urls) == 2 and all(u.endswith("?" + r.DB_CA_PARAMS) for u in urls), urls
+
+
+def test_in_cluster_postgres_mounts_no_ca() -> None:
+    from tests.cluster_helpers import manifests, pod_spec
+
+    for w in manifests(production("doks"), "Deployment"):
+        assert all(v["name"] != "database-ca" for v in pod_spec(w)["volumes"])

@@ -10,7 +10,7 @@ import pytest
 
 from components import grammar
 from components.settings import ConfigError, parse_settings
-from tests.helpers import SECRET_KEYS, cluster_config, local_config, vps_config
+from tests.helpers import AGE_RECIPIENT, SECRET_KEYS, cluster_config, local_config, vps_config
 
 K3S = {"provider": "hetzner", "vps": {"sshKeys": [vps_config()["vps"]["sshKeys"][0]], "sshAllowFrom": ["10.0.0.0/8"]}}
 EXISTING_VPS: dict[str, Any] = {
@@ -45,7 +45,7 @@ def _problems(raw: dict[str, Any], secret_keys: list[str] | None = None) -> dict
     return dict(info.value.problems)
 
 
-BACKUPS = {"bucket": "shop-backups"}
+BACKUPS = {"bucket": "shop-backups", "ageRecipient": AGE_RECIPIENT}
 MONITORING: dict[str, Any] = {"enabled": True, "alertEmail": "ops@example.com", "smtpHost": "smtp.example.com:587"}
 MONITORING["smtpFrom"] = "alerts@example.com"
 
@@ -180,7 +180,7 @@ def test_good_values_pass(check: Any, value: str) -> None:
 
 def test_good_configs_still_pass() -> None:
     raw = vps_config(
-        backups={"bucket": "shop-backups", "endpoint": "https://fra1.digitaloceanspaces.com", "region": "fra1"},
+        backups={**BACKUPS, "endpoint": "https://fra1.digitaloceanspaces.com", "region": "fra1"},
         monitoring={**MONITORING, "smtpUser": "apikey"},
     )
     s = parse_settings(raw, SECRET_KEYS)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
+import subprocess
 from pathlib import Path
 
 import yaml
 
+from components import versions
 from components.render import k3s
 from tests.conftest import check_shell_script
 
@@ -52,12 +56,32 @@ def test_install_script_is_pinned_idempotent_and_carries_no_token(tmp_path: Path
     script = k3s.install_script(server())
     assert "tok-123" not in script
     assert f"INSTALL_K3S_VERSION={VERSION}" in script
-    assert "v1.34.2%2Bk3s1/install.sh" in script
+    assert f"k3s-io/k3s/{versions.K3S_INSTALL_SCRIPT_COMMIT}/install.sh" in script
+    # the download is checked before it runs
+    lines = [ln.strip() for ln in script.splitlines()]
+    fetched = lines.index(f"curl -fsSL --retry 5 -o /tmp/k3s-install.sh {k3s.installer_url()}")
+    assert lines[fetched + 1].startswith(
+        f"echo '{versions.K3S_INSTALL_SCRIPT_SHA256}  /tmp/k3s-install.sh' | sha256sum"
+    )
+    assert lines.index("sh /tmp/k3s-install.sh") > fetched + 1
     assert "10\\.0\\.1\\." in script
-    assert "curl -fsSL" in script and "| sh" not in script
+    assert "curl -fsSL" in script and not re.search(r"\|\s*sh(\s|$)", script, re.M)  # never curl | sh
     path = tmp_path / "install.sh"
     path.write_text(script)
     check_shell_script(path, shellcheck_bin)
+
+
+def test_installer_check_runs_the_script_only_when_its_sha256_matches(tmp_path: Path) -> None:
+    script = tmp_path / "install.sh"
+    script.write_text("echo installed\n")
+    good = hashlib.sha256(script.read_bytes()).hexdigest()
+    probe = f"set -e\n{k3s.installer_check(str(script), good)}\nsh {script}\n"
+    ran = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=False)
+    assert (ran.returncode, ran.stdout) == (0, "installed\n")
+    script.write_text("echo tampered\n")
+    ran = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=False)
+    assert ran.returncode == 1 and "tampered" not in ran.stdout and "does not match" in ran.stderr
+    assert not script.exists()
 
 
 def test_kubeconfig_points_at_the_public_address() -> None:

@@ -13,9 +13,16 @@ import yaml
 
 from components import versions
 from components.render.backup import RESTORE_SCRIPT_PATH
+from tests.helpers import AGE_RECIPIENT
 from tools import contracts, restore
 
-BACKUPS = {"ladder:backups": {"bucket": "shop-backups", "endpoint": "https://fra1.digitaloceanspaces.com"}}
+BACKUPS = {
+    "ladder:backups": {
+        "bucket": "shop-backups",
+        "endpoint": "https://fra1.digitaloceanspaces.com",
+        "ageRecipient": AGE_RECIPIENT,
+    }
+}
 
 
 @pytest.fixture(autouse=True)
@@ -50,11 +57,24 @@ def test_local(tmp_path: Path) -> None:
 
 def test_vps_latest_and_named(tmp_path: Path) -> None:
     latest = _steps("staging", BACKUPS)
-    assert f"ssh deploy@$HOST sudo {RESTORE_SCRIPT_PATH} latest" in latest
+    assert f"ssh deploy@$HOST sudo {RESTORE_SCRIPT_PATH} --fetch latest > backup.dump.gz.age" in latest
     assert any("at most 6h" in s for s in latest)
-    named = _steps("staging", BACKUPS, source="20261123T060000Z.dump.gz")
-    assert f"ssh deploy@$HOST sudo {RESTORE_SCRIPT_PATH} 20261123T060000Z.dump.gz" in named
+    named = _steps("staging", BACKUPS, source="20261123T060000Z.dump.gz.age")
+    fetch = f"ssh deploy@$HOST sudo {RESTORE_SCRIPT_PATH} --fetch 20261123T060000Z.dump.gz.age > backup.dump.gz.age"
+    assert fetch in named
     _bash_ok(tmp_path, named)
+
+
+def test_vps_restore_decrypts_on_the_operators_machine() -> None:
+    """The dumps are encrypted to the operator's key: the printed steps decrypt locally with
+    `age -d -i` and only the plain dump goes back to the server, never the private key."""
+    steps = [s for s in _steps("staging", BACKUPS) if not s.startswith("#")]
+    decrypt = [s for s in steps if s.startswith("age -d -i ")]
+    assert len(decrypt) == 1, steps
+    local, _, remote = decrypt[0].partition(" | ")
+    assert "LADDER_AGE_KEY" in local and remote == f"ssh deploy@$HOST sudo {RESTORE_SCRIPT_PATH} --stdin"
+    # no step sends the key file anywhere (scp, ssh with the key on stdin, a heredoc)
+    assert not any("LADDER_AGE_KEY" in s and s is not decrypt[0] for s in steps)
 
 
 def test_vps_without_backups_says_so() -> None:

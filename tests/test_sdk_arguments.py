@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.cluster_helpers import EXTRAS
-from tests.helpers import MEILI, MONGO, SSH_KEY, extras_app
+from tests.helpers import AGE_RECIPIENT, MEILI, MONGO, SSH_KEY, extras_app
 from tools.harness import ProgramResult, run_program
 
 SITE = Path(pytest.__file__).resolve().parent.parent
@@ -53,7 +53,7 @@ RUNS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("staging", {}, {}),
     (
         "staging",
-        {"ladder:vps.count": 3, "ladder:backups": {"bucket": "b-backups"}},
+        {"ladder:vps.count": 3, "ladder:backups": {"bucket": "b-backups", "ageRecipient": AGE_RECIPIENT}},
         {"ladder:backups.accessKeyId": "id", "ladder:backups.secretAccessKey": "key"},
     ),
     (
@@ -64,7 +64,7 @@ RUNS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
             "ladder:vps.count": 3,
             "ladder:postgres": {"mode": "managed", "version": "17"},
             "ladder:redis": {"mode": "managed"},
-            "ladder:backups": {"bucket": "b-backups", "create": True},
+            "ladder:backups": {"bucket": "b-backups", "create": True, "ageRecipient": AGE_RECIPIENT},
             "ladder:monitoring": {"enabled": True, "alertEmail": "ops@example.com"},
         },
         {},
@@ -103,13 +103,13 @@ RUNS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         {
             "ladder:postgres": {"mode": "managed", "version": "17"},
             "ladder:redis": {"mode": "managed"},
-            "ladder:backups": {"bucket": "b-backups"},
+            "ladder:backups": {"bucket": "b-backups", "ageRecipient": AGE_RECIPIENT},
         },
         {},
     ),
     (
         "production",
-        {"ladder:backups": {"bucket": "b-backups"}},
+        {"ladder:backups": {"bucket": "b-backups", "ageRecipient": AGE_RECIPIENT}},
         {"ladder:backups.accessKeyId": "id", "ladder:backups.secretAccessKey": "key"},
     ),
     (

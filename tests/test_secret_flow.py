@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from components.render import envfile
+from tests.helpers import AGE_RECIPIENT
 from tools.harness import ProgramResult, is_secret, run_program, unwrap
 from tools.plan import write_build
 
@@ -36,7 +37,12 @@ BACKUP_SECRETS = {
     "ladder:backups.accessKeyId": "S3CR3TACCESSKEY",
     "ladder:backups.secretAccessKey": "S3CR3T-secret-key",
 }
-BACKUPS = {"bucket": "shop-backups", "endpoint": "https://fra1.digitaloceanspaces.com", "region": "fra1"}
+BACKUPS = {
+    "bucket": "shop-backups",
+    "endpoint": "https://fra1.digitaloceanspaces.com",
+    "region": "fra1",
+    "ageRecipient": AGE_RECIPIENT,
+}
 MONITORING = {
     "enabled": True,
     "alertEmail": "ops@example.com",

@@ -13,7 +13,7 @@ from components.artifacts import rendered_files
 from components.render.deploy import STEPS
 from components.settings import parse_settings
 from tests.conftest import check_shell_script
-from tests.helpers import SECRET_KEYS
+from tests.helpers import AGE_RECIPIENT, SECRET_KEYS
 from tests.test_cloud_init_keys import assert_known_top_level_keys
 from tools.harness import PlainMocks, ProgramResult, is_secret, run_program, stack_config, unwrap
 
@@ -317,6 +317,7 @@ BACKUPS = {
         "region": "fsn1",
         "schedule": "0 */6 * * *",
         "retentionDays": 30,
+        "ageRecipient": AGE_RECIPIENT,
     }
 }
 CREDENTIALS = {"ladder:backups.accessKeyId": "AKIA-TEST-ID", "ladder:backups.secretAccessKey": "very-secret-key"}
@@ -346,7 +347,12 @@ def test_backups_without_credentials_install_nothing() -> None:
 def test_digitalocean_creates_the_bucket_and_uptime_alerts() -> None:
     overrides = {
         **DO,
-        "ladder:backups": {"bucket": "shop-backups", "create": True, "retentionDays": 14},
+        "ladder:backups": {
+            "bucket": "shop-backups",
+            "create": True,
+            "retentionDays": 14,
+            "ageRecipient": AGE_RECIPIENT,
+        },
         "ladder:monitoring": {"enabled": True, "alertEmail": "ops@shop.example.com"},
     }
     result = run_program("staging", overrides=overrides)
@@ -354,6 +360,9 @@ def test_digitalocean_creates_the_bucket_and_uptime_alerts() -> None:
     bucket = result.one("digitalocean:index/spacesBucket:SpacesBucket")
     assert bucket.protect and bucket.inputs["acl"] == "private"
     assert bucket.inputs["lifecycleRules"][0]["expiration"]["days"] == 14
+    # the uploading key could delete: versioning keeps what it deletes for retentionDays
+    assert bucket.inputs["versioning"] == {"enabled": True}
+    assert bucket.inputs["lifecycleRules"][0]["noncurrentVersionExpiration"]["days"] == 14
     check = result.one("digitalocean:index/uptimeCheck:UptimeCheck")
     assert check.inputs["target"] == "https://staging.shop.example.com/"
     alerts = {a.inputs["type"] for a in result.of_type("digitalocean:index/uptimeAlert:UptimeAlert")}
@@ -440,3 +449,45 @@ def test_access_script_narrows_ufw_and_passes_shellcheck(tmp_path: Path, shellch
     path = tmp_path / "access.sh"
     path.write_text(script)
     check_shell_script(path, shellcheck_bin)
+
+
+def test_managed_postgres_is_verified_against_its_ca(tmp_path: Path, shellcheck_bin: str) -> None:
+    """sslmode=require accepts any certificate: DATABASE_URL says verify-full with the cluster's
+    CA, which the deploy writes world-readable and every app service mounts read-only."""
+    from components.render.compose import (
+        DATABASE_CA,
+        DATABASE_CA_MOUNT,
+        DATABASE_CA_PARAMS,
+        PROJECT_DIR,
+        Role,
+        compose_document,
+    )
+    from components.render.deploy import DeployPlan, deploy_script
+    from components.render.vps import host_plan
+
+    vps = {**stack_config("staging")["ladder:vps"], "size": "s-1vcpu-2gb", "region": "fra1"}
+    s = staging_settings(provider="digitalocean", vps=vps, postgres={"mode": "managed", "version": "17"})
+    role = Role(app=True, data=False, behind_load_balancer=False)
+    services = compose_document(s, role)["services"]
+    for name in s.app.services:
+        assert services[name]["volumes"] == [f"./database-ca:{DATABASE_CA_MOUNT}:ro"], name
+    assert DATABASE_CA_PARAMS.startswith("sslmode=verify-full&sslrootcert=/etc/ladder/database-ca/")
+    plan = host_plan(s, role, run_release=False)
+    assert plan.database_ca
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    contents = {n: "X=1\n" for n in plan.secret_files}
+    script = deploy_script(plan, {**contents, DATABASE_CA: pem})
+    assert f"chmod 0644 {PROJECT_DIR}/{DATABASE_CA}.new" in script and pem in script
+    assert f"chmod 0755 {PROJECT_DIR}/database-ca" in script
+    path = tmp_path / "deploy.sh"
+    path.write_text(script)
+    check_shell_script(path, shellcheck_bin)
+    empty = deploy_script(plan, {**contents, DATABASE_CA: ""})
+    assert "fail 'the managed database CA certificate is missing" in empty
+    with pytest.raises(ValueError, match="database-ca"):
+        deploy_script(DeployPlan(app="shop", files={}, database_ca=True), {})
+
+    result = run("digitalocean-3")
+    assert result.error is None, result.error
+    app = unwrap(result.one(COMMAND, "app-app-0-deploy").inputs["stdin"])
+    assert DATABASE_CA_PARAMS in app  # DATABASE_URL in the app's env file

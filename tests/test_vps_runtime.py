@@ -22,6 +22,7 @@ from components.render.compose import Role, compose_document
 from components.render.deploy import deploy_script
 from components.render.hardening import Hardening, Opening, access_script, cloud_config, shell_script
 from components.render.vps import host_plan
+from tests.helpers import AGE_RECIPIENT
 from tests.test_vps import staging_settings
 
 HOSTILE = st.text(
@@ -66,7 +67,9 @@ def test_deploy_body_cannot_be_cut_short_by_stdin(tmp_path: Path) -> None:
 
 def test_system_directories_keep_their_modes() -> None:
     """`install -d -m 0750 /usr/local/sbin` chmods an existing directory; parents are created only if missing."""
-    script = _script(backups={"bucket": "shop-backups", "accessKeyId": "k", "secretAccessKey": "s"})
+    script = _script(
+        backups={"bucket": "shop-backups", "accessKeyId": "k", "secretAccessKey": "s", "ageRecipient": AGE_RECIPIENT}
+    )
     for system_dir in ("/usr/local/sbin", "/etc/systemd/system"):
         lines = [ln for ln in script.splitlines() if re.search(rf"install -d -m [0-7]+ {system_dir}$", ln)]
         assert lines and all(ln.startswith(f"[ -d {system_dir} ] || ") for ln in lines), lines

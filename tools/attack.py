@@ -74,6 +74,8 @@ PAYLOADS: tuple[str, ...] = (
 )
 
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyExampleKeyExampleKeyExample00 dev@laptop"
+# A real age public key (age-keygen); its private half was not kept.
+AGE_RECIPIENT = "age1ym624q7ynj8qyd53mhtguj0mkstnc23dkqgw0dsx0r457nrma4vqyq607j"
 SECRET_KEYS = ["ladder:secrets", "ladder:vps", "ladder:cluster", "ladder:backups", "ladder:monitoring"]
 
 
@@ -101,6 +103,7 @@ def vps_base() -> dict[str, Any]:
             "endpoint": "https://fsn1.your-objectstorage.com",
             "region": "fsn1",
             "schedule": "0 */6 * * *",
+            "ageRecipient": AGE_RECIPIENT,
             "accessKeyId": "AKIAEXAMPLE",
             "secretAccessKey": "secret-example",
         },
@@ -207,6 +210,7 @@ FIELDS: tuple[Field, ...] = (
     Field(("backups", "endpoint"), "https://fsn1.your-objectstorage.com"),
     Field(("backups", "region"), "fsn1"),
     Field(("backups", "schedule"), "0 */6 * * *"),
+    Field(("backups", "ageRecipient"), AGE_RECIPIENT),
     Field(("monitoring", "alertEmail"), "ops@example.com"),
     Field(("monitoring", "smtpHost"), "smtp.example.com:587"),
     Field(("monitoring", "smtpFrom"), "alerts@example.com"),

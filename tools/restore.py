@@ -63,6 +63,7 @@ def _vps(s: Settings, stack: str, source: str | None) -> list[str]:
     if s.backups is None:
         return _no_backups(stack)
     target = shlex.quote(source) if source else "latest"
+    encrypted = "backup" + b.ENCRYPTED_SUFFIX
     if s.provider == "existing" and s.vps.hosts:
         host = s.vps.hosts[-1]
         login = f"{host.user}@{host.address}"
@@ -76,12 +77,18 @@ def _vps(s: Settings, stack: str, source: str | None) -> list[str]:
         ]
         login = "deploy@$HOST"
     return [
-        f"# vps rung: pg_dump archives in s3://{s.backups.bucket}/{s.app.name}/{stack}/postgres/",
+        f"# vps rung: pg_dump archives in s3://{s.backups.bucket}/{s.app.name}/{stack}/postgres/, "
+        f"encrypted to {s.backups.age_recipient}",
         f"# recovery point: the last successful run of '{s.backups.schedule}' "
         f"(at most {b.schedule_interval_hours(s.backups.schedule):g}h of writes lost)",
         *find,
         f"ssh {login} sudo {b.RESTORE_SCRIPT_PATH} --list",
-        f"ssh {login} sudo {b.RESTORE_SCRIPT_PATH} {target}",
+        "# 1. fetch the encrypted dump (safe to hold anywhere)",
+        f"ssh {login} sudo {b.RESTORE_SCRIPT_PATH} --fetch {target} > {encrypted}",
+        "# 2. decrypt HERE with the private key you made with age-keygen (never copy it to a server),",
+        "#    and stream the plain dump to the server; LADDER_AGE_KEY is that key file",
+        f'age -d -i "${{LADDER_AGE_KEY:?path of your age private key}}" {encrypted}'
+        f" | ssh {login} sudo {b.RESTORE_SCRIPT_PATH} --stdin",
         "# the script takes a safety dump, stops the app services, restores in one transaction, starts them",
         f"curl -fsS https://{s.public_host}{_health(s)}",
     ]

@@ -166,8 +166,17 @@ class Postgres(pulumi.ComponentResource):
                 f"{tenant}-postgres-user", cluster_id=self.db_cluster.id, name=f"{tenant}_app", opts=managed
             )
             host = self.db_cluster.private_host
-            url = postgres_url(user.name, user.password, host, MANAGED_PORT, database.name, "sslmode=require")
-            return TenantStore(url=url, host=host, ready=[database, user])
+            # verify-full against the cluster's own CA (DigitalOcean signs database certificates
+            # with a per-project CA no system trust store holds), mounted by `r.container`.
+            ca = digitalocean.get_database_ca_output(cluster_id=self.db_cluster.id)
+            ca_map = kubernetes.core.v1.ConfigMap(
+                f"{tenant}-database-ca",
+                metadata=r.db_ca_config_map(spec, "")["metadata"],
+                data=ca.apply(lambda result: r.db_ca_config_map(spec, result.certificate or "")["data"]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.db_cluster, namespace]),
+            )
+            url = postgres_url(user.name, user.password, host, MANAGED_PORT, database.name, r.DB_CA_PARAMS)
+            return TenantStore(url=url, host=host, ready=[database, user, ca_map])
         return None
 
     def _backup_objects(

@@ -69,6 +69,7 @@ def tenant_specs(s: Settings, built: images.ServiceImages | None = None, stack: 
             egress=tuple(s.egress),
             extra_env=tuple(sorted(_tenant_env(s, stack, t.name).items())),
             backup_schedule=s.backups.schedule if s.backups is not None and backups_enabled(s) else None,
+            db_ca=s.postgres.mode == "managed",
         )
         for t in s.effective_tenants
     ]

@@ -1,11 +1,15 @@
 """Backups and restores, rendered as plain text and plain dicts (no Pulumi in here).
 
 VPS rung: a shell script on the data host, started by a systemd timer, dumps Postgres
-with `pg_dump --format=custom` through `docker compose exec -T`, gzips it, uploads it to
-S3-compatible storage with the official `amazon/aws-cli` image (`docker run --rm`, nothing
-installed on the host) and prunes objects older than `retentionDays`. Credentials live
-only in an env file of mode 600 that the rung writes (a secret output of
-`backup_env_file`). A companion restore script restores the latest or a named dump.
+with `pg_dump --format=custom` through `docker compose exec -T`, gzips it, encrypts it with
+`age -r` to the operator's public key (`ladder:backups.ageRecipient`), uploads the
+ciphertext to S3-compatible storage with the official `amazon/aws-cli` image (`docker run
+--rm`) and prunes objects older than `retentionDays`. No plaintext dump leaves the host:
+whoever reads the bucket (or holds its key) reads noise, and the private key that decrypts
+never is on a server. Credentials live only in an env file of mode 600 that the rung writes
+(a secret output of `backup_env_file`). A companion restore script fetches the ciphertext
+for the operator (`--fetch`), who decrypts it on their own machine and streams the plain
+dump back (`--stdin`).
 
 Why a systemd timer and not cron: `Persistent=true` runs a backup that was missed while
 the host was down (cron silently skips it), runs are logged to the journal with their exit
@@ -140,6 +144,7 @@ class VpsBackupArgs:
     region: str = "us-east-1"
     schedule: str = "0 */6 * * *"
     retention_days: int = 30
+    age_recipient: str = ""  # grammar.age_recipient; vps_backup_args refuses a stack without one
     postgres_service: str = "postgres"
     app_services: Sequence[str] = field(default_factory=tuple)
     aws_cli_image: str = versions.AWS_CLI_IMAGE
@@ -152,6 +157,8 @@ def vps_backup_args(
     b = settings.backups
     if b is None:
         raise ValueError("ladder:backups is not configured")
+    if b.age_recipient is None:
+        raise ValueError("ladder:backups.ageRecipient is not configured")
     name = settings.app.name
     return VpsBackupArgs(
         project=name,
@@ -164,6 +171,7 @@ def vps_backup_args(
         region=b.region,
         schedule=b.schedule,
         retention_days=b.retention_days,
+        age_recipient=b.age_recipient,
         app_services=tuple(app_services),
     )
 
@@ -176,6 +184,10 @@ def backup_env_file(access_key_id: str, secret_access_key: str, region: str) -> 
     return (
         f"AWS_ACCESS_KEY_ID={access_key_id}\nAWS_SECRET_ACCESS_KEY={secret_access_key}\nAWS_DEFAULT_REGION={region}\n"
     )
+
+
+AGE_HEADER = "age-encryption.org/v1"  # the first line of every age file (age-encryption.org/v1 spec)
+ENCRYPTED_SUFFIX = ".dump.gz.age"
 
 
 def _common(a: VpsBackupArgs) -> str:
@@ -218,24 +230,34 @@ aws() {{
 
 
 def vps_backup_script(a: VpsBackupArgs) -> str:
-    """`/usr/local/sbin/ladder-backup`: dump, compress, upload, prune."""
+    """`/usr/local/sbin/ladder-backup`: dump, compress, encrypt, upload, prune.
+
+    The dump goes through gzip and `age -r` in one pipe (pipefail): no plaintext dump is
+    written to the host's disk or uploaded, and a failing `pg_dump` fails the run.
+    """
+    if not a.age_recipient:
+        raise ValueError("the VPS backup needs an age recipient (ladder:backups.ageRecipient)")
     return f"""\
 #!/usr/bin/env bash
 # Rendered by Ladder (components/render/backup.py); changes on the host are overwritten.
-# Dumps Postgres (custom format), gzips it, uploads it and prunes dumps older than
-# {a.retention_days} days. Started by ladder-backup.timer; logs go to the journal.
+# Dumps Postgres (custom format), gzips it, encrypts it to the operator's age key, uploads it
+# and prunes dumps older than {a.retention_days} days. Started by ladder-backup.timer; logs go to the journal.
 {_common(a)}
+AGE_RECIPIENT={shlex.quote(a.age_recipient)}
 RETENTION_DAYS={a.retention_days}
+command -v age >/dev/null || {{ log "age is not installed (the deploy installs it)"; exit 2; }}
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
-file="$stamp.dump.gz"
+file="$stamp{ENCRYPTED_SUFFIX}"
 trap 'rm -f "$WORK_DIR/$file"' EXIT
 
-log "dumping $DB_NAME from service $PG_SERVICE"
+log "dumping $DB_NAME from service $PG_SERVICE, encrypting to $AGE_RECIPIENT"
 compose exec -T "$PG_SERVICE" pg_dump --format=custom --compress=0 --no-owner -U "$DB_USER" -d "$DB_NAME" \\
-  | gzip -6 > "$WORK_DIR/$file"
-gzip -t "$WORK_DIR/$file"
+  </dev/null | gzip -6 | age -r "$AGE_RECIPIENT" > "$WORK_DIR/$file"
+if [[ "$(head -c {len(AGE_HEADER)} "$WORK_DIR/$file")" != {shlex.quote(AGE_HEADER)} ]]; then
+  log "the encrypted dump has no age header; nothing uploaded"; exit 1
+fi
 size="$(stat -c %s "$WORK_DIR/$file")"
-if [[ "$size" -lt 64 ]]; then
+if [[ "$size" -lt 256 ]]; then
   log "dump is suspiciously small ($size bytes)"; exit 1
 fi
 
@@ -248,66 +270,95 @@ old="$(aws s3api list-objects-v2 --bucket "$BUCKET" --prefix "$PREFIX/" \\
   --query "Contents[?LastModified<'$cutoff'].Key" --output text)"
 for key in $old; do
   [[ "$key" == "None" ]] && continue
-  aws s3 rm --only-show-errors "s3://$BUCKET/$key"
-  log "pruned $key"
+  # A key without delete rights (docs/operations.md: write-only keys) leaves pruning to the
+  # bucket's lifecycle rule; that is not a failed backup.
+  if aws s3 rm --only-show-errors "s3://$BUCKET/$key"; then
+    log "pruned $key"
+  else
+    log "could not prune $key (no delete right?); the bucket's lifecycle rule must expire it"
+  fi
 done
 log "backup $file done"
 """
 
 
 def vps_restore_script(a: VpsBackupArgs) -> str:
-    """`/usr/local/sbin/ladder-restore [latest|NAME]`: restore a dump into the stack's database.
+    """`/usr/local/sbin/ladder-restore --list | --fetch [latest|NAME] | --stdin`.
 
-    Takes a local safety dump first, stops the app services, restores with
-    `pg_restore --clean --if-exists --single-transaction`, starts the app services again.
+    The dumps are encrypted to a key that is never on the server, so a restore is two
+    halves with the decryption in between, on the operator's machine (`tools.restore` prints
+    the pipeline): `--fetch` writes the ciphertext to stdout; `--stdin` reads the decrypted
+    gzipped dump, checks it, takes a local safety dump, stops the app services, restores
+    with `pg_restore --clean --if-exists --single-transaction` and starts them again.
+    Every command after the dump is read gets stdin from /dev/null.
     """
     services = " ".join(shlex.quote(s) for s in a.app_services)
     return f"""\
 #!/usr/bin/env bash
 # Rendered by Ladder (components/render/backup.py); changes on the host are overwritten.
-# Usage: ladder-restore [latest|NAME]   (NAME as listed by `ladder-restore --list`, e.g. 20260101T000000Z.dump.gz)
+# Usage: ladder-restore --list
+#        ladder-restore --fetch [latest|NAME] > NAME      (the encrypted dump, e.g. 20260101T000000Z{ENCRYPTED_SUFFIX})
+#        age -d -i backup.key NAME | ladder-restore --stdin   (decrypt where the private key is, never here)
 {_common(a)}
 APP_SERVICES=({services})
-target="${{1:-latest}}"
+mode="${{1:-}}"
 
-if [[ "$target" == "--list" ]]; then
-  aws s3 ls "s3://$BUCKET/$PREFIX/"
-  exit 0
-fi
-if [[ "$target" == "latest" ]]; then
-  key="$(aws s3api list-objects-v2 --bucket "$BUCKET" --prefix "$PREFIX/" \\
-    --query 'sort_by(Contents, &LastModified)[-1].Key' --output text)"
-  if [[ -z "$key" || "$key" == "None" ]]; then
-    log "no backups under s3://$BUCKET/$PREFIX/"; exit 1
-  fi
-  name="${{key##*/}}"
-else
-  name="${{target##*/}}"
-fi
-if [[ ! "$name" =~ ^[0-9A-Za-z._-]+$ ]]; then
-  log "invalid backup name: $name"; exit 2
-fi
+case "$mode" in
+  --list)
+    aws s3 ls "s3://$BUCKET/$PREFIX/" </dev/null
+    exit 0
+    ;;
+  --fetch)
+    target="${{2:-latest}}"
+    if [[ "$target" == "latest" ]]; then
+      key="$(aws s3api list-objects-v2 --bucket "$BUCKET" --prefix "$PREFIX/" \\
+        --query 'sort_by(Contents, &LastModified)[-1].Key' --output text </dev/null)"
+      if [[ -z "$key" || "$key" == "None" ]]; then
+        log "no backups under s3://$BUCKET/$PREFIX/"; exit 1
+      fi
+      name="${{key##*/}}"
+    else
+      name="${{target##*/}}"
+    fi
+    if [[ ! "$name" =~ ^[0-9A-Za-z._-]+$ ]]; then
+      log "invalid backup name: $name"; exit 2
+    fi
+    trap 'rm -f "$WORK_DIR/fetch-$name"' EXIT
+    log "downloading s3://$BUCKET/$PREFIX/$name (encrypted; decrypt it where the private key is)"
+    aws s3 cp --only-show-errors "s3://$BUCKET/$PREFIX/$name" "/backup/fetch-$name" </dev/null >&2
+    cat "$WORK_DIR/fetch-$name"
+    exit 0
+    ;;
+  --stdin) ;;
+  *)
+    log "usage: ladder-restore --list | --fetch [latest|NAME] | --stdin (a decrypted dump on stdin)"; exit 2
+    ;;
+esac
 
-log "downloading s3://$BUCKET/$PREFIX/$name"
-aws s3 cp --only-show-errors "s3://$BUCKET/$PREFIX/$name" "/backup/restore-$name"
-gzip -t "$WORK_DIR/restore-$name"
+incoming="$WORK_DIR/restore-$(date -u +%Y%m%dT%H%M%SZ).dump.gz"
+trap 'rm -f "$incoming"' EXIT
+cat > "$incoming"
+if [[ "$(head -c {len(AGE_HEADER)} "$incoming")" == {shlex.quote(AGE_HEADER)} ]]; then
+  log "stdin is still encrypted: decrypt it with age -d -i <your private key> first"; exit 2
+fi
+gzip -t "$incoming" || {{ log "stdin is not a gzipped dump"; exit 2; }}
 
 safety="$WORK_DIR/pre-restore-$(date -u +%Y%m%dT%H%M%SZ).dump"
 log "safety dump of the current database to $safety"
-compose exec -T "$PG_SERVICE" pg_dump --format=custom --no-owner -U "$DB_USER" -d "$DB_NAME" > "$safety"
+compose exec -T "$PG_SERVICE" pg_dump --format=custom --no-owner -U "$DB_USER" -d "$DB_NAME" </dev/null > "$safety"
 
 if [[ ${{#APP_SERVICES[@]}} -gt 0 ]]; then
   log "stopping ${{APP_SERVICES[*]}}"
-  compose stop "${{APP_SERVICES[@]}}"
+  compose stop "${{APP_SERVICES[@]}}" </dev/null
 fi
-trap 'if [[ ${{#APP_SERVICES[@]}} -gt 0 ]]; then compose start "${{APP_SERVICES[@]}}"; fi' EXIT
+start_app() {{ if [[ ${{#APP_SERVICES[@]}} -gt 0 ]]; then compose start "${{APP_SERVICES[@]}}" </dev/null; fi; }}
+trap 'rm -f "$incoming"; start_app' EXIT
 
-log "restoring $name into $DB_NAME"
-gunzip -c "$WORK_DIR/restore-$name" \\
+log "restoring into $DB_NAME"
+gunzip -c "$incoming" \\
   | compose exec -T "$PG_SERVICE" pg_restore --clean --if-exists --no-owner --single-transaction \\
       -U "$DB_USER" -d "$DB_NAME"
-rm -f "$WORK_DIR/restore-$name"
-log "restored $name; the safety dump stays in $safety"
+log "restored; the safety dump stays in $safety"
 """
 
 
@@ -360,6 +411,14 @@ def vps_backup_files(a: VpsBackupArgs) -> list[HostFile]:
     files += [HostFile(path, text, "0644") for path, text in vps_backup_units(a).items()]
     return files
 
+
+# Step 6 of the deploy, before the script lands: `age` from the distribution (Ubuntu universe,
+# Debian main). Not in the cloud-init packages: a changed user_data replaces a created server.
+INSTALL_AGE = (
+    "command -v age >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q age "
+    "|| { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q age; } "
+    "|| fail 'installing age failed (the backup encrypts with it)'"
+)
 
 INSTALL_COMMAND = (
     f"install -d -m 700 /etc/ladder && chmod 600 {ENV_FILE_PATH} && "

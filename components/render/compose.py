@@ -21,6 +21,11 @@ APP_ENV = "app.env"
 POSTGRES_ENV = "postgres.env"
 VALKEY_ENV = "valkey.env"
 POSTGRES_UID = "70:70"  # the postgres user of the official alpine image
+# Managed Postgres: the cluster's CA, written by the deploy (world-readable: a public
+# certificate, read by the app's non-root user) and mounted read-only into app services.
+DATABASE_CA = "database-ca/ca.crt"  # relative to PROJECT_DIR
+DATABASE_CA_MOUNT = "/etc/ladder/database-ca"
+DATABASE_CA_PARAMS = f"sslmode=verify-full&sslrootcert={DATABASE_CA_MOUNT}/ca.crt"
 LOGGING = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}}
 HARDENED: dict[str, Any] = {"security_opt": ["no-new-privileges:true"], "cap_drop": ["ALL"]}
 # The label that carries a routed service's revision (a hash Ladder computes over the service's
@@ -111,6 +116,9 @@ def _app_service(s: Settings, name: str, svc: Service) -> dict[str, Any]:
     }
     if svc.command:
         body["command"] = [compose_escape(c) for c in svc.command]
+    if s.postgres.mode == "managed":
+        # The directory, not the file (a rewritten file is a new inode a file mount never sees).
+        body["volumes"] = [f"./{DATABASE_CA.rsplit('/', 1)[0]}:{DATABASE_CA_MOUNT}:ro"]
     if svc.port is not None:
         body["healthcheck"] = http_healthcheck(svc.port, svc.health_path)
         body["labels"] = {REVISION_LABEL: "${" + revision_variable(name) + ":-none}"}

@@ -28,10 +28,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from components.render import watch
-from components.render.backup import ENV_FILE_PATH, INSTALL_COMMAND, VpsBackupArgs, vps_backup_files
+from components.render.backup import ENV_FILE_PATH, INSTALL_AGE, INSTALL_COMMAND, VpsBackupArgs, vps_backup_files
 from components.render.compose import (
     APP_ENV,
     DATA_DIR,
+    DATABASE_CA,
     POSTGRES_UID,
     PROJECT_DIR,
     REVISION_LABEL,
@@ -81,6 +82,7 @@ class DeployPlan:
     volume_device: str | None = None
     backup: VpsBackupArgs | None = None  # its credentials come as the secret file BACKUP_ENV
     watch: WatchArgs | None = None  # its SMTP credentials come as the secret file WATCH_ENV
+    database_ca: bool = False  # managed Postgres: its CA comes in secret_contents[DATABASE_CA]
 
 
 def revision(definition: str, env_file: str) -> str:
@@ -221,6 +223,20 @@ reload_proxy() {{
 """
 
 
+def _database_ca(certificate: str) -> list[str]:
+    """The managed database's CA, readable by the app's (non-root) user: a public certificate.
+    Without a PEM certificate (an empty provider answer) the deploy stops there with a clear
+    message, rather than every database connection failing later."""
+    if "-----BEGIN CERTIFICATE-----" not in certificate:
+        return ["fail 'the managed database CA certificate is missing (digitalocean.get_database_ca)'"]
+    directory = f"{PROJECT_DIR}/{DATABASE_CA.rsplit('/', 1)[0]}"
+    return [
+        f"[ -d {directory} ] || install -d -m 0755 {directory}",
+        f"chmod 0755 {directory}",
+        _heredoc(DATABASE_CA, certificate, "0644"),
+    ]
+
+
 def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
     """The whole deploy as one bash script, run with `sudo bash -s` (stdin, never argv).
 
@@ -233,6 +249,8 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
         missing.add(BACKUP_ENV)
     if plan.watch and WATCH_ENV not in secret_contents:
         missing.add(WATCH_ENV)
+    if plan.database_ca and DATABASE_CA not in secret_contents:
+        missing.add(DATABASE_CA)
     if missing:
         raise ValueError(f"no content for secret files {sorted(missing)}")
     q = shlex.quote
@@ -282,6 +300,8 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
         out.append(_heredoc(path, content, "0640"))
     for path in plan.secret_files:
         out.append(_heredoc(path, secret_contents[path], "0600"))
+    if plan.database_ca:
+        out += _database_ca(secret_contents[DATABASE_CA])
     out += [
         f"cd {PROJECT_DIR}",
         # Compose checks every network of the project exists before it starts anything.
@@ -298,6 +318,7 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
         )
     out.append("# 6. install the backup and watch timers")
     if plan.backup:
+        out.append(INSTALL_AGE)
         out += [_heredoc(f.path, f.content, f.mode) for f in vps_backup_files(plan.backup)]
         out += [_heredoc(ENV_FILE_PATH, secret_contents[BACKUP_ENV], "0600"), INSTALL_COMMAND]
     if plan.watch:

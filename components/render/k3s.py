@@ -8,12 +8,15 @@ in plain text and which would replace a server whenever it changes.
 from __future__ import annotations
 
 import ipaddress
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import yaml
+
+from components import versions
 
 Role = Literal["server", "agent"]
 
@@ -67,9 +70,22 @@ def node_config(node: K3sNode) -> str:
     return yaml.safe_dump(config, sort_keys=True)
 
 
-def installer_url(version: str) -> str:
-    """The install script from the pinned k3s release tag (it verifies the binary's sha256)."""
-    return f"https://raw.githubusercontent.com/k3s-io/k3s/{version.replace('+', '%2B')}/install.sh"
+def installer_url(commit: str = versions.K3S_INSTALL_SCRIPT_COMMIT) -> str:
+    """The install script at a pinned commit of k3s-io/k3s (it verifies the binary's sha256)."""
+    if not re.fullmatch(r"[0-9a-f]{40}", commit):
+        raise ValueError(f"expected a full commit id, got {commit!r}")
+    return f"https://raw.githubusercontent.com/k3s-io/k3s/{commit}/install.sh"
+
+
+def installer_check(path: str, sha256: str = versions.K3S_INSTALL_SCRIPT_SHA256) -> str:
+    """The line that refuses a downloaded install script whose sha256 is not the pinned one."""
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise ValueError(f"expected a sha256 in hex, got {sha256!r}")
+    return (
+        f"echo {shlex.quote(f'{sha256}  {path}')} | sha256sum -c --quiet - "
+        f"|| {{ echo 'ladder: the k3s install script does not match its pinned sha256; not running it' >&2; "
+        f"rm -f {shlex.quote(path)}; exit 1; }}"
+    )
 
 
 def install_script(node: K3sNode) -> str:
@@ -96,7 +112,8 @@ fi
 install -d -m 0700 /etc/rancher/k3s
 chmod 0600 {CONFIG_PATH}
 if [ "$(k3s --version 2>/dev/null | awk 'NR==1 {{print $3}}')" != {shlex.quote(node.version)} ]; then
-  curl -fsSL --retry 5 -o /tmp/k3s-install.sh {shlex.quote(installer_url(node.version))}
+  curl -fsSL --retry 5 -o /tmp/k3s-install.sh {shlex.quote(installer_url())}
+  {installer_check("/tmp/k3s-install.sh")}
   INSTALL_K3S_VERSION={shlex.quote(node.version)} \\
     INSTALL_K3S_EXEC="{exec_role} --node-ip=$private_ip --flannel-iface=$private_if" \\
     sh /tmp/k3s-install.sh

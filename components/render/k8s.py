@@ -110,6 +110,9 @@ class TenantSpec:
     extra_env: tuple[tuple[str, str], ...] = ()
     # `backups.schedule` when volume and accessory backups run (ladder:backups with credentials).
     backup_schedule: str | None = None
+    # Managed Postgres: its CA (a ConfigMap DB_CA_CONFIG_MAP in the namespace) is mounted into
+    # every app container at DB_CA_DIR, and DATABASE_URL verifies the server against it.
+    db_ca: bool = False
 
     @property
     def namespace(self) -> str:
@@ -166,6 +169,24 @@ def resources_block(res: Resources) -> Obj:
 
 def _tmp_volume() -> tuple[Obj, Obj]:
     return {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE}}, {"name": "tmp", "mountPath": "/tmp"}
+
+
+# The managed database's CA certificate (DigitalOcean's `get_database_ca`), for
+# `sslmode=verify-full&sslrootcert=DB_CA_DIR/DB_CA_FILE` in DATABASE_URL.
+DB_CA_CONFIG_MAP = "database-ca"
+DB_CA_DIR = "/etc/ladder/database-ca"
+DB_CA_FILE = "ca.crt"
+DB_CA_PARAMS = f"sslmode=verify-full&sslrootcert={DB_CA_DIR}/{DB_CA_FILE}"
+
+
+def db_ca_config_map(spec: TenantSpec, certificate: str) -> Obj:
+    """The CA as a ConfigMap (a public certificate, not a secret)."""
+    return {"metadata": meta(DB_CA_CONFIG_MAP, spec.namespace, spec), "data": {DB_CA_FILE: certificate}}
+
+
+def _db_ca_volume() -> tuple[Obj, Obj]:
+    volume = {"name": "database-ca", "configMap": {"name": DB_CA_CONFIG_MAP}}
+    return volume, {"name": "database-ca", "mountPath": DB_CA_DIR, "readOnly": True}
 
 
 POSTGRES_RESOURCES = Resources(cpu="250m", memory="512Mi")
@@ -511,6 +532,8 @@ def container(
     """`service` names the app service whose image runs (default: `name`)."""
     _, mount = _tmp_volume()
     mounts = [mount]
+    if spec.db_ca:  # every container with DATABASE_URL: services, the release, jobs
+        mounts.append(_db_ca_volume()[1])
     if command is None:  # the service itself; a release or job pod runs without its volumes
         mounts += [{"name": volume_slug(path), "mountPath": path} for path in sorted(svc.volumes)]
     c: Obj = {
@@ -545,12 +568,14 @@ def container(
 
 def pod_spec(spec: TenantSpec, containers: list[Obj], extra_volumes: list[Obj] | None = None, **extra: Any) -> Obj:
     tmp, _ = _tmp_volume()
+    mounted = {m["name"] for c in containers for m in c.get("volumeMounts", [])}
+    ca = [_db_ca_volume()[0]] if spec.db_ca and "database-ca" in mounted else []
     return {
         "serviceAccountName": SERVICE_ACCOUNT,
         "automountServiceAccountToken": False,
         "securityContext": pod_security_context(),
         "containers": containers,
-        "volumes": [tmp, *(extra_volumes or [])],
+        "volumes": [tmp, *ca, *(extra_volumes or [])],
         **({"imagePullSecrets": [{"name": spec.pull_secret}]} if spec.pull_secret else {}),
         **extra,
     }

@@ -86,6 +86,7 @@ def host_plan(
         if backs_up(s, role)
         else None,
         watch=watch_args(s, f"{s.app.name}-{stack}") if watches(s, role) else None,
+        database_ca=role.app and s.postgres.mode == "managed",
     )
 
 

@@ -17,7 +17,7 @@ import pulumi_command as command
 from components import access
 from components.render import vps as render
 from components.render.backup import backup_env_file
-from components.render.compose import APP_ENV, POSTGRES_ENV, VALKEY_ENV
+from components.render.compose import APP_ENV, DATABASE_CA, POSTGRES_ENV, VALKEY_ENV
 from components.render.deploy import BACKUP_ENV, WATCH_ENV, DeployPlan, deploy_script
 from components.render.watch import watch_env_file
 from components.settings import Settings
@@ -31,6 +31,7 @@ class AppArgs:
     urls: dict[str, pulumi.Output[str]]  # DATABASE_URL / REDIS_URL, secrets
     postgres_env: pulumi.Output[str] | None = None
     valkey_env: pulumi.Output[str] | None = None
+    database_ca: pulumi.Output[str] | None = None  # managed Postgres: its CA certificate (PEM)
     hardening: dict[str, pulumi.Output[str]] = field(default_factory=dict)  # host name -> script (existing hosts)
 
 
@@ -111,6 +112,8 @@ class App(pulumi.ComponentResource):
                         s.backups.region,
                     )
                 )
+            if plan.database_ca and args.database_ca is not None:
+                env_inputs[DATABASE_CA] = args.database_ca
             if plan.watch:
                 m = s.monitoring
                 password = m.smtp_password.get_secret_value() if m.smtp_password else None

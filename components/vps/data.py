@@ -13,6 +13,7 @@ import pulumi
 import pulumi_random as random
 
 from components.render import envfile
+from components.render.compose import DATABASE_CA_PARAMS
 from components.render.urls import postgres_url, redis_url
 from components.settings import Settings
 from components.vps.hosts import Fleet
@@ -37,6 +38,7 @@ class Postgres(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         db = s.app.database
         self.env_file: pulumi.Output[str] | None = None
+        self.ca: pulumi.Output[str] | None = None  # managed: the cluster's CA, for verify-full
         self.host: pulumi.Output[str] = pulumi.Output.from_input(args.host)
         if s.postgres.mode == "container":
             password = random.RandomPassword(f"{name}-password", length=32, special=False, opts=child)
@@ -63,8 +65,14 @@ class Postgres(pulumi.ComponentResource):
             )
             user = digitalocean.DatabaseUser(f"{name}-user", cluster_id=cluster.id, name=f"{db}_app", opts=child)
             self.host = cluster.private_host
+            # verify-full against the cluster's own CA (DigitalOcean signs database certificates
+            # with a per-project CA no system trust store holds); the deploy writes it beside
+            # the compose file and the app services mount it (components.render.compose).
+            self.ca = digitalocean.get_database_ca_output(cluster_id=cluster.id).apply(
+                lambda result: result.certificate or ""
+            )
             self.url = postgres_url(
-                user.name, user.password, cluster.private_host, cluster.port, database.name, "sslmode=require"
+                user.name, user.password, cluster.private_host, cluster.port, database.name, DATABASE_CA_PARAMS
             )
         else:
             self.url = pulumi.Output.secret(s.secret("DATABASE_URL") or "")

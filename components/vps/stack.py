@@ -74,6 +74,7 @@ class VpsStack(pulumi.ComponentResource):
                 postgres_env=postgres.env_file if postgres else None,
                 valkey_env=redis.env_file if redis else None,
                 hardening=scripts,
+                database_ca=postgres.ca if postgres else None,
             ),
             opts=child,
         )

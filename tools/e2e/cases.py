@@ -3,12 +3,14 @@ program's commands as `pulumi up` would, and asserts outcomes a user would see."
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import http.client
 import shlex
 import struct
 import subprocess
+import tempfile
 import time
 import urllib.request
 from typing import Any
@@ -142,6 +144,7 @@ def hetzner_single(bench: b.Bench) -> None:
         "region": "us-east-1",
         "schedule": "0 3 * * *",
         "retentionDays": 7,
+        "ageRecipient": operator_age_key()[1],
     }
     stack = b.new_stack(config, {"shop-app-0": ip})
     stack.secrets.update(
@@ -248,10 +251,10 @@ def hetzner_single(bench: b.Bench) -> None:
         ssh(deploy_conn(bench, ip), "sudo systemctl start ladder-backup.service", None)
         keys = s3_keys(bench, "shop/bench/postgres/")
         bench.note("backup to S3", f"{time.monotonic() - t0:.1f} s")
-        check(len(keys) == 1, f"the backup landed in the bucket ({keys})")
+        check(len(keys) == 1 and keys[0].endswith(".dump.gz.age"), f"the backup landed in the bucket ({keys})")
         psql(server, "DELETE FROM bench_keep")
         t0 = time.monotonic()
-        done = ssh(deploy_conn(bench, ip), "sudo /usr/local/sbin/ladder-restore latest", None)
+        done = encrypted_restore(deploy_conn(bench, ip))
         bench.note("restore from S3", f"{time.monotonic() - t0:.1f} s")
         check(
             done.returncode == 0 and psql(server, "SELECT v FROM bench_keep") == "kept",
@@ -300,6 +303,42 @@ def websocket_across_deploys(
     finally:
         ws.close()
     return config
+
+
+_AGE_KEY: list[tuple[str, str]] = []
+
+
+def operator_age_key() -> tuple[str, str]:
+    """(identity file text, public key) of the bench's operator: made once with age-keygen on
+    the bench host, never sent to a server (the restore decrypts here)."""
+    if not _AGE_KEY:
+        made = subprocess.run(["age-keygen"], capture_output=True, text=True, timeout=30, check=True)
+        public = next(ln.split(": ", 1)[1] for ln in made.stderr.splitlines() if ln.startswith("Public key: "))
+        _AGE_KEY.append((made.stdout, public.strip()))
+    return _AGE_KEY[0]
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def encrypted_restore(conn: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """The printed restore (tools.restore): fetch the ciphertext, decrypt on this machine, stream
+    the plain dump back. Binary goes over the text-mode `ssh` helper as base64."""
+    restore = "/usr/local/sbin/ladder-restore"
+    fetched = ssh(conn, f"sudo {restore} --fetch latest | base64 -w0", None)
+    check(fetched.returncode == 0, f"ladder-restore --fetch ({fetched.stderr.strip()[-300:]})")
+    cipher = base64.b64decode(fetched.stdout)
+    check(cipher.startswith(b"age-encryption.org/v1\n"), "the dump in the bucket is age ciphertext")
+    with tempfile.TemporaryDirectory() as d:
+        identity = f"{d}/operator.key"
+        with open(identity, "w", encoding="ascii") as f:
+            f.write(operator_age_key()[0])
+        plain = subprocess.run(
+            ["age", "-d", "-i", identity], input=cipher, capture_output=True, timeout=120, check=True
+        )
+    done: subprocess.CompletedProcess[str] = ssh(conn, f"base64 -d | sudo {restore} --stdin", b64(plain.stdout))
+    return done
 
 
 def rotation(bench: b.Bench, stack: Stack, server: servers.Server, ip: str) -> None:

@@ -41,6 +41,7 @@ SERVER_PACKAGES = (
     "kmod",
     "ca-certificates",
     "less",
+    "age",  # the deploy installs it on the data host when backups are on (encrypts the dumps)
 )
 # One image rootfs serves every stand-in image (they differ only in entrypoint and env), so
 # each server pulls its layer once.
