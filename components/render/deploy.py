@@ -25,7 +25,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from components.render import watch
+from components.render import registry_login, watch
 from components.render.backup import ENV_FILE_PATH, INSTALL_COMMAND, VpsBackupArgs, vps_backup_files
 from components.render.compose import APP_ENV, DATA_DIR, POSTGRES_UID, PROJECT_DIR, REVISION_LABEL, revision_variable
 from components.render.hardening import WAIT_CLOUD_INIT
@@ -70,6 +70,9 @@ class DeployPlan:
     volume_device: str | None = None
     backup: VpsBackupArgs | None = None  # its credentials come as the secret file BACKUP_ENV
     watch: WatchArgs | None = None  # its SMTP credentials come as the secret file WATCH_ENV
+    # (server, username) to log in to before the pull; each token comes as the secret
+    # `registry_login.secret_key(server)`.
+    registries: Sequence[tuple[str, str]] = ()
 
 
 def revision(definition: str, env_file: str) -> str:
@@ -122,6 +125,7 @@ restore_previous() {{
 }}
 on_exit() {{
   local rc=$?
+  forget_registry_logins
   if [ "$rc" -ne 0 ] && [ "${{FILES_WRITTEN:-0}}" = 1 ]; then restore_previous; fi
   exit "$rc"
 }}
@@ -205,6 +209,7 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
         missing.add(BACKUP_ENV)
     if plan.watch and WATCH_ENV not in secret_contents:
         missing.add(WATCH_ENV)
+    missing |= {registry_login.secret_key(server) for server, _ in plan.registries} - set(secret_contents)
     if missing:
         raise ValueError(f"no content for secret files {sorted(missing)}")
     q = shlex.quote
@@ -216,6 +221,7 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
         "umask 077",
         f"PROJECT={q(plan.app)}",
         _FUNCTIONS,
+        registry_login.FUNCTIONS,
         "main() {",
         "trap on_exit EXIT",
         "# 1. wait for cloud-init",
@@ -257,7 +263,11 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
     out += [
         f"cd {PROJECT_DIR}",
         "# 4. pull images",
-        "docker compose pull --quiet --ignore-buildable || fail 'pulling the images failed (see above)'",
+        *registry_login.pull_lines(
+            plan.registries,
+            secret_contents,
+            "docker compose pull --quiet --ignore-buildable || fail 'pulling the images failed (see above)'",
+        ),
         "# 5. start data stores",
     ]
     if plan.data_services:

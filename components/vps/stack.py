@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components import images
 from components.render import hardening
 from components.settings import Settings
 from components.vps import topology as t
@@ -65,6 +66,9 @@ class VpsStack(pulumi.ComponentResource):
                 h = server_hardening(s, topo, web=True, bootstrap=True, ssh_port=host.port)
                 scripts[host.name] = pulumi.Output.from_input(hardening.shell_script(h, s.vps.hosts[i].user))
 
+        # Built from source on the operator's machine (BuildKit), pushed to ladder:app.defaultRepo;
+        # the hosts pull the pushed digest with the registry credentials.
+        built = images.build_images(name, s, push=True, opts=child)
         App(
             "app",
             AppArgs(
@@ -74,6 +78,8 @@ class VpsStack(pulumi.ComponentResource):
                 postgres_env=postgres.env_file if postgres else None,
                 valkey_env=redis.env_file if redis else None,
                 hardening=scripts,
+                images={svc: built.references[svc] for plan in built.plans for svc in plan.services},
+                planned_images={svc: built.planned[svc] for plan in built.plans for svc in plan.services},
             ),
             opts=child,
         )
