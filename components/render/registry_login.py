@@ -72,6 +72,7 @@ def pull_lines(logins: Sequence[tuple[str, str]], secret_contents: Mapping[str, 
     lines = [f"{AUTH_VAR}=$(mktemp -d {AUTH_TEMPLATE})"]
     for server, user in logins:
         token = secret_contents[secret_key(server)]
-        lines.append(f"printf '%s' {q(token)} | registry_login {q(server)} {q(user)}")
+        # A literal token may hold `$`: that it does not expand is the point.
+        lines += ["# shellcheck disable=SC2016", f"printf '%s' {q(token)} | registry_login {q(server)} {q(user)}"]
     lines += [f'DOCKER_CONFIG="${AUTH_VAR}" {pull}', "forget_registry_logins"]
     return lines
