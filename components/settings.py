@@ -131,7 +131,8 @@ def _image(value: Any) -> Any:
 def _registry_host(value: Any) -> Any:
     if not isinstance(value, str):
         return value
-    host = value.strip().lower()
+    # No stripping: a value with whitespace around it is a typo or worse, never another host.
+    host = value.lower()
     if host.startswith("https://index.docker.io/v1"):
         return DOCKER_HUB
     if not _REGISTRY_HOST_RE.match(host):
@@ -574,7 +575,15 @@ class Registry(_Model):
     """
 
     server: RegistryHost
-    username: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^:\s]+$")] | None = None
+    # On the VPS deploy's command line (`docker login --username`) and in Docker's config.json.
+    username: (
+        Annotated[
+            str,
+            BeforeValidator(_strings(grammar.header_safe)),
+            Field(min_length=1, max_length=256, pattern=r"^[^:\s]+$"),
+        ]
+        | None
+    ) = None
     # One line: the VPS deploy feeds it to `docker login --password-stdin`, which keeps
     # everything but a final newline.
     password: Annotated[SecretStr, BeforeValidator(_strings(grammar.header_safe)), Field(min_length=1)] | None = None
