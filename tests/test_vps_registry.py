@@ -138,7 +138,9 @@ def _run_step4(tmp_path: Path, token: str, want: str) -> subprocess.CompletedPro
     step4 = script[script.index("# 4. pull images") : script.index("# 5. start data stores")]
     step4 = step4.replace("/run/ladder-registry.", f"{tmp_path}/auth/ladder-registry.")
     body = f"set -euo pipefail\numask 077\n{helpers}\n{functions}\nmain() {{\ntrap forget_registry_logins EXIT\n"
-    body += f"{step4}\n}}\nmain </dev/null\n"
+    # Right after step 4, before the exit trap could clean up: is anything left?
+    after = f'if compgen -G "{tmp_path}/auth/*" >/dev/null; then echo left-after-pull; else echo gone-after-pull; fi'
+    body += f"{step4}\n{after}\n}}\nmain </dev/null\n"
     (tmp_path / "auth").mkdir(exist_ok=True)
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)
@@ -165,6 +167,7 @@ def test_the_token_reaches_docker_login_on_stdin_only_and_is_gone_after_the_pull
     assert (out / "login-config-mode").read_text().strip() == "700"
     # The pull used the same private config and saw the login; afterwards nothing is left.
     assert (out / "pull-config").read_text() == config and (out / "pull-saw-login").exists()
+    assert done.stdout.splitlines()[-1] == "gone-after-pull"
     assert not Path(config).exists() and list((tmp_path / "auth").iterdir()) == []
     assert not (tmp_path / "home/.docker").exists(), "root's ~/.docker was touched"
 

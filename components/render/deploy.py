@@ -5,7 +5,8 @@ Steps (each must succeed before the next; a failure stops the deploy and fails `
 1. wait for cloud-init to finish (a new server is still installing Docker)
 2. mount the data volume (data host only) and create the Postgres directory on it
 3. write the project files atomically (compose file, Caddyfile, env files with mode 600)
-4. pull every image, so nothing below waits on the network
+4. pull every image, so nothing below waits on the network (logged in, for the pull only,
+   to the registries `ladder:registries` has credentials for: `registry_login.py`)
 5. start or update the data stores and wait until they are healthy
 6. install the backup script and its systemd timer (data host, when `ladder:backups` is set)
    and the uptime watch timer (app hosts on Hetzner or existing hosts, with monitoring)
