@@ -128,7 +128,7 @@ def setup(world: w.World) -> Bench:
     engine = world.engine()
     images.build_and_push(engine, image_fs, world.ca()[0], VENV_BIN / "caddy", world.run_dir, DEMO_VERSIONS)
     registry_password = secrets.token_urlsafe(24)
-    world.private_registry(E2E_VENV_BIN, registry_password)
+    world.private_registry(registry_password)
     images.push_private(engine, PRIVATE_VERSIONS, w.PRIVATE_REGISTRY_PORT, w.PRIVATE_REGISTRY_USER, registry_password)
     world.apt_repo()
     world.acme()

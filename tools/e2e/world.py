@@ -221,21 +221,14 @@ class World:
         self.spawn("registry", ["docker-registry", "serve", str(config)])
         wait_for("the registry", lambda: _http_ok(f"http://127.0.0.1:{REGISTRY_PORT}/v2/"), 30)
 
-    def private_registry(self, e2e_venv_bin: Path, password: str) -> None:
+    def private_registry(self, password: str) -> None:
         """A second `docker-registry` (distribution 2.8) that answers only to PRIVATE_REGISTRY_USER.
 
-        distribution's htpasswd backend reads bcrypt entries only; the hash comes from PyPI's
-        `bcrypt` in the bench's own venv, the password on stdin. Its storage is per run."""
-        hashed = run(
-            [
-                str(e2e_venv_bin / "python"),
-                "-c",
-                "import sys, bcrypt; print(bcrypt.hashpw(sys.stdin.buffer.read(), bcrypt.gensalt(10)).decode())",
-            ],
-            input=password,
-        ).stdout.strip()
+        distribution's htpasswd backend reads bcrypt entries only: Debian's `htpasswd`
+        (apache2-utils) writes one, the password on stdin. Its storage is per run."""
+        line = run(["htpasswd", "-niB", "-C", "10", PRIVATE_REGISTRY_USER], input=password).stdout.strip()
         htpasswd = self.run_dir / "private-registry.htpasswd"
-        htpasswd.write_text(f"{PRIVATE_REGISTRY_USER}:{hashed}\n")
+        htpasswd.write_text(line + "\n")
         config = self.run_dir / "private-registry.yml"
         config.write_text(
             "version: 0.1\n"
