@@ -160,7 +160,7 @@ def test_the_token_reaches_docker_login_on_stdin_only_and_is_gone_after_the_pull
     out = tmp_path / "out"
     assert (out / "stdin").read_text() == TOKEN  # byte for byte, no newline added
     argv = (out / "argv").read_text().splitlines()
-    assert argv == ["login", "--username", "acme-bot", "--password-stdin", "ghcr.io"]
+    assert argv == ["login", "--username=acme-bot", "--password-stdin", "--", "ghcr.io"]
     assert (out / "token-on-argv").read_text() == "", "the token was on a command line"
     config = (out / "login-config").read_text()
     assert config.startswith(f"{tmp_path}/auth/ladder-registry.")

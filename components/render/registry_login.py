@@ -32,7 +32,7 @@ FUNCTIONS = f"""# Registry logins (see components/render/registry_login.py): the
 {AUTH_VAR}=''
 registry_login() {{  # server user; the token on stdin
   local why
-  if ! why=$(DOCKER_CONFIG="${AUTH_VAR}" docker login --username "$2" --password-stdin "$1" 2>&1); then
+  if ! why=$(DOCKER_CONFIG="${AUTH_VAR}" docker login --username="$2" --password-stdin -- "$1" 2>&1); then
     fail "logging in to registry $1 as $2 failed: $(tail -n 1 <<<"$why" | cut -c 1-300)"
   fi
 }}
