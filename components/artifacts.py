@@ -49,8 +49,13 @@ HOST_KEY = (
 
 
 def _vps(settings: Settings) -> dict[str, str]:
-    """The first app server's files (with placeholder secrets) and its user data."""
-    from components.render import hardening
+    """The first app server's files (with placeholder secrets) and its user data.
+
+    A service built from source shows its planned tag (the deploy runs the pushed digest)."""
+    from pathlib import Path
+
+    from components import images
+    from components.render import hardening, registry_login
     from components.render.caddy import vps_caddyfile
     from components.render.compose import DATABASE_CA, Role, render_compose
     from components.render.deploy import deploy_script
@@ -60,16 +65,19 @@ def _vps(settings: Settings) -> dict[str, str]:
 
     topo = topology(settings)
     role = Role(app=True, data=topo.data_on_app_server, behind_load_balancer=topo.load_balancer)
-    plan = host_plan(settings, role, run_release=True, volume_device="/dev/disk/by-id/<data-volume>")
+    builds = images.plan_builds(settings, "stack", Path.cwd())
+    built = {svc: p.reference for p in builds for svc in p.services}
+    plan = host_plan(settings, role, True, "/dev/disk/by-id/<data-volume>", images=built)
     placeholders = {
         name: "# written by the deploy from Pulumi secrets\n"
         for name in [*plan.secret_files, "backup.env", "watch.env"]
     }
     # The managed database's CA is a provider answer, not known before `pulumi up`.
     placeholders[DATABASE_CA] = "-----BEGIN CERTIFICATE-----\n(the managed database's CA)\n-----END CERTIFICATE-----\n"
+    placeholders.update({registry_login.secret_key(server): "<token>" for server, _ in plan.registries})
     web = not topo.load_balancer and settings.provider_name != "existing"
     files = {
-        "compose.yaml": render_compose(settings, role),
+        "compose.yaml": render_compose(settings, role, built),
         "Caddyfile": vps_caddyfile(settings, role.behind_load_balancer),
         "deploy.sh": deploy_script(plan, placeholders),
         # As a server gets it, with stand-ins for the per-stack deploy key and the per-server

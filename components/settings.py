@@ -131,7 +131,8 @@ def _image(value: Any) -> Any:
 def _registry_host(value: Any) -> Any:
     if not isinstance(value, str):
         return value
-    host = value.strip().lower()
+    # No stripping: a value with whitespace around it is a typo or worse, never another host.
+    host = value.lower()
     if host.startswith("https://index.docker.io/v1"):
         return DOCKER_HUB
     if not _REGISTRY_HOST_RE.match(host):
@@ -578,8 +579,18 @@ class Registry(_Model):
     """
 
     server: RegistryHost
-    username: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^:\s]+$")] | None = None
-    password: Annotated[SecretStr, Field(min_length=1)] | None = None
+    # On the VPS deploy's command line (`docker login --username`) and in Docker's config.json.
+    username: (
+        Annotated[
+            str,
+            BeforeValidator(_strings(grammar.header_safe)),
+            Field(min_length=1, max_length=256, pattern=r"^[^:\s]+$"),
+        ]
+        | None
+    ) = None
+    # One line: the VPS deploy feeds it to `docker login --password-stdin`, which keeps
+    # everything but a final newline.
+    password: Annotated[SecretStr, BeforeValidator(_strings(grammar.header_safe)), Field(min_length=1)] | None = None
 
     @property
     def minted(self) -> bool:
@@ -1156,12 +1167,6 @@ def _build_checks(s: Settings, project_dir: Path) -> list[tuple[str, str]]:
         at = f"{ns}:app.services.{name}"
         if (svc.image is None) == (svc.build is None):
             problems.append((f"{at}.image", "set exactly one of `image` (a prebuilt image) or `build` (from source)"))
-        if svc.build is not None and s.phase == "vps":
-            # The VPS rung deploys the images its compose file names; building and deploying by
-            # digest there is not wired yet, so a build would deploy nothing. Say so up front.
-            problems.append(
-                (f"{at}.build", "not supported on the vps rung yet: push the image and set `image` instead")
-            )
         if svc.build is not None:
             built = True
             context = project_dir / svc.build.context

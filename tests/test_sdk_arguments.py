@@ -51,6 +51,8 @@ RUNS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("dev", BUILT, REGISTRY),
     ("production", {k: v for k, v in BUILT.items() if "publishPort" not in k}, REGISTRY),
     ("staging", {}, {}),
+    # The VPS rung builds and pushes too (and logs in on the servers).
+    ("staging", {k: v for k, v in BUILT.items() if "publishPort" not in k}, REGISTRY),
     (
         "staging",
         {"ladder:vps.count": 3, "ladder:backups": {"bucket": "b-backups", "ageRecipient": AGE_RECIPIENT}},

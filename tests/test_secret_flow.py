@@ -52,15 +52,23 @@ MONITORING = {
 }
 SMTP = {"ladder:monitoring.smtpPassword": "S3CR3T-smtp-password"}
 HETZNER_NODES = {"sshKeys": [SSH_KEY], "sshAllowFrom": ["203.0.113.7/32"]}
+# A private registry: its token is a secret the VPS deploy script and the build provider carry.
+REGISTRY = {"ladder:registries": [{"server": "ghcr.io", "username": "acme-bot", "password": "S3CR3T-registry-token"}]}
+PRIVATE_BUILD = {
+    "ladder:app.defaultRepo": "ghcr.io/acme",
+    "ladder:app.services.api": {"build": {"context": "tests/fixtures/build"}, "port": 8080, "path": "/api"},
+    "ladder:app.services.worker": {"image": "ghcr.io/acme/worker:1.0.0"},
+}
 
 # name -> (stack, overrides, extra secrets)
-VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {
+VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "local": ("dev", {"ladder:app.secretEnv": ["SESSION_SECRET"]}, {}),
     "vps-hetzner": (
         "staging",
         {"ladder:backups": BACKUPS, "ladder:monitoring": MONITORING},
         {**BACKUP_SECRETS, **SMTP},
     ),
+    "vps-private-build": ("staging", PRIVATE_BUILD, REGISTRY),
     "vps-hetzner-3": ("staging", {"ladder:vps.count": 3, "ladder:backups": BACKUPS}, BACKUP_SECRETS),
     "vps-do": ("staging", {"ladder:provider": "digitalocean", "ladder:vps": HETZNER_NODES}, {}),
     "vps-do-2-managed": (
@@ -123,9 +131,12 @@ def _plain_strings(value: Any, path: str = "") -> list[tuple[str, str]]:
     return [(path, str(value))]
 
 
-def _secret_values(secrets: dict[str, str]) -> list[str]:
+def _secret_values(secrets: dict[str, Any]) -> list[str]:
     """The values as set, and as a Kubernetes Secret's `data` carries them (base64)."""
-    values = list(secrets.values())
+    # A registry list is secret as a whole; its tokens are what must never show.
+    values: list[str] = []
+    for value in secrets.values():
+        values += [value] if isinstance(value, str) else [r["password"] for r in value]
     if any("kubeconfig" in k for k in secrets):
         values.append("S3CR3T-kubeconfig-token")  # the part of the kubeconfig that matters
     return values + [base64.b64encode(v.encode()).decode() for v in values]

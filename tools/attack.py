@@ -76,7 +76,14 @@ PAYLOADS: tuple[str, ...] = (
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyExampleKeyExampleKeyExample00 dev@laptop"
 # A real age public key (age-keygen); its private half was not kept.
 AGE_RECIPIENT = "age1ym624q7ynj8qyd53mhtguj0mkstnc23dkqgw0dsx0r457nrma4vqyq607j"
-SECRET_KEYS = ["ladder:secrets", "ladder:vps", "ladder:cluster", "ladder:backups", "ladder:monitoring"]
+SECRET_KEYS = [
+    "ladder:secrets",
+    "ladder:vps",
+    "ladder:cluster",
+    "ladder:backups",
+    "ladder:monitoring",
+    "ladder:registries",
+]
 
 
 def vps_base() -> dict[str, Any]:
@@ -98,6 +105,8 @@ def vps_base() -> dict[str, Any]:
             },
         },
         "secrets": {"STRIPE_KEY": "sk_test_1"},
+        # The app's images are on ghcr.io: the VPS deploy logs in there (username on argv, token on stdin).
+        "registries": [{"server": "ghcr.io", "username": "acme-bot", "password": "ghp_example-token"}],
         "backups": {
             "bucket": "shop-backups",
             "endpoint": "https://fsn1.your-objectstorage.com",
@@ -229,6 +238,9 @@ FIELDS: tuple[Field, ...] = (
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGGqNSkWkxGwC56GIK0Ntfe+k+WiXf2BCIxu5hqwvV/g",
         base=existing_base,
     ),
+    Field(("registries", 0, "server"), "ghcr.io"),
+    Field(("registries", 0, "username"), "acme-bot"),
+    Field(("registries", 0, "password"), "ghp_example-token"),
     Field(("backups", "accessKeyId"), "AKIAEXAMPLE"),
     Field(("backups", "secretAccessKey"), "secret-example"),
     Field(("postgres", "size"), "db-s-1vcpu-1gb", base=do_managed_base),
@@ -271,7 +283,26 @@ def render(s: Settings) -> dict[str, str]:
             if b.access_key_id and b.secret_access_key:
                 key_id, key = b.access_key_id.get_secret_value(), b.secret_access_key.get_secret_value()
                 files["host/etc/ladder/backup.env"] = backup.backup_env_file(key_id, key, b.region)
+        files.update(_deploy_with_tokens(s))
     return files
+
+
+def _deploy_with_tokens(s: Settings) -> dict[str, str]:
+    """The deploy script as a host gets it, registry tokens in (the plan's copy has placeholders)."""
+    from components.render import registry_login
+    from components.render.compose import Role
+    from components.render.deploy import deploy_script
+    from components.render.vps import host_plan
+
+    plan = host_plan(s, Role(), True, "/dev/sdb")
+    if not plan.registries:
+        return {}
+    contents = {name: "K=v\n" for name in [*plan.secret_files, "backup.env", "watch.env"]}
+    for server, _ in plan.registries:
+        entry = s.registry_for(server)
+        assert entry is not None and entry.password is not None
+        contents[registry_login.secret_key(server)] = entry.password.get_secret_value()
+    return {"host/deploy-with-registry-tokens.sh": deploy_script(plan, contents)}
 
 
 # --- the attack --------------------------------------------------------------------------

@@ -6,6 +6,7 @@ them from env files (mode 600) that the deploy step writes over SSH.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,9 +89,9 @@ def http_healthcheck(port: int, path: str) -> dict[str, Any]:
     }
 
 
-def _app_service(s: Settings, name: str, svc: Service) -> dict[str, Any]:
+def _app_service(s: Settings, name: str, svc: Service, image: str | None) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "image": svc.image,
+        "image": image or svc.image,
         "restart": "unless-stopped",
         "env_file": [APP_ENV],
         "environment": {
@@ -207,14 +208,18 @@ def _data_services(s: Settings, role: Role) -> dict[str, Any]:
     return services
 
 
-def compose_document(s: Settings, role: Role) -> dict[str, Any]:
-    """The compose file for one server's role, as data."""
+def compose_document(s: Settings, role: Role, images: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The compose file for one server's role, as data.
+
+    `images`: per service built from source, the reference to run (`repo@sha256:…` once pushed).
+    """
+    built = images or {}
     services: dict[str, Any] = {}
     volumes: dict[str, Any] = {}
     networks: dict[str, Any] = {}
     if role.app:
         services["proxy"] = _proxy_service(s, role)
-        services.update({name: _app_service(s, name, svc) for name, svc in s.app.services.items()})
+        services.update({name: _app_service(s, name, svc, built.get(name)) for name, svc in s.app.services.items()})
         volumes.update({"caddy-data": {}, "caddy-config": {}})
         networks.update({"edge": {}, "app": {}})
         networks.update({route_network(n): route_network_definition(s.app.name, n) for n in s.app.routed_services})
@@ -241,5 +246,5 @@ def without_deploy(doc: dict[str, Any], s: Settings) -> dict[str, Any]:
     return doc
 
 
-def render_compose(s: Settings, role: Role) -> str:
-    return yaml.safe_dump(compose_document(s, role), sort_keys=False, width=1000)
+def render_compose(s: Settings, role: Role, images: Mapping[str, str] | None = None) -> str:
+    return yaml.safe_dump(compose_document(s, role, images), sort_keys=False, width=1000)

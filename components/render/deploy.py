@@ -5,7 +5,8 @@ Steps (each must succeed before the next; a failure stops the deploy and fails `
 1. wait for cloud-init to finish (a new server is still installing Docker)
 2. mount the data volume (data host only) and create the Postgres directory on it
 3. write the project files atomically (compose file, Caddyfile, env files with mode 600)
-4. pull every image, so nothing below waits on the network
+4. pull every image, so nothing below waits on the network (logged in, for the pull only,
+   to the registries `ladder:registries` has credentials for: `registry_login.py`)
 5. start or update the data stores and wait until they are healthy
 6. install the backup script and its systemd timer (data host, when `ladder:backups` is set)
    and the uptime watch timer (app hosts on Hetzner or existing hosts, with monitoring)
@@ -27,7 +28,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from components.render import watch
+from components.render import registry_login, watch
 from components.render.backup import ENV_FILE_PATH, INSTALL_AGE, INSTALL_COMMAND, VpsBackupArgs, vps_backup_files
 from components.render.compose import (
     APP_ENV,
@@ -83,6 +84,9 @@ class DeployPlan:
     backup: VpsBackupArgs | None = None  # its credentials come as the secret file BACKUP_ENV
     watch: WatchArgs | None = None  # its SMTP credentials come as the secret file WATCH_ENV
     database_ca: bool = False  # managed Postgres: its CA comes in secret_contents[DATABASE_CA]
+    # (server, username) to log in to before the pull; each token comes as the secret
+    # `registry_login.secret_key(server)`.
+    registries: Sequence[tuple[str, str]] = ()
 
 
 def revision(definition: str, env_file: str) -> str:
@@ -135,6 +139,7 @@ restore_previous() {{
 }}
 on_exit() {{
   local rc=$?
+  forget_registry_logins
   if [ "$rc" -ne 0 ] && [ "${{FILES_WRITTEN:-0}}" = 1 ]; then restore_previous; fi
   exit "$rc"
 }}
@@ -251,6 +256,7 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
         missing.add(WATCH_ENV)
     if plan.database_ca and DATABASE_CA not in secret_contents:
         missing.add(DATABASE_CA)
+    missing |= {registry_login.secret_key(server) for server, _ in plan.registries} - set(secret_contents)
     if missing:
         raise ValueError(f"no content for secret files {sorted(missing)}")
     q = shlex.quote
@@ -262,6 +268,7 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
         "umask 077",
         f"PROJECT={q(plan.app)}",
         _FUNCTIONS,
+        registry_login.FUNCTIONS,
         "main() {",
         "trap on_exit EXIT",
         "# 1. wait for cloud-init",
@@ -307,7 +314,11 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
         # Compose checks every network of the project exists before it starts anything.
         *(f"route_network {q(route_network_name(plan.app, svc))}" for svc in plan.routed),
         "# 4. pull images",
-        "docker compose pull --quiet --ignore-buildable || fail 'pulling the images failed (see above)'",
+        *registry_login.pull_lines(
+            plan.registries,
+            secret_contents,
+            "docker compose pull --quiet --ignore-buildable || fail 'pulling the images failed (see above)'",
+        ),
         "# 5. start data stores",
     ]
     if plan.data_services:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from components.render import envfile
+from components.render import envfile, registry_login
 from components.render.backup import vps_backup_args
 from components.render.caddy import vps_caddyfile
 from components.render.compose import (
@@ -60,10 +60,17 @@ def watch_args(s: Settings, host_label: str) -> WatchArgs:
 
 
 def host_plan(
-    s: Settings, role: Role, run_release: bool, volume_device: str | None = None, stack: str = "stack"
+    s: Settings,
+    role: Role,
+    run_release: bool,
+    volume_device: str | None = None,
+    stack: str = "stack",
+    images: Mapping[str, str] | None = None,
 ) -> DeployPlan:
-    files = {"compose.yaml": render_compose(s, role)}
-    services = compose_document(s, role)["services"]
+    """What one host's deploy does. `images`: the references of services built from source."""
+    files = {"compose.yaml": render_compose(s, role, images)}
+    document = compose_document(s, role, images)
+    services = document["services"]
     if role.app:
         files["caddy/Caddyfile"] = vps_caddyfile(s, role.behind_load_balancer)
     routed = {n: max(1, svc.replica_count) for n, svc in s.app.services.items() if svc.routed} if role.app else {}
@@ -87,6 +94,7 @@ def host_plan(
         else None,
         watch=watch_args(s, f"{s.app.name}-{stack}") if watches(s, role) else None,
         database_ca=role.app and s.postgres.mode == "managed",
+        registries=registry_login.logins_for(s, registry_login.compose_registries(document)),
     )
 
 

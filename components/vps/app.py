@@ -8,6 +8,7 @@ their inputs.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -15,6 +16,7 @@ import pulumi
 import pulumi_command as command
 
 from components import access
+from components.render import registry_login
 from components.render import vps as render
 from components.render.backup import backup_env_file
 from components.render.compose import APP_ENV, DATABASE_CA, POSTGRES_ENV, VALKEY_ENV
@@ -33,6 +35,10 @@ class AppArgs:
     valkey_env: pulumi.Output[str] | None = None
     database_ca: pulumi.Output[str] | None = None  # managed Postgres: its CA certificate (PEM)
     hardening: dict[str, pulumi.Output[str]] = field(default_factory=dict)  # host name -> script (existing hosts)
+    # Services built from source: the reference each runs (`repo@sha256:…` once pushed), and
+    # the one known at plan time (`repo:<stack>-<source hash>`).
+    images: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
+    planned_images: Mapping[str, str] = field(default_factory=dict)
 
 
 def connection(host: Host) -> command.remote.ConnectionArgs:
@@ -46,10 +52,18 @@ def connection(host: Host) -> command.remote.ConnectionArgs:
     )
 
 
-def _script(plan: DeployPlan, keys: list[str], resolved: list[object]) -> str:
-    """The deploy script once the volume device and env files are known (inside `apply`)."""
+def _script(
+    plan_for: Callable[[Mapping[str, str]], DeployPlan], built: list[str], keys: list[str], resolved: list[object]
+) -> str:
+    """The deploy script once the volume device, built images and secrets are known (inside `apply`).
+
+    A built image enters the compose file by digest: a push that changed it changes the
+    script (and so re-runs the deploy); an unchanged build leaves the script as it was.
+    """
+    images = dict(zip(built, [str(v) for v in resolved[1 : 1 + len(built)]], strict=True))
+    plan = plan_for(images)
     device = str(resolved[0]) if resolved[0] and "postgres" in plan.data_services else None
-    secrets = dict(zip(keys, [str(v) for v in resolved[1:]], strict=True))
+    secrets = dict(zip(keys, [str(v) for v in resolved[1 + len(built) :]], strict=True))
     return deploy_script(replace(plan, volume_device=device), secrets)
 
 
@@ -96,7 +110,8 @@ class App(pulumi.ComponentResource):
             )
             run_release = host.role.app and not release_done
             release_done = release_done or run_release
-            plan = render.host_plan(s, host.role, run_release, stack=pulumi.get_stack())
+            plan_for = partial(render.host_plan, s, host.role, run_release, None, pulumi.get_stack())
+            plan = plan_for(args.planned_images)
             env_inputs: dict[str, pulumi.Input[str]] = {}
             if APP_ENV in plan.secret_files:
                 env_inputs[APP_ENV] = app_env
@@ -118,11 +133,16 @@ class App(pulumi.ComponentResource):
                 m = s.monitoring
                 password = m.smtp_password.get_secret_value() if m.smtp_password else None
                 env_inputs[WATCH_ENV] = pulumi.Output.secret(watch_env_file(m.smtp_user, password))
+            for server, _ in plan.registries:
+                entry = s.registry_for(server)
+                assert entry is not None and entry.password is not None  # logins_for picked it for these
+                env_inputs[registry_login.secret_key(server)] = pulumi.Output.secret(entry.password.get_secret_value())
             keys = sorted(env_inputs)
+            built = sorted(args.images)
             script: pulumi.Output[str] = pulumi.Output.secret(
-                pulumi.Output.all(host.volume_device, *[env_inputs[k] for k in keys]).apply(
-                    partial(_script, plan, keys)
-                )
+                pulumi.Output.all(
+                    host.volume_device, *[args.images[n] for n in built], *[env_inputs[k] for k in keys]
+                ).apply(partial(_script, plan_for, built, keys))
             )
             deploy = command.remote.Command(
                 f"{name}-{host.name}-deploy",

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components import images
 from components.render import hardening
 from components.settings import Settings
 from components.vps import topology as t
@@ -65,6 +66,9 @@ class VpsStack(pulumi.ComponentResource):
                 h = server_hardening(s, topo, web=True, bootstrap=True, ssh_port=host.port)
                 scripts[host.name] = pulumi.Output.from_input(hardening.shell_script(h, s.vps.hosts[i].user))
 
+        # Built from source on the operator's machine (BuildKit), pushed to ladder:app.defaultRepo;
+        # the hosts pull the pushed digest with the registry credentials.
+        built = images.build_images(name, s, push=True, opts=child)
         App(
             "app",
             AppArgs(
@@ -75,6 +79,8 @@ class VpsStack(pulumi.ComponentResource):
                 valkey_env=redis.env_file if redis else None,
                 hardening=scripts,
                 database_ca=postgres.ca if postgres else None,
+                images={svc: built.references[svc] for plan in built.plans for svc in plan.services},
+                planned_images={svc: built.planned[svc] for plan in built.plans for svc in plan.services},
             ),
             opts=child,
         )

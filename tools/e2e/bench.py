@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import secrets
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +72,19 @@ def app(version: str = "1.0.0", mode: str = "ok") -> dict[str, Any]:
 
 
 ROUTES = {"/": "web", "/api/orders": "api"}
+PRIVATE_VERSIONS = ["1.0.0", "1.0.1"]  # the demo versions the private registry holds
+
+
+def private_app(version: str) -> dict[str, Any]:
+    """The demo app with its api image on the bench's private registry (a login is needed to pull it)."""
+    out = app(version)
+    out["services"]["api"]["image"] = images.private_demo(w.PRIVATE_REGISTRY, version)
+    return out
+
+
+def registries(password: str) -> list[dict[str, str]]:
+    """`ladder:registries` for the private registry, set as a secret (the password with it)."""
+    return [{"server": w.PRIVATE_REGISTRY, "username": w.PRIVATE_REGISTRY_USER, "password": password}]
 
 
 def vps_config(case: str, provider: str, operator_key: str, **vps: Any) -> dict[str, Any]:
@@ -94,6 +108,7 @@ class Bench:
     operator: tuple[str, str]  # the operator's own SSH key (private, public): `vps.sshKeys`
     ca: Path = field(default_factory=Path)
     acme_root: Path = field(default_factory=Path)
+    registry_password: str = ""  # the private registry's, new each run
     numbers: dict[str, str] = field(default_factory=dict)
 
     def note(self, key: str, value: str) -> None:
@@ -112,11 +127,14 @@ def setup(world: w.World) -> Bench:
     world.registry()
     engine = world.engine()
     images.build_and_push(engine, image_fs, world.ca()[0], VENV_BIN / "caddy", world.run_dir, DEMO_VERSIONS)
+    registry_password = secrets.token_urlsafe(24)
+    world.private_registry(registry_password)
+    images.push_private(engine, PRIVATE_VERSIONS, w.PRIVATE_REGISTRY_PORT, w.PRIVATE_REGISTRY_USER, registry_password)
     world.apt_repo()
     world.acme()
     world.s3(E2E_VENV_BIN)
     world.smtp(E2E_VENV_BIN)
-    bench = Bench(world, server_fs, keypair("operator@laptop"), world.ca()[0], world.acme_root())
+    bench = Bench(world, server_fs, keypair("operator@laptop"), world.ca()[0], world.acme_root(), registry_password)
     bench.note("setup (rootfs, images, services)", f"{time.monotonic() - started:.1f} s")
     return bench
 

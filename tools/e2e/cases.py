@@ -370,20 +370,74 @@ def rotation(bench: b.Bench, stack: Stack, server: servers.Server, ip: str) -> N
 
 
 def digitalocean_single(bench: b.Bench) -> None:
-    """DigitalOcean, one droplet: the same user data path and deploy; serves with TLS."""
+    """DigitalOcean, one droplet: the same user data path and deploy; serves with TLS. Its api
+    image is on the bench's private registry: the deploy logs in with `ladder:registries`."""
     ip = f"{w.PUBLIC_PREFIX}.20"
     site = b.domain("digitalocean-1")
     config = b.vps_config(
         "digitalocean-1", "digitalocean", bench.operator[1], count=1, size="s-1vcpu-2gb", region="fra1"
     )
+    config["ladder:app"] = b.private_app("1.0.0")
     stack = b.new_stack(config, {"shop-app-0": ip})
+    stack.secrets["ladder:registries"] = b.registries(bench.registry_password)
     bench.world.dns_record(site, ip)
     with b.fleet(bench, stack) as fleet:
+        server = fleet["shop-app-0"]
         started = time.monotonic()
         stack.up()
         b.serves(bench, site, ip, "1.0.0")
         bench.note("digitalocean x1: first deploy (boot to serving)", f"{time.monotonic() - started:.1f} s")
-        hardening(fleet["shop-app-0"], ip, deploy_conn(bench, ip), "deploy")
+        private_registry(bench, stack, server, site, ip, config)
+        hardening(server, ip, deploy_conn(bench, ip), "deploy")
+
+
+def api_images(server: servers.Server) -> str:
+    """The image(s) the api's running containers run (names change across rolling updates)."""
+    out = server.inspect("docker ps --filter label=com.docker.compose.service=api --format '{{.Image}}'")
+    return " ".join(sorted(set(out.split())))
+
+
+def private_registry(
+    bench: b.Bench, stack: Stack, server: servers.Server, site: str, ip: str, config: dict[str, Any]
+) -> None:
+    """The api runs the private image, pulled with the credentials, which the server does not keep;
+    a wrong password fails the deploy naming the registry (never the password) and 1.0.0 keeps serving."""
+    running = api_images(server)
+    check(running.startswith(f"{w.PRIVATE_REGISTRY}/"), f"the api runs the private image ({running})")
+    pulls = (bench.world.run_dir / "private-registry.log").read_text(errors="replace")
+    check(f"auth.user.name={w.PRIVATE_REGISTRY_USER}" in pulls, "the private registry served an authenticated pull")
+    left = server.inspect("ls -d /run/ladder-registry.* /root/.docker/config.json 2>/dev/null || true").split()
+    check(not left, f"no credentials stay on the server after the deploy ({left})")
+
+    wrong = "wrong-" + bench.registry_password
+    stack.secrets["ladder:registries"] = b.registries(wrong)
+    stack.config = {**config, "ladder:app": b.private_app("1.0.1")}
+    try:
+        stack.up()
+        raise BenchError("a deploy with a wrong registry password succeeded")
+    except DeployFailed as exc:
+        output = exc.stderr
+    reason = [ln for ln in output.splitlines() if "DEPLOY FAILED" in ln]
+    check(
+        bool(reason) and f"logging in to registry {w.PRIVATE_REGISTRY}" in reason[0],
+        f"a wrong password fails the deploy naming the registry: {reason[0][:160] if reason else '(none)'}",
+    )
+    check(wrong not in output and bench.registry_password not in output, "the deploy output never shows the password")
+    b.serves(bench, site, ip, "1.0.0", timeout=30)
+    compose = server.inspect("cat /srv/ladder/compose.yaml")
+    check(
+        "private-demo:1.0.0" in compose and "private-demo:1.0.1" not in compose,
+        "compose.yaml still describes what runs",
+    )
+
+    stack.secrets["ladder:registries"] = b.registries(bench.registry_password)
+    stack.up()
+    b.serves(bench, site, ip, "1.0.1", timeout=60)
+    running = api_images(server)
+    check(
+        running == b.private_app("1.0.1")["services"]["api"]["image"],
+        f"with the right password again, 1.0.1 rolls out ({running})",
+    )
 
 
 def existing_host(bench: b.Bench) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from tools.e2e.proc import run
 
 HERE = Path(__file__).resolve().parent
 DEMO_REPO = "ladderbench/demo"
+PRIVATE_REPO = "ladderbench/private-demo"  # on the private registry only
 BASE = "ladder-bench/base:latest-build"
 PG_BIN = "/usr/lib/postgresql/17/bin"
 PATH = f"{PG_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -35,6 +37,11 @@ def _library(name: str) -> str:
 def demo(version: str, mode: str = "ok") -> str:
     suffix = "" if mode == "ok" else f"-{mode}"
     return f"{DEMO_REPO}:{version}{suffix}"
+
+
+def private_demo(registry: str, version: str) -> str:
+    """The demo image under its private name, as a stack names it (`<registry>/ladderbench/private-demo:<v>`)."""
+    return f"{registry}/{PRIVATE_REPO}:{version}"
 
 
 def catalogue(demo_versions: list[tuple[str, str]]) -> list[Image]:
@@ -132,4 +139,22 @@ def build_and_push(
         run([*docker, "push", "-q", local], timeout=600)
         pushed.append(image.name)
     stamp.write_text(key)
+    return pushed
+
+
+def push_private(engine: str, versions: list[str], port: int, user: str, password: str) -> list[str]:
+    """Copy demo images to the private registry under PRIVATE_REPO, logged in with the password on
+    stdin and a Docker config of this call's own (removed after)."""
+    docker = ["docker", "-H", engine]
+    pushed = []
+    with tempfile.TemporaryDirectory() as config:
+        env = {"DOCKER_CONFIG": config, "PATH": PATH}
+        run([*docker, "login", "--username", user, "--password-stdin", f"localhost:{port}"], input=password, env=env)
+        for version in versions:
+            source = f"localhost:5000/{demo(version)}"
+            target = private_demo(f"localhost:{port}", version)
+            run([*docker, "pull", "-q", source], timeout=300, env=env)
+            run([*docker, "tag", source, target], env=env)
+            run([*docker, "push", "-q", target], timeout=300, env=env)
+            pushed.append(target)
     return pushed

@@ -125,7 +125,7 @@ def prepare(
     _write(
         m / "etc/docker/daemon.json",
         f'{{"registry-mirrors": ["http://{w.GATEWAY}:{w.REGISTRY_PORT}"], '
-        f'"insecure-registries": ["{w.GATEWAY}:{w.REGISTRY_PORT}"]}}\n',
+        f'"insecure-registries": ["{w.GATEWAY}:{w.REGISTRY_PORT}", "{w.PRIVATE_REGISTRY}"]}}\n',
     )
     _write(m / "etc/systemd/system/docker.service.d/ladder-bench-cgroup.conf", DOCKER_CGROUP_DROP_IN)
     _write(m / "etc/systemd/system/ladder-bench-mount-all.service", MOUNT_ALL_UNIT)

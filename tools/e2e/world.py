@@ -27,6 +27,11 @@ PUBLIC_BRIDGE = "lb-pub"
 PRIVATE_BRIDGE = "lb-priv"
 SWITCH_NETNS = "lb-switch"  # holds the private bridge
 REGISTRY_PORT = 5000
+# A private registry beside the mirror: htpasswd (bcrypt) basic auth, plain HTTP like the mirror
+# (the servers list it in `insecure-registries`). The password is the bench's own.
+PRIVATE_REGISTRY_PORT = 5001
+PRIVATE_REGISTRY = f"{GATEWAY}:{PRIVATE_REGISTRY_PORT}"
+PRIVATE_REGISTRY_USER = "bench-puller"
 APT_PORT = 8081
 ACME_PORT = 14000
 ACME_MGMT_PORT = 15000
@@ -218,6 +223,25 @@ class World:
         )
         self.spawn("registry", ["docker-registry", "serve", str(config)])
         wait_for("the registry", lambda: _http_ok(f"http://127.0.0.1:{REGISTRY_PORT}/v2/"), 30)
+
+    def private_registry(self, password: str) -> None:
+        """A second `docker-registry` (distribution 2.8) that answers only to PRIVATE_REGISTRY_USER.
+
+        distribution's htpasswd backend reads bcrypt entries only: Debian's `htpasswd`
+        (apache2-utils) writes one, the password on stdin. Its storage is per run."""
+        line = run(["htpasswd", "-niB", "-C", "10", PRIVATE_REGISTRY_USER], input=password).stdout.strip()
+        htpasswd = self.run_dir / "private-registry.htpasswd"
+        htpasswd.write_text(line + "\n")
+        config = self.run_dir / "private-registry.yml"
+        config.write_text(
+            "version: 0.1\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {self.run_dir / 'private-registry'}\n"
+            f"http:\n  addr: 0.0.0.0:{PRIVATE_REGISTRY_PORT}\n"
+            f"auth:\n  htpasswd:\n    realm: ladder-bench\n    path: {htpasswd}\n"
+        )
+        self.spawn("private-registry", ["docker-registry", "serve", str(config)])
+        url = f"http://127.0.0.1:{PRIVATE_REGISTRY_PORT}/v2/"
+        wait_for("the private registry (asks for credentials)", lambda: _http_ok(url, expect=(401,)), 30)
 
     def apt_repo(self) -> None:
         """A flat apt repository holding what Ubuntu has and Debian lacks: `docker-compose-v2`
