@@ -56,13 +56,20 @@ if curl -fsS --max-time 15 -o /dev/null "$URL"; then now=up; else now=down; fi
 echo "$now" > "$STATE_FILE"
 [ "$now" = "$previous" ] && exit 0
 subject="[ladder] $HOST_LABEL: $URL is $now"
-auth=()
-if [ -n "${{SMTP_USER:-}}" ]; then auth=(--user "$SMTP_USER:$SMTP_PASSWORD"); fi
-printf 'From: %s\\nTo: %s\\nSubject: %s\\n\\n%s at %s\\n' {q(a.sender)} {q(a.alert_email)} "$subject" "$subject" \\
-  "$(date -u +%Y-%m-%dT%H:%M:%SZ)" |
-  curl -fsS --ssl-reqd --url {q("smtp://" + a.smtp_host)} "${{auth[@]}}" \\
-    --mail-from {q(a.sender)} --mail-rcpt {q(a.alert_email)} --upload-file -
+body="$subject at $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+{mail_command(a)}
 """
+
+
+def mail_command(a: WatchArgs) -> str:
+    """Bash that mails `$subject` / `$body` to the alert address through the SMTP relay (the
+    sourced env file's `SMTP_USER` / `SMTP_PASSWORD`); shared by the watch and job alerts."""
+    q = shlex.quote
+    return f"""auth=()
+if [ -n "${{SMTP_USER:-}}" ]; then auth=(--user "$SMTP_USER:$SMTP_PASSWORD"); fi
+printf 'From: %s\\nTo: %s\\nSubject: %s\\n\\n%s\\n' {q(a.sender)} {q(a.alert_email)} "$subject" "$body" |
+  curl -fsS --ssl-reqd --url {q("smtp://" + a.smtp_host)} "${{auth[@]}}" \\
+    --mail-from {q(a.sender)} --mail-rcpt {q(a.alert_email)} --upload-file -"""
 
 
 def watch_units() -> dict[str, str]:

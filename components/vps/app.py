@@ -15,6 +15,7 @@ import pulumi
 import pulumi_command as command
 
 from components import access
+from components.render import envfile, vps_extras
 from components.render import vps as render
 from components.render.backup import backup_env_file
 from components.render.compose import APP_ENV, POSTGRES_ENV, VALKEY_ENV
@@ -32,6 +33,8 @@ class AppArgs:
     postgres_env: pulumi.Output[str] | None = None
     valkey_env: pulumi.Output[str] | None = None
     hardening: dict[str, pulumi.Output[str]] = field(default_factory=dict)  # host name -> script (existing hosts)
+    # Accessory hosts and ports, bucket settings (plain) and bucket keys (secrets): into app.env.
+    extra_env: dict[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 def connection(host: Host) -> command.remote.ConnectionArgs:
@@ -47,7 +50,7 @@ def connection(host: Host) -> command.remote.ConnectionArgs:
 
 def _script(plan: DeployPlan, keys: list[str], resolved: list[object]) -> str:
     """The deploy script once the volume device and env files are known (inside `apply`)."""
-    device = str(resolved[0]) if resolved[0] and "postgres" in plan.data_services else None
+    device = str(resolved[0]) if resolved[0] and plan.data_volume else None
     secrets = dict(zip(keys, [str(v) for v in resolved[1:]], strict=True))
     return deploy_script(replace(plan, volume_device=device), secrets)
 
@@ -58,6 +61,7 @@ class App(pulumi.ComponentResource):
         s = args.settings
         values: dict[str, pulumi.Input[str]] = {k: pulumi.Output.secret(s.secret(k) or "") for k in s.app.secret_env}
         values.update(args.urls)
+        values.update(args.extra_env)
         names = sorted(values)
         app_env: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(*[values[n] for n in names]).apply(
@@ -111,7 +115,10 @@ class App(pulumi.ComponentResource):
                         s.backups.region,
                     )
                 )
-            if plan.watch:
+            for file_name, env in vps_extras.accessory_env_files(s).items():
+                if file_name in plan.secret_files:
+                    env_inputs[file_name] = pulumi.Output.secret(envfile.render(env))
+            if plan.watch or plan.alert:
                 m = s.monitoring
                 password = m.smtp_password.get_secret_value() if m.smtp_password else None
                 env_inputs[WATCH_ENV] = pulumi.Output.secret(watch_env_file(m.smtp_user, password))
