@@ -1262,11 +1262,18 @@ def _volume_and_job_checks(s: Settings) -> Iterable[tuple[str, str]]:
         except ValueError as exc:
             yield f"{at}.schedule", str(exc)
         for i, arg in enumerate(job.command):
-            if any(ord(c) < 32 or ord(c) == 127 for c in arg):
+            if any(unit_unsafe(c) for c in arg):
                 yield (
                     f"{at}.command[{i}]",
-                    "control characters (newlines, tabs) cannot reach a unit file or CronJob safely",
+                    "control characters and line separators (newlines, tabs, U+2028) cannot reach a unit file "
+                    "or CronJob safely",
                 )
+
+
+def unit_unsafe(c: str) -> bool:
+    """A character a unit file line cannot carry unambiguously: C0/C1 controls, and the Unicode
+    line and paragraph separators that some readers of the file (editors, Python) break lines at."""
+    return ord(c) < 32 or 127 <= ord(c) <= 159 or c in "\u2028\u2029"
 
 
 def _accessory_checks(s: Settings) -> Iterable[tuple[str, str]]:

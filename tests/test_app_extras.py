@@ -107,6 +107,11 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         _set(BASE, ["app", "jobs", "cleanup", "schedule"], "0 0 3 * * *"),
         "ladder:app.jobs.cleanup.schedule",
     ),
+    (
+        "job command with a Unicode line separator",
+        _set(BASE, ["app", "jobs", "cleanup", "command"], ["a\u2028b"]),
+        "ladder:app.jobs.cleanup.command[0]",
+    ),
     ("job timeout too short", _set(BASE, ["app", "jobs", "cleanup", "timeout"], 1), "ladder:app.jobs.cleanup.timeout"),
     (
         "job command with a newline",

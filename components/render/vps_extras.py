@@ -24,7 +24,7 @@ from components.render.compose import DATA_DIR, LOGGING, PROJECT_DIR
 from components.render.resources import limits, memory_mb
 from components.render.watch import WATCH_ENV_PATH as WATCH_ENV
 from components.render.watch import WatchArgs, mail_command
-from components.settings import Accessory, Settings, volume_slug
+from components.settings import Accessory, Settings, unit_unsafe, volume_slug
 
 # Every service volume and accessory volume lives on the data volume, never on the root disk.
 VOLUMES_DIR = f"{DATA_DIR}/volumes"
@@ -172,7 +172,7 @@ def archives(s: Settings, app: bool, data: bool) -> list[Archive]:
 
 def systemd_quote(arg: str) -> str:
     """One ExecStart word: double-quoted, with systemd's specifier (`%`) and variable (`$`) escapes."""
-    if any(ord(c) < 32 or ord(c) == 127 for c in arg):
+    if any(unit_unsafe(c) for c in arg):
         raise ValueError(f"control character in {arg!r}")
     escaped = arg.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
     return f'"{escaped}"'
