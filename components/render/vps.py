@@ -33,9 +33,7 @@ def data_services(s: Settings, role: Role) -> list[str]:
 
 def uses_data_volume(s: Settings, role: Role) -> bool:
     """The host mounts the block volume: it holds Postgres, an accessory or a service volume."""
-    return bool(vps_extras.volume_dirs(s, role.app, role.data)) or (
-        role.data and (s.postgres.mode == "container" or bool(s.accessories))
-    )
+    return bool(vps_extras.volume_dirs(s, role.app, role.data)) or (role.data and s.postgres.mode == "container")
 
 
 def secret_file_names(s: Settings, role: Role) -> list[str]:

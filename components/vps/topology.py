@@ -47,7 +47,7 @@ def topology(s: Settings) -> Topology:
 
 
 def needs_data_volume(s: Settings) -> bool:
-    """A single server gets the block volume when it holds data: Postgres, an accessory or a
-    service volume (never the root disk, which goes with the server)."""
-    volumes = any(svc.volumes for svc in s.app.services.values())
-    return s.postgres.mode == "container" or bool(s.accessories) or volumes
+    """A single server gets the block volume when it holds data: Postgres, or a service's or
+    an accessory's volume (never the root disk, which goes with the server)."""
+    volumes = any(svc.volumes for svc in s.app.services.values()) or any(a.volumes for a in s.accessories.values())
+    return s.postgres.mode == "container" or volumes
