@@ -128,10 +128,11 @@ def test_deploy_script_with_extras(tmp_path: Path, shellcheck_bin: str) -> None:
     assert "mongo search" in lines[at("docker compose up -d --no-deps --wait")]
     # the data volume is mounted though Postgres is not the only thing on it
     assert any(line.startswith("  mount /srv/ladder-data") for line in lines)
-    # the lock: after the timers are installed, right before the release command
+    # the lock, then the timers (a first run waits for this release), then the release command
     assert (
-        at("systemctl enable --now ladder-job-cleanup.timer")
+        at("# 7. run the release command")
         < at("deploy_lock ")
+        < at("systemctl enable --now ladder-job-cleanup.timer")
         < at("docker compose run --rm --no-deps -T api")
     )
     assert lines[at("deploy_lock ")] == f"deploy_lock {3600 + 60}"  # the longest job's worst case

@@ -9,10 +9,10 @@ Steps (each must succeed before the next; a failure stops the deploy and fails `
    directories on the data volume, owned by the user each service's image runs as
 5. start or update the data stores and wait until they are healthy
 6. install the backup script and its systemd timer (data host, when `ladder:backups` is set)
-   and the uptime watch timer (app hosts on Hetzner or existing hosts, with monitoring);
-   the timers of `ladder:app.jobs` and their failure alert (the first app host)
-7. take the deploy lock (jobs wait for it; held to the end), then run the release command
-   once, against the new image, before any traffic moves
+   and the uptime watch timer (app hosts on Hetzner or existing hosts, with monitoring)
+7. take the deploy lock (jobs wait for it; held to the end), install the timers of
+   `ladder:app.jobs` and their failure alert (the first app host), then run the release
+   command once, against the new image, before any traffic moves
 8. rolling update of each routed service: start new containers next to the old ones,
    wait until every new one is healthy, only then stop the old ones; if one never turns
    healthy, remove the new ones and fail, and the old version keeps serving
@@ -237,7 +237,7 @@ deploy_lock() {{
 
 
 def _extras_files(plan: DeployPlan, secret_contents: Mapping[str, str]) -> list[str]:
-    """Step 6's issue-14 part: job units and the alert path on the job host."""
+    """Step 7's issue-14 part, under the lock: job units and the alert path on the job host."""
     out = [_heredoc(f.path, f.content, f.mode) for f in plan.job_files]
     if plan.alert and not plan.watch:  # the alert mails with the watch's SMTP credentials
         out.append(_heredoc(watch.WATCH_ENV_PATH, secret_contents[WATCH_ENV], "0600"))
@@ -328,11 +328,12 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
     if plan.watch:
         out += [_heredoc(f.path, f.content, f.mode) for f in watch.watch_files(plan.watch)]
         out += [_heredoc(watch.WATCH_ENV_PATH, secret_contents[WATCH_ENV], "0600"), watch.INSTALL_COMMAND]
-    out += _extras_files(plan, secret_contents)
     revisions = {svc: revision(plan.definitions.get(svc, ""), env_file) for svc in plan.routed}
     changed = " ".join(q(svc) for svc in plan.routed)
     out.append("# 7. run the release command")
     out.append(f"deploy_lock {plan.lock_wait}")
+    # Timers go in under the lock: a first run waits for this deploy's release (migrations).
+    out += _extras_files(plan, secret_contents)
     if plan.release:
         svc, command = plan.release
         out.append(
