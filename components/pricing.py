@@ -176,13 +176,14 @@ def _vps_items(s: Settings, p: ProviderPrices) -> list[CostItem]:
     count = vps.server_count
     size = vps.size or ""
     items = _server_items(p, "app server", size, count, vps.server_backups)
-    data_on_own_server = count > 1 and s.postgres.mode == "container"
+    # What the rung provisions (components/vps/topology.py): a data server for container
+    # stores and accessories with several servers, the block volume wherever data lives.
+    from components.vps.topology import needs_data_volume, topology
+
+    data_on_own_server = topology(s).data_server
     if data_on_own_server:
         items += _server_items(p, "data server", size, 1, vps.server_backups)
-    has_volumes = any(svc.volumes for svc in s.app.services.values()) or any(
-        acc.volumes for acc in s.accessories.values()
-    )
-    if s.postgres.mode == "container" or has_volumes:
+    if data_on_own_server or needs_data_volume(s):
         # Postgres, service volumes and accessories all live on the one data volume.
         items.append(CostItem("data volume (GB)", vps.volume_gb, p.volume_gb))
     if count > 1:

@@ -1217,33 +1217,18 @@ def _build_checks(s: Settings, project_dir: Path) -> list[tuple[str, str]]:
     return problems
 
 
-_NOT_ON_VPS = "not supported on the vps rung yet (its deploy does not render it): "
-
-
 def _vps_extras_checks(s: Settings) -> Iterable[tuple[str, str]]:
-    """Volumes, accessories, buckets and jobs are refused on `vps` until that rung deploys them.
-
-    Its pure helpers exist (components.render.vps_extras) but the compose file, backups and
-    units it deploys do not include them yet, so accepting the keys would deploy nothing of
-    what they ask for (files lost on the next container, no MongoDB, no S3 env, no timer).
-    """
+    """What the vps rung cannot place: accessories need a data host, which DigitalOcean's
+    several-server shape does not have (its data stores are managed). Service volumes with
+    several servers are refused in `_volume_and_job_checks` (every app server runs every
+    service: each would write its own copy)."""
     if s.phase != "vps":
         return
-    ns = NAMESPACE
-    for name, svc in s.app.services.items():
-        if svc.volumes:
-            yield (
-                f"{ns}:app.services.{name}.volumes",
-                _NOT_ON_VPS + "use phase local or cluster, or keep the files in a bucket you already have",
-            )
-    if s.app.jobs:
-        yield f"{ns}:app.jobs", _NOT_ON_VPS + "use phase local or cluster, or a cron on your own host"
-    if s.accessories:
-        yield f"{ns}:accessories", _NOT_ON_VPS + "use phase local or cluster, or run the store as a managed service"
-    if s.buckets:
+    if s.accessories and s.provider == "digitalocean" and s.vps.server_count > 1:
         yield (
-            f"{ns}:buckets",
-            _NOT_ON_VPS + "use phase local or cluster, or give the bucket's env through ladder:app.env and secretEnv",
+            f"{NAMESPACE}:accessories",
+            "with vps.count > 1 on digitalocean there is no data server to run them on (Postgres and Valkey "
+            "are managed there): use one server, provider hetzner (a data server), or a managed service",
         )
 
 
@@ -1298,11 +1283,18 @@ def _volume_and_job_checks(s: Settings) -> Iterable[tuple[str, str]]:
         except ValueError as exc:
             yield f"{at}.schedule", str(exc)
         for i, arg in enumerate(job.command):
-            if any(ord(c) < 32 or ord(c) == 127 for c in arg):
+            if any(unit_unsafe(c) for c in arg):
                 yield (
                     f"{at}.command[{i}]",
-                    "control characters (newlines, tabs) cannot reach a unit file or CronJob safely",
+                    "control characters and line separators (newlines, tabs, U+2028) cannot reach a unit file "
+                    "or CronJob safely",
                 )
+
+
+def unit_unsafe(c: str) -> bool:
+    """A character a unit file line cannot carry unambiguously: C0/C1 controls, and the Unicode
+    line and paragraph separators that some readers of the file (editors, Python) break lines at."""
+    return ord(c) < 32 or 127 <= ord(c) <= 159 or c in "\u2028\u2029"
 
 
 def _accessory_checks(s: Settings) -> Iterable[tuple[str, str]]:

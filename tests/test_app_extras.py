@@ -22,14 +22,8 @@ def settings(base: dict[str, Any], **extra: Any) -> Any:
 
 
 def vps_settings(**extra: Any) -> Settings:
-    """What the vps rung's pure helpers will get once that rung deploys the extras.
-
-    The parser refuses the extras on vps today (`_vps_extras_checks`), so they are parsed on
-    local and set on a parsed DigitalOcean vps stack: every value still went through the parser.
-    """
-    base = parse_settings(vps_config(provider="digitalocean"), SECRET_KEYS)
-    extras = settings(local_config(), **extra)
-    return base.model_copy(update={"app": extras.app, "accessories": extras.accessories, "secrets": extras.secrets})
+    """The extras on a DigitalOcean vps stack (one server; Spaces for the bucket)."""
+    return parse_settings(extras_config(vps_config(provider="digitalocean"), **extra), SECRET_KEYS)
 
 
 def problems(raw: dict[str, Any]) -> dict[str, str]:
@@ -113,6 +107,11 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         _set(BASE, ["app", "jobs", "cleanup", "schedule"], "0 0 3 * * *"),
         "ladder:app.jobs.cleanup.schedule",
     ),
+    (
+        "job command with a Unicode line separator",
+        _set(BASE, ["app", "jobs", "cleanup", "command"], ["a\u2028b"]),
+        "ladder:app.jobs.cleanup.command[0]",
+    ),
     ("job timeout too short", _set(BASE, ["app", "jobs", "cleanup", "timeout"], 1), "ladder:app.jobs.cleanup.timeout"),
     (
         "job command with a newline",
@@ -195,7 +194,7 @@ def test_bad_configs_name_their_key(why: str, raw: dict[str, Any], path: str) ->
     assert any(p == path or p.startswith(path + ".") or p.startswith(path + "[") for p in found), (why, found)
 
 
-VPS_GUARD: list[tuple[str, list[str | int]]] = [
+EXTRAS: list[tuple[str, list[str | int]]] = [
     ("ladder:app.services.api.volumes", ["app", "services", "api", "volumes"]),
     ("ladder:app.jobs", ["app", "jobs"]),
     ("ladder:accessories", ["accessories"]),
@@ -203,31 +202,41 @@ VPS_GUARD: list[tuple[str, list[str | int]]] = [
 ]
 
 
-@pytest.mark.parametrize(("path", "key"), VPS_GUARD, ids=[g[0] for g in VPS_GUARD])
-def test_vps_refuses_what_it_does_not_deploy_yet(path: str, key: list[str | int]) -> None:
-    """Each of the four keys alone is refused on vps with its own path; without it the stack parses."""
-    full = extras_config(vps_config(provider="digitalocean"))
-    keep = key[-1]
-    raw = copy.deepcopy(full)
-    for _, other in VPS_GUARD:  # drop every extra but this one
+@pytest.mark.parametrize(("path", "key"), EXTRAS, ids=[g[0] for g in EXTRAS])
+def test_vps_takes_each_extra(path: str, key: list[str | int]) -> None:
+    """Each of the four keys alone parses on vps (the rung deploys them), with its values kept."""
+    raw = copy.deepcopy(extras_config(vps_config(provider="digitalocean")))
+    for _, other in EXTRAS:  # drop every extra but this one
         if other != key:
             raw = _set(raw, other, ... if other[-1] != "volumes" else {})
-    if keep != "accessories":
+    if key[-1] != "accessories":
         raw = _set(raw, ["secrets"], ...)
-    found = problems(raw)
-    assert list(found) == [path], found
-    assert "not supported on the vps rung yet" in found[path]
-    stripped = _set(raw, key, ... if keep != "volumes" else {})
-    if keep == "accessories":  # its secretEnv value goes with it
-        stripped = _set(stripped, ["secrets"], ...)
-    assert parse_settings(stripped, SECRET_KEYS).phase == "vps"
+    s = parse_settings(raw, SECRET_KEYS)
+    node: Any = s.model_dump(by_alias=True)
+    for part in key:
+        node = node[part]
+    assert node, path
 
 
-def test_the_extras_parse_off_vps_with_the_same_values() -> None:
+def test_vps_refuses_what_would_not_be_shared() -> None:
+    """Several servers: a service volume would be one copy per app server; DigitalOcean's
+    several-server shape has no data server for accessories. Both name their key."""
+    found = problems(extras_config(vps_config(vps={**vps_config()["vps"], "count": 2}, provider="digitalocean")))
+    assert "a copy on every server" in found["ladder:app.services.api.volumes"]
+    assert "no data server" in found["ladder:accessories"]
+    raw = extras_config(vps_config(vps={**vps_config()["vps"], "count": 3}))
+    raw["app"]["services"]["api"].pop("volumes")
+    raw["buckets"] = {}
+    s = parse_settings(raw, SECRET_KEYS)  # Hetzner: accessories on the data server, jobs on app-0
+    assert s.accessories and s.app.jobs
+
+
+def test_the_extras_parse_on_every_rung_with_the_same_values() -> None:
     raw = extras_config(vps_config(provider="digitalocean"))
-    assert set(problems(raw)) >= {p for p, _ in VPS_GUARD}
+    vps = parse_settings(raw, SECRET_KEYS)
     cluster = parse_settings({**raw, **cluster_config(), "app": raw["app"], "vps": {}}, SECRET_KEYS)
-    assert cluster.accessories and cluster.buckets and cluster.app.jobs
+    assert cluster.accessories == vps.accessories and cluster.app.jobs == vps.app.jobs
+    assert cluster.buckets == vps.buckets
 
 
 def test_volume_error_points_at_buckets() -> None:
@@ -372,8 +381,12 @@ def test_job_units(tmp_path: Path) -> None:
     units = vps_extras.job_units(s)
     service = units["/etc/systemd/system/ladder-job-cleanup.service"]
     timer = units["/etc/systemd/system/ladder-job-cleanup.timer"]
-    assert "OnFailure=ladder-alert@%n.service" in service
-    assert '"/usr/bin/flock" "--wait" "900" "/run/lock/ladder-deploy.lock"' in service
+    assert "OnFailure" not in service  # no monitoring mail configured: no alert unit to start
+    assert (
+        "OnFailure=ladder-alert@%n.service"
+        in vps_extras.job_units(s, alert=True)["/etc/systemd/system/ladder-job-cleanup.service"]
+    )
+    assert '"/usr/bin/flock" "--shared" "--wait" "900" "/run/lock/ladder-deploy.lock"' in service
     assert '"--rm" "--no-deps" "-T" "--name" "ladder-job-cleanup" "api" "python" "-c"' in service
     # `%` and `$` reach the command literally (systemd would expand them otherwise)
     assert "\"print('50%% done, $$HOME')\"" in service

@@ -170,3 +170,14 @@ def test_local_eject_refuses_what_its_compose_file_leaves_out(tmp_path: Path) ->
         eject("dev", tmp_path, overrides=extras)
     assert "ladder:accessories, ladder:buckets" in str(err.value)
     assert eject("dev", tmp_path)  # and without them it ejects
+
+
+def test_vps_eject_refuses_the_extras_it_leaves_out(tmp_path: Path) -> None:
+    """The vps rung deploys them; its standalone files do not carry their env files, timers and backups."""
+    from tests.helpers import MEILI
+
+    jobs = {"nightly": {"service": "api", "command": ["node", "x.js"], "schedule": "0 3 * * *"}}
+    extras = {"ladder:accessories": {"search": MEILI}, "ladder:app.jobs": jobs}
+    with pytest.raises(SystemExit) as err:
+        eject("staging", tmp_path, overrides=extras)
+    assert "ladder:accessories, ladder:app.jobs" in str(err.value)

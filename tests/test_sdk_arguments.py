@@ -142,6 +142,20 @@ RUNS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
             "ladder:secrets.MONGO_INITDB_ROOT_PASSWORD": "x",
         },
     ),
+    # the vps rung's extras on DigitalOcean: a Spaces bucket and key, the data volume for them
+    (
+        "staging",
+        {
+            "ladder:provider": "digitalocean",
+            "ladder:vps.size": "s-1vcpu-2gb",
+            "ladder:vps.region": "fra1",
+            "ladder:vps.volumeGb": 20,
+            "ladder:app": extras_app(),
+            "ladder:accessories": {"mongo": MONGO, "search": MEILI},
+            "ladder:buckets": {"media": {"public": True, "corsOrigins": ["https://shop.example.com"]}},
+        },
+        {"ladder:secrets.MONGO_INITDB_ROOT_PASSWORD": "x"},
+    ),
 ]
 
 

@@ -83,6 +83,7 @@ SECRET_KEYS = [
     "ladder:backups",
     "ladder:monitoring",
     "ladder:registries",
+    "ladder:buckets",
 ]
 
 
@@ -161,6 +162,42 @@ def cluster_base() -> dict[str, Any]:
     return raw
 
 
+def extras_base() -> dict[str, Any]:
+    """One Hetzner server with issue 14's extras: an uploads volume, an accessory with a dump
+    backup and one with paths, an existing bucket, a job (their sinks: compose file, deploy
+    script, backup script, job units)."""
+    raw = vps_base()
+    raw["app"]["services"]["api"]["volumes"] = {"/app/uploads": {"sizeGb": 1}}
+    raw["app"]["jobs"] = {"nightly": {"service": "api", "command": ["node", "nightly.js"], "schedule": "0 3 * * *"}}
+    raw["accessories"] = {
+        "mongo": {
+            "image": "mongo:8.0.4",
+            "port": 27017,
+            "env": {"MONGO_INITDB_ROOT_USERNAME": "root"},
+            "volumes": {"/data/db": {}},
+            "command": ["mongod", "--bind_ip_all"],
+            "health": ["mongosh", "--eval", "db.adminCommand('ping')"],
+            "backup": {"command": ["mongodump", "--archive"]},
+        },
+        "search": {
+            "image": "getmeili/meilisearch:v1.12.8",
+            "port": 7700,
+            "volumes": {"/meili_data": {}},
+            "backup": {"paths": ["/meili_data/dumps"]},
+        },
+    }
+    raw["buckets"] = {
+        "media": {
+            "endpoint": "https://fsn1.your-objectstorage.com",
+            "region": "fsn1",
+            "bucket": "shop-media",
+            "accessKeyId": "AKMEDIA",
+            "secretAccessKey": "media-secret",
+        }
+    }
+    return raw
+
+
 def _one(value: str) -> str:
     return value
 
@@ -179,6 +216,7 @@ class Field:
     wrap: Callable[[str], Any] = _one
     key: str | None = None  # the key path the error must name (default: the path)
     as_key: bool = False  # the hostile value is a map key, not a value
+    key_value: Any = "x"  # what the hostile key maps to
 
     @property
     def key_path(self) -> str:
@@ -196,7 +234,7 @@ class Field:
             node = node[part]
         leaf = self.path[-1]
         if self.as_key:
-            node[leaf] = {value: "x"}
+            node[leaf] = {value: copy.deepcopy(self.key_value)}
         else:
             node[leaf] = self.wrap(value)
         return raw
@@ -248,6 +286,51 @@ FIELDS: tuple[Field, ...] = (
     Field(("tenants", 0, "domain"), "acme.example.com", base=cluster_base),
     Field(("tenants", 0, "name"), "acme", base=cluster_base),
     Field(("cluster", "region"), "fra1", base=cluster_base),
+    # issue 14 on the vps rung
+    Field(("app", "services", "api", "volumes"), "/app/uploads", base=extras_base, as_key=True, key_value={}),
+    Field(("accessories", "mongo", "image"), "mongo:8.0.4", base=extras_base),
+    Field(("accessories", "mongo", "env", "MONGO_INITDB_ROOT_USERNAME"), "root", base=extras_base),
+    Field(("accessories", "mongo", "volumes"), "/data/db", base=extras_base, as_key=True, key_value={}),
+    Field(
+        ("accessories", "mongo", "command"),
+        "--bind_ip_all",
+        base=extras_base,
+        wrap=_listed,
+        key="ladder:accessories.mongo.command",
+    ),
+    Field(
+        ("accessories", "mongo", "health"),
+        "ping",
+        base=extras_base,
+        wrap=_listed,
+        key="ladder:accessories.mongo.health",
+    ),
+    Field(
+        ("accessories", "mongo", "backup", "command"),
+        "mongodump",
+        base=extras_base,
+        wrap=_listed,
+        key="ladder:accessories.mongo.backup.command",
+    ),
+    Field(
+        ("accessories", "search", "backup", "paths"),
+        "/meili_data/dumps",
+        base=extras_base,
+        wrap=_listed,
+        key="ladder:accessories.search.backup.paths",
+    ),
+    Field(
+        ("app", "jobs", "nightly", "command"),
+        "nightly.js",
+        base=extras_base,
+        wrap=_listed,
+        key="ladder:app.jobs.nightly.command",
+    ),
+    Field(("app", "jobs", "nightly", "schedule"), "0 3 * * *", base=extras_base),
+    Field(("app", "jobs", "nightly", "service"), "api", base=extras_base),
+    Field(("buckets", "media", "endpoint"), "https://fsn1.your-objectstorage.com", base=extras_base),
+    Field(("buckets", "media", "bucket"), "shop-media", base=extras_base),
+    Field(("buckets", "media", "region"), "fsn1", base=extras_base),
 )
 
 
@@ -266,7 +349,8 @@ def render(s: Settings) -> dict[str, str]:
     """Every text the settings render: the rung's files and the VPS host files (watch, backup)."""
     from components.artifacts import rendered_files
     from components.render import backup, watch
-    from components.render.vps import watch_args
+    from components.render.compose import Role
+    from components.render.vps import host_plan, watch_args
 
     files = dict(rendered_files(s))
     if s.phase == "vps":
@@ -276,9 +360,14 @@ def render(s: Settings) -> dict[str, str]:
                 files[f"host{f.path}"] = f.content
             password = m.smtp_password.get_secret_value() if m.smtp_password else None
             files["host/etc/ladder/watch.curlrc"] = watch.watch_env_file(m.smtp_user, password)
+        # The first app server's plan: its job units, alert script and backup with archives.
+        plan = host_plan(s, Role(), run_release=True, stack="stack")
+        for f in plan.job_files:
+            files[f"host{f.path}"] = f.content
         b = s.backups
         if b is not None:
-            for f in backup.vps_backup_files(backup.vps_backup_args(s, "stack", "/opt/ladder/compose.yaml")):
+            args = plan.backup or backup.vps_backup_args(s, "stack", "/opt/ladder/compose.yaml")
+            for f in backup.vps_backup_files(args):
                 files[f"host{f.path}"] = f.content
             if b.access_key_id and b.secret_access_key:
                 key_id, key = b.access_key_id.get_secret_value(), b.secret_access_key.get_secret_value()

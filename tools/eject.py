@@ -148,6 +148,11 @@ def eject(
             raise SystemExit(f"error: eject of phase local does not include {', '.join(missing)} yet")
         return standalone.local_files(s, plans, ROOT, out, stack)
     if s.phase == "vps":
+        missing = local_extras(s) + (["ladder:app.jobs"] if s.app.jobs else [])
+        if missing:
+            # The rung deploys them (env files, directories, timers, backups); the standalone
+            # files do not carry all of that yet, and a half eject would lose data silently.
+            raise SystemExit(f"error: eject of phase vps does not include {', '.join(missing)} yet")
         from components.render.compose import Role
         from components.vps.topology import topology
 

@@ -89,7 +89,13 @@ def _unit_keys(text: str) -> list[str]:
     return [line.split("=", 1)[0] if "=" in line else line for line in text.splitlines() if line.strip()]
 
 
-UNIT_SCRIPTS = ("/usr/local/sbin/ladder-backup", "/usr/local/sbin/ladder-watch")
+UNIT_SCRIPTS = (
+    "/usr/local/sbin/ladder-backup",
+    "/usr/local/sbin/ladder-watch",
+    "/usr/local/sbin/ladder-alert",
+    "/usr/bin/flock",
+    "/usr/bin/docker",
+)
 _SYSTEMD_LOCK = threading.Lock()
 
 
@@ -108,7 +114,7 @@ def _systemd_root() -> Path | None:
         target.chmod(0o755)
     unit_dir = root / "etc/systemd/system"
     unit_dir.mkdir(parents=True)
-    for unit in ("ladder-backup.service", "ladder-watch.service"):
+    for unit in ("ladder-backup.service", "ladder-watch.service", "ladder-alert@.service"):
         (unit_dir / unit).write_text("[Service]\nType=oneshot\nExecStart=/bin/true\n")
     return root
 
@@ -224,7 +230,13 @@ class Judge:
             return found
         name = Path(path).name
         unit = root / "etc/systemd/system" / name
+        # A timer's unit must exist: a stand-in unless the render holds it (jobs are named by the config).
+        targets = [line.split("=", 1)[1] for line in text.splitlines() if line.startswith("Unit=")]
         with _SYSTEMD_LOCK:
+            standins = [root / "etc/systemd/system" / t for t in targets if "/" not in t]
+            standins = [s for s in standins if not s.exists()]
+            for standin in standins:
+                standin.write_text("[Service]\nType=oneshot\nExecStart=/bin/true\n")
             previous = unit.read_text() if unit.exists() else None
             unit.write_text(text)
             try:
@@ -234,6 +246,8 @@ class Judge:
                     unit.unlink()
                 else:
                     unit.write_text(previous)
+                for standin in standins:
+                    standin.unlink()
         if run.returncode != 0 or run.stderr.strip():
             found.append(f"systemd-analyze verify: {(run.stderr or run.stdout).strip()[-200:]}")
         return found

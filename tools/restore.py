@@ -64,18 +64,7 @@ def _vps(s: Settings, stack: str, source: str | None) -> list[str]:
         return _no_backups(stack)
     target = shlex.quote(source) if source else "latest"
     encrypted = "backup" + b.ENCRYPTED_SUFFIX
-    if s.provider == "existing" and s.vps.hosts:
-        host = s.vps.hosts[-1]
-        login = f"{host.user}@{host.address}"
-        find = [f"# data host: {login} (ladder:vps.hosts)"]
-    else:
-        which = "the data server (last IP)" if s.vps.server_count > 1 else "the server"
-        find = [
-            f"# data host: {which} of `pulumi stack output serverIps --stack {stack}`",
-            f"HOST=$(pulumi stack output serverIps --stack {stack} --json"
-            " | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1])')",
-        ]
-        login = "deploy@$HOST"
+    find, login = _vps_host(s, stack)
     return [
         f"# vps rung: pg_dump archives in s3://{s.backups.bucket}/{s.app.name}/{stack}/postgres/, "
         f"encrypted to {s.backups.age_recipient}",
@@ -92,6 +81,54 @@ def _vps(s: Settings, stack: str, source: str | None) -> list[str]:
         "# the script takes a safety dump, stops the app services, restores in one transaction, starts them",
         f"curl -fsS https://{s.public_host}{_health(s)}",
     ]
+
+
+def _vps_host(s: Settings, stack: str) -> tuple[list[str], str]:
+    """How to find the data host, and the SSH login to it."""
+    if s.provider == "existing" and s.vps.hosts:
+        host = s.vps.hosts[-1]
+        login = f"{host.user}@{host.address}"
+        return [f"# data host: {login} (ladder:vps.hosts)"], login
+    which = "the data server (last IP)" if s.vps.server_count > 1 else "the server"
+    return [
+        f"# data host: {which} of `pulumi stack output serverIps --stack {stack}`",
+        f"HOST=$(pulumi stack output serverIps --stack {stack} --json"
+        " | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1])')",
+    ], "deploy@$HOST"
+
+
+def _vps_files(s: Settings, stack: str, find: bool = False) -> list[str]:
+    """Service volumes and accessory backups (issue 14): `ladder-restore-files` on their host."""
+    from components.render import vps_extras
+
+    found = vps_extras.archives(s, app=True, data=True)
+    if not found or s.backups is None:
+        return []
+    lines, login = _vps_host(s, stack)
+    out = lines if find else []
+    out += [
+        f"# files: service volumes and accessories, archived on the same schedule under s3://{s.backups.bucket}/"
+        f"{s.app.name}/{stack}/<name>/ (the data host keeps accessories; the single server keeps volumes)",
+        f"ssh {login} sudo {b.RESTORE_FILES_SCRIPT_PATH} --list",
+    ]
+    for arc in found:
+        local = arc.name.replace("/", "-") + ".age"
+        fetch = f"ssh {login} sudo {b.RESTORE_FILES_SCRIPT_PATH} {arc.name} --fetch latest > {local}"
+        decrypt = f'age -d -i "${{LADDER_AGE_KEY:?path of your age private key}}" {local}'
+        if arc.kind == "tar":
+            out += [
+                f"# {arc.name}: fetch, decrypt here, and the server stops the service, moves the live"
+                " files aside, unpacks, starts it",
+                fetch,
+                f"{decrypt} | ssh {login} sudo {b.RESTORE_FILES_SCRIPT_PATH} {arc.name} --stdin",
+            ]
+        else:
+            out += [
+                f"# {arc.name}: a dump: fetch, decrypt here, and feed it to the store's own restore tool",
+                fetch,
+                f"{decrypt} | gunzip -c > {arc.name.replace('/', '-')}.dump",
+            ]
+    return out
 
 
 def _health(s: Settings) -> str:
@@ -192,14 +229,16 @@ def restore_steps(s: Settings, stack: str, source: str | None = None, at: str | 
     """The commands, one per line (comments start with '#'), for this stack's rung and database mode."""
     header = [f"# restore plan for stack {stack} (phase {s.phase}, provider {s.provider}, postgres {s.postgres.mode})"]
     mode = s.postgres.mode
+    # Service volumes and accessories (their own host lookup when no Postgres step precedes them).
+    files = _vps_files(s, stack, find=True) if s.phase == "vps" else []
     if mode in ("none", "external"):
-        return [*header, f"# postgres mode {mode}: Ladder owns no database here; restore it where it lives."]
+        return [*header, f"# postgres mode {mode}: Ladder owns no database here; restore it where it lives.", *files]
     if s.phase == "local":
         return header + _local(s, stack, source)
     if s.phase == "vps":
         if mode == "managed":
-            return header + _cluster_managed(s, stack, source, at)
-        return header + _vps(s, stack, source)
+            return header + _cluster_managed(s, stack, source, at) + files
+        return header + _vps(s, stack, source) + _vps_files(s, stack)
     if mode == "managed":
         return header + _cluster_managed(s, stack, source, at)
     return header + _cluster_operator(s, stack, source, at)

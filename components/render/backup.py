@@ -40,6 +40,7 @@ BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
 
 BACKUP_SCRIPT_PATH = "/usr/local/sbin/ladder-backup"
 RESTORE_SCRIPT_PATH = "/usr/local/sbin/ladder-restore"
+RESTORE_FILES_SCRIPT_PATH = "/usr/local/sbin/ladder-restore-files"
 ENV_FILE_PATH = "/etc/ladder/backup.env"
 SERVICE_PATH = "/etc/systemd/system/ladder-backup.service"
 TIMER_PATH = "/etc/systemd/system/ladder-backup.timer"
@@ -127,6 +128,22 @@ def schedule_interval_hours(schedule: str) -> float:
 
 
 @dataclass(frozen=True)
+class Archive:
+    """One thing the backup timer saves besides Postgres, under `<app>/<stack>/<name>/`.
+
+    `tar`: the host directories `paths` (relative to `root`) as a .tar.gz; `dump`: what
+    `command` writes to stdout inside the running `service`, gzipped. `service` is stopped
+    while a tar archive is restored."""
+
+    name: str  # e.g. volumes/api-app-uploads, accessories/mongo
+    kind: str  # tar | dump
+    service: str
+    root: str = ""
+    paths: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class VpsBackupArgs:
     """What the VPS backup and restore need to know; everything here is non-secret.
 
@@ -148,10 +165,18 @@ class VpsBackupArgs:
     postgres_service: str = "postgres"
     app_services: Sequence[str] = field(default_factory=tuple)
     aws_cli_image: str = versions.AWS_CLI_IMAGE
+    postgres: bool = True  # Postgres runs on this host (a host may back up only volumes)
+    archives: Sequence[Archive] = field(default_factory=tuple)
+    base_prefix: str = ""  # <app>/<stack>: archives go under <base_prefix>/<archive name>/
 
 
 def vps_backup_args(
-    settings: Settings, stack: str, compose_file: str, app_services: Sequence[str] = ()
+    settings: Settings,
+    stack: str,
+    compose_file: str,
+    app_services: Sequence[str] = (),
+    archives: Sequence[Archive] = (),
+    postgres: bool = True,
 ) -> VpsBackupArgs:
     """Build the args from a validated `Settings` (its `backups` must be set)."""
     b = settings.backups
@@ -173,6 +198,9 @@ def vps_backup_args(
         retention_days=b.retention_days,
         age_recipient=b.age_recipient,
         app_services=tuple(app_services),
+        postgres=postgres,
+        archives=tuple(archives),
+        base_prefix=f"{name}/{stack}",
     )
 
 
@@ -188,6 +216,8 @@ def backup_env_file(access_key_id: str, secret_access_key: str, region: str) -> 
 
 AGE_HEADER = "age-encryption.org/v1"  # the first line of every age file (age-encryption.org/v1 spec)
 ENCRYPTED_SUFFIX = ".dump.gz.age"
+# The shared header names Postgres; a script that does not touch it says so to shellcheck.
+UNUSED_PG_NAMES = "# shellcheck disable=SC2034\n"
 
 
 def _common(a: VpsBackupArgs) -> str:
@@ -229,56 +259,119 @@ aws() {{
 """
 
 
+def _archive_lines(a: VpsBackupArgs) -> str:
+    """One `save_tar` / `save_dump` call per archive; every config value shell-quoted."""
+    q = shlex.quote
+    lines = []
+    for arc in a.archives:
+        prefix = q(f"{a.base_prefix}/{arc.name}")
+        if arc.kind == "tar":
+            lines.append(f"save_tar {prefix} {q(arc.root)} {' '.join(q(p) for p in arc.paths)}")
+        else:
+            # The command runs in the container: `$` in it is the container's, not this script's.
+            lines.append("# shellcheck disable=SC2016")
+            lines.append(f"save_dump {prefix} {q(arc.service)} {' '.join(q(c) for c in arc.command)}")
+    return "\n".join(lines)
+
+
 def vps_backup_script(a: VpsBackupArgs) -> str:
     """`/usr/local/sbin/ladder-backup`: dump, compress, encrypt, upload, prune.
 
-    The dump goes through gzip and `age -r` in one pipe (pipefail): no plaintext dump is
-    written to the host's disk or uploaded, and a failing `pg_dump` fails the run.
+    Postgres (custom-format dump), then each archive (service volumes and accessory
+    directories as .tar.gz, accessory dump commands gzipped), each under its own prefix with
+    the same retention. Everything goes through `age -r` in the same pipe that makes it
+    (pipefail): nothing plain is written to the host's disk or uploaded. One failure fails the
+    run (and `systemctl --failed` shows it) after the rest were tried.
     """
     if not a.age_recipient:
         raise ValueError("the VPS backup needs an age recipient (ladder:backups.ageRecipient)")
+    postgres = (
+        """
+log "dumping $DB_NAME from service $PG_SERVICE"
+if compose exec -T "$PG_SERVICE" pg_dump --format=custom --compress=0 --no-owner -U "$DB_USER" -d "$DB_NAME" \\
+  </dev/null | gzip -6 | seal "$stamp.dump.gz.age" && upload "$stamp.dump.gz.age" "$PREFIX" && prune "$PREFIX"; then
+  :
+else
+  log "backup of $DB_NAME failed"; failed=1
+fi
+"""
+        if a.postgres
+        else ""
+    )
     return f"""\
 #!/usr/bin/env bash
 # Rendered by Ladder (components/render/backup.py); changes on the host are overwritten.
-# Dumps Postgres (custom format), gzips it, encrypts it to the operator's age key, uploads it
-# and prunes dumps older than {a.retention_days} days. Started by ladder-backup.timer; logs go to the journal.
-{_common(a)}
+# Backs up Postgres and the volumes/accessories listed below, encrypts each to the operator's
+# age key, uploads them and prunes copies older than {a.retention_days} days. Started by
+# ladder-backup.timer; logs go to the journal.
+{"" if a.postgres else UNUSED_PG_NAMES}{_common(a)}
 AGE_RECIPIENT={shlex.quote(a.age_recipient)}
 RETENTION_DAYS={a.retention_days}
 command -v age >/dev/null || {{ log "age is not installed (the deploy installs it)"; exit 2; }}
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
-file="$stamp{ENCRYPTED_SUFFIX}"
-trap 'rm -f "$WORK_DIR/$file"' EXIT
+trap 'rm -f "$WORK_DIR/$stamp".*' EXIT
+failed=0
 
-log "dumping $DB_NAME from service $PG_SERVICE, encrypting to $AGE_RECIPIENT"
-compose exec -T "$PG_SERVICE" pg_dump --format=custom --compress=0 --no-owner -U "$DB_USER" -d "$DB_NAME" \\
-  </dev/null | gzip -6 | age -r "$AGE_RECIPIENT" > "$WORK_DIR/$file"
-if [[ "$(head -c {len(AGE_HEADER)} "$WORK_DIR/$file")" != {shlex.quote(AGE_HEADER)} ]]; then
-  log "the encrypted dump has no age header; nothing uploaded"; exit 1
-fi
-size="$(stat -c %s "$WORK_DIR/$file")"
-if [[ "$size" -lt 256 ]]; then
-  log "dump is suspiciously small ($size bytes)"; exit 1
-fi
-
-log "uploading s3://$BUCKET/$PREFIX/$file ($size bytes)"
-aws s3 cp --only-show-errors "/backup/$file" "s3://$BUCKET/$PREFIX/$file"
-
-cutoff="$(date -u -d "-$RETENTION_DAYS days" +%Y-%m-%dT%H:%M:%S)"
-log "pruning dumps older than $cutoff"
-old="$(aws s3api list-objects-v2 --bucket "$BUCKET" --prefix "$PREFIX/" \\
-  --query "Contents[?LastModified<'$cutoff'].Key" --output text)"
-for key in $old; do
-  [[ "$key" == "None" ]] && continue
-  # A key without delete rights (docs/operations.md: write-only keys) leaves pruning to the
-  # bucket's lifecycle rule; that is not a failed backup.
-  if aws s3 rm --only-show-errors "s3://$BUCKET/$key"; then
-    log "pruned $key"
-  else
-    log "could not prune $key (no delete right?); the bucket's lifecycle rule must expire it"
+seal() {{  # FILE: encrypt stdin to the operator's key into the work dir, and check the result
+  age -r "$AGE_RECIPIENT" > "$WORK_DIR/$1" || return 1
+  if [[ "$(head -c {len(AGE_HEADER)} "$WORK_DIR/$1")" != {shlex.quote(AGE_HEADER)} ]]; then
+    log "$1 has no age header; not uploaded"; return 1
   fi
-done
-log "backup $file done"
+  if [[ "$(stat -c %s "$WORK_DIR/$1")" -lt 256 ]]; then
+    log "$1 is suspiciously small"; return 1
+  fi
+}}
+
+upload() {{  # FILE (in the work dir) PREFIX
+  local size
+  size="$(stat -c %s "$WORK_DIR/$1")"
+  log "uploading s3://$BUCKET/$2/$1 ($size bytes)"
+  aws s3 cp --only-show-errors "/backup/$1" "s3://$BUCKET/$2/$1"
+  rm -f "$WORK_DIR/$1"
+}}
+
+prune() {{  # PREFIX: delete copies older than the retention
+  local cutoff old key
+  cutoff="$(date -u -d "-$RETENTION_DAYS days" +%Y-%m-%dT%H:%M:%S)"
+  log "pruning $1 older than $cutoff"
+  old="$(aws s3api list-objects-v2 --bucket "$BUCKET" --prefix "$1/" \\
+    --query "Contents[?LastModified<'$cutoff'].Key" --output text)"
+  for key in $old; do
+    [[ "$key" == "None" ]] && continue
+    # A key without delete rights (docs/operations.md: write-only keys) leaves pruning to the
+    # bucket's lifecycle rule; that is not a failed backup.
+    if aws s3 rm --only-show-errors "s3://$BUCKET/$key"; then
+      log "pruned $key"
+    else
+      log "could not prune $key (no delete right?); the bucket's lifecycle rule must expire it"
+    fi
+  done
+}}
+
+save_tar() {{  # PREFIX ROOT PATH...: a .tar.gz of PATHs under ROOT (a host directory), encrypted
+  local prefix=$1 root=$2 out="$stamp.tar.gz.age"
+  shift 2
+  log "archiving $root ($*)"
+  if tar -C "$root" -czf - -- "$@" | seal "$out" && upload "$out" "$prefix" && prune "$prefix"; then
+    return 0
+  fi
+  log "backup of $root failed"; failed=1
+}}
+
+save_dump() {{  # PREFIX SERVICE COMMAND...: COMMAND's stdout inside the running SERVICE, gzipped, encrypted
+  local prefix=$1 service=$2 out="$stamp.dump.gz.age"
+  shift 2
+  log "dumping service $service"
+  if compose exec -T "$service" "$@" </dev/null | gzip -6 | seal "$out" && upload "$out" "$prefix" \\
+    && prune "$prefix"; then
+    return 0
+  fi
+  log "backup of service $service failed"; failed=1
+}}
+{postgres}
+{_archive_lines(a)}
+[[ "$failed" -eq 0 ]] || exit 1
+log "backup $stamp done"
 """
 
 
@@ -362,12 +455,103 @@ log "restored; the safety dump stays in $safety"
 """
 
 
+def vps_restore_files_script(a: VpsBackupArgs) -> str:
+    """`/usr/local/sbin/ladder-restore-files --list | NAME --fetch [latest|FILE] | NAME --stdin`.
+
+    Archives are encrypted to a key that is never on the server: `--fetch` writes the
+    ciphertext to stdout, the operator decrypts it (`tools.restore` prints the pipeline) and
+    `--stdin` takes the plain archive. A tar archive (a service volume, an accessory's paths)
+    is unpacked beside the live directory; the owning service stops, the live directory moves
+    aside to `*.pre-restore-<stamp>` (kept, nothing is deleted), the restored one takes its
+    place, and the service starts again. A dump is only fetched: the store's own tool loads
+    it (e.g. `mongorestore --archive --gzip`)."""
+    q = shlex.quote
+    cases = []
+    for arc in a.archives:
+        paths = " ".join(q(p) for p in arc.paths)
+        cases.append(f"  {q(arc.name)}) KIND={arc.kind} SERVICE={q(arc.service)} ROOT={q(arc.root)} PATHS=({paths}) ;;")
+    names = " ".join(q(arc.name) for arc in a.archives)
+    return f"""\
+#!/usr/bin/env bash
+# Rendered by Ladder (components/render/backup.py); changes on the host are overwritten.
+# Usage: ladder-restore-files --list
+#        ladder-restore-files NAME --fetch [latest|FILE] > FILE.age   (encrypted)
+#        age -d -i backup.key FILE.age | ladder-restore-files NAME --stdin   (a tar archive)
+{UNUSED_PG_NAMES}{_common(a)}
+BASE={q(a.base_prefix)}
+NAMES=({names})
+name="${{1:---list}}"
+mode="${{2:-}}"
+if [[ "$name" == "--list" ]]; then
+  for n in "${{NAMES[@]}}"; do aws s3 ls "s3://$BUCKET/$BASE/$n/" </dev/null || true; done
+  exit 0
+fi
+KIND="" SERVICE="" ROOT="" PATHS=()
+case "$name" in
+{chr(10).join(cases)}
+  *) log "unknown archive $name; one of: ${{NAMES[*]}}"; exit 2 ;;
+esac
+case "$mode" in
+  --fetch)
+    target="${{3:-latest}}"
+    if [[ "$target" == "latest" ]]; then
+      key="$(aws s3api list-objects-v2 --bucket "$BUCKET" --prefix "$BASE/$name/" \\
+        --query 'sort_by(Contents, &LastModified)[-1].Key' --output text </dev/null)"
+      if [[ -z "$key" || "$key" == "None" ]]; then
+        log "no backups under s3://$BUCKET/$BASE/$name/"; exit 1
+      fi
+      target="${{key##*/}}"
+    fi
+    if [[ ! "$target" =~ ^[0-9A-Za-z._-]+$ ]]; then
+      log "invalid backup name: $target"; exit 2
+    fi
+    trap 'rm -f "$WORK_DIR/fetch-$target"' EXIT
+    log "downloading s3://$BUCKET/$BASE/$name/$target (encrypted; decrypt it where the private key is)"
+    aws s3 cp --only-show-errors "s3://$BUCKET/$BASE/$name/$target" "/backup/fetch-$target" </dev/null >&2
+    cat "$WORK_DIR/fetch-$target"
+    exit 0
+    ;;
+  --stdin) ;;
+  *) log "usage: ladder-restore-files NAME --fetch [latest|FILE] | NAME --stdin"; exit 2 ;;
+esac
+if [[ "$KIND" == "dump" ]]; then
+  log "$name is a dump: load the decrypted file with the store's own tool, e.g."
+  log "  gunzip -c FILE | docker compose -p $PROJECT -f $COMPOSE_FILE exec -T $SERVICE <restore command>"
+  exit 2
+fi
+stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+incoming="$WORK_DIR/restore-$stamp.tar.gz"
+staging="$ROOT.restore-$stamp"
+trap 'rm -rf "$incoming" "$staging"' EXIT
+cat > "$incoming"
+if [[ "$(head -c {len(AGE_HEADER)} "$incoming")" == {shlex.quote(AGE_HEADER)} ]]; then
+  log "stdin is still encrypted: decrypt it with age -d -i <your private key> first"; exit 2
+fi
+gzip -t "$incoming" || {{ log "stdin is not a gzipped tar archive"; exit 2; }}
+mkdir -p "$staging"
+tar -C "$staging" -xzpf "$incoming"
+log "stopping $SERVICE"
+compose stop "$SERVICE" </dev/null
+trap 'rm -rf "$incoming" "$staging"; compose start "$SERVICE" </dev/null' EXIT
+for path in "${{PATHS[@]}}"; do
+  if [[ "$path" == "." ]]; then
+    mv "$ROOT" "$ROOT.pre-restore-$stamp"
+    mv "$staging" "$ROOT"
+  else
+    if [[ -e "$ROOT/$path" ]]; then mv "$ROOT/$path" "$ROOT/$path.pre-restore-$stamp"; fi
+    mv "$staging/$path" "$ROOT/$path"
+  fi
+done
+log "restored $name; the previous files stay beside it as *.pre-restore-$stamp"
+"""
+
+
 def vps_backup_units(a: VpsBackupArgs) -> dict[str, str]:
     """The systemd service and timer, keyed by their paths."""
     calendars = "\n".join(f"OnCalendar={systemd.text(c)}" for c in cron_to_oncalendar(a.schedule))
     service = f"""\
 [Unit]
-Description={systemd.text(f"Ladder: back up Postgres of {a.project} to s3://{a.bucket}/{a.prefix}/")}
+Description={systemd.text(f"Ladder: back up {a.project} to s3://{a.bucket}/{a.base_prefix or a.prefix}/")}
 Wants=network-online.target docker.service
 After=network-online.target docker.service
 
@@ -381,7 +565,7 @@ TimeoutStartSec=2h
 """
     timer = f"""\
 [Unit]
-Description={systemd.text(f"Ladder: Postgres backups of {a.project} ({a.schedule} in cron terms)")}
+Description={systemd.text(f"Ladder: backups of {a.project} ({a.schedule} in cron terms)")}
 
 [Timer]
 {calendars}
@@ -404,10 +588,11 @@ class HostFile:
 
 def vps_backup_files(a: VpsBackupArgs) -> list[HostFile]:
     """Every non-secret file to copy to the data host (the env file is `backup_env_file`)."""
-    files = [
-        HostFile(BACKUP_SCRIPT_PATH, vps_backup_script(a), "0755"),
-        HostFile(RESTORE_SCRIPT_PATH, vps_restore_script(a), "0755"),
-    ]
+    files = [HostFile(BACKUP_SCRIPT_PATH, vps_backup_script(a), "0755")]
+    if a.postgres:
+        files.append(HostFile(RESTORE_SCRIPT_PATH, vps_restore_script(a), "0755"))
+    if a.archives:
+        files.append(HostFile(RESTORE_FILES_SCRIPT_PATH, vps_restore_files_script(a), "0755"))
     files += [HostFile(path, text, "0644") for path, text in vps_backup_units(a).items()]
     return files
 

@@ -227,11 +227,16 @@ def compose_document(s: Settings, role: Role, images: Mapping[str, str] | None =
     services.update(data)
     if "valkey" in data:
         volumes["valkey-data"] = {}
+    _add_extras(s, role, services)
     # App and data talk on an internal network; only a data server publishes (on its private IP).
     networks["data"] = {} if role.data_bind_ip else {"internal": True}
-    if role.app and role.data and data:
+    stores = {**data, **({n: services[n] for n in s.accessories} if role.data else {})}
+    if role.app and role.data and stores:
         for name in s.app.services:
-            services[name]["depends_on"] = {store: {"condition": "service_healthy"} for store in data}
+            services[name]["depends_on"] = {
+                store: {"condition": "service_healthy" if "healthcheck" in body else "service_started"}
+                for store, body in stores.items()
+            }
     return {"name": s.app.name, "services": services, "volumes": volumes, "networks": networks}
 
 
@@ -244,6 +249,19 @@ def without_deploy(doc: dict[str, Any], s: Settings) -> dict[str, Any]:
             doc["services"][name]["networks"].append(route_network(name))
             doc["networks"][route_network(name)] = {}
     return doc
+
+
+def _add_extras(s: Settings, role: Role, services: dict[str, Any]) -> None:
+    """Service volumes (bind mounts on the data volume) on an app host; accessories on a data host."""
+    from components.render import vps_extras  # it builds on this module's constants
+
+    if role.app:
+        for name in s.app.services:
+            mounts = vps_extras.volume_mounts(s, name)
+            if mounts:  # beside the managed database's CA, if any
+                services[name].setdefault("volumes", []).extend(mounts)
+    if role.data:
+        services.update(vps_extras.accessory_services(s, role.data_bind_ip))
 
 
 def render_compose(s: Settings, role: Role, images: Mapping[str, str] | None = None) -> str:

@@ -6,11 +6,14 @@ Steps (each must succeed before the next; a failure stops the deploy and fails `
 2. mount the data volume (data host only) and create the Postgres directory on it
 3. write the project files atomically (compose file, Caddyfile, env files with mode 600)
 4. pull every image, so nothing below waits on the network (logged in, for the pull only,
-   to the registries `ladder:registries` has credentials for: `registry_login.py`)
+   to the registries `ladder:registries` has credentials for: `registry_login.py`); create
+   missing volume directories on the data volume, owned by the user each image runs as
 5. start or update the data stores and wait until they are healthy
 6. install the backup script and its systemd timer (data host, when `ladder:backups` is set)
    and the uptime watch timer (app hosts on Hetzner or existing hosts, with monitoring)
-7. run the release command once, against the new image, before any traffic moves
+7. take the deploy lock (jobs wait for it; held to the end), install the timers of
+   `ladder:app.jobs` and their failure alert (the first app host), then run the release
+   command once, against the new image, before any traffic moves
 8. rolling update of each routed service: start new containers next to the old ones,
    wait until every new one is healthy, only then let them join the proxy's pool and fence,
    drain and stop the old ones; if one never turns healthy, remove the new ones and fail,
@@ -29,7 +32,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from components.render import registry_login, watch
-from components.render.backup import ENV_FILE_PATH, INSTALL_AGE, INSTALL_COMMAND, VpsBackupArgs, vps_backup_files
+from components.render.backup import (
+    ENV_FILE_PATH,
+    INSTALL_AGE,
+    INSTALL_COMMAND,
+    HostFile,
+    VpsBackupArgs,
+    vps_backup_files,
+)
 from components.render.compose import (
     APP_ENV,
     DATA_DIR,
@@ -42,6 +52,7 @@ from components.render.compose import (
 )
 from components.render.hardening import WAIT_CLOUD_INIT
 from components.render.heredoc import heredoc
+from components.render.vps_extras import DEPLOY_LOCK, VolumeDir
 from components.render.watch import WatchArgs
 
 STEPS = (
@@ -87,6 +98,13 @@ class DeployPlan:
     # (server, username) to log in to before the pull; each token comes as the secret
     # `registry_login.secret_key(server)`.
     registries: Sequence[tuple[str, str]] = ()
+    # issue 14 (components/render/vps_extras.py): volume directories, job units and their alerts
+    data_volume: bool = False  # the host mounts the block volume (Postgres, accessories, volumes)
+    volume_dirs: Sequence[VolumeDir] = ()
+    job_files: Sequence[HostFile] = ()
+    jobs_install: str | None = None  # set on the job host (even with no job: removes old timers)
+    alert: WatchArgs | None = None  # failed jobs mail through the watch's relay (WATCH_ENV)
+    lock_wait: int = 60  # seconds the release waits for running jobs
 
 
 def revision(definition: str, env_file: str) -> str:
@@ -242,6 +260,48 @@ def _database_ca(certificate: str) -> list[str]:
     ]
 
 
+# Issue 14's helpers, apart from the rolling update above.
+_EXTRA_FUNCTIONS = f"""
+# A volume's directory on the data volume, made once (its files are the data): owned by the
+# user IMAGE runs as (a service runs with every capability dropped and could not write a
+# root-owned one), or root for an accessory (its entrypoint hands it to its own user).
+volume_dir() {{
+  local dir=$1 image=${{2:-}} owner=0:0 user
+  [ -d "$dir" ] && return 0
+  if [ -n "$image" ]; then
+    user=$(docker image inspect -f '{{{{.Config.User}}}}' "$image")
+    if [[ "$user" =~ ^[0-9]+:[0-9]+$ ]]; then
+      owner=$user
+    elif [ -n "$user" ] && [ "$user" != root ] && [ "$user" != 0 ]; then
+      # shellcheck disable=SC2016
+      owner=$(docker run --rm --network none --entrypoint sh "$image" -c 'echo "$(id -u):$(id -g)"') || owner=""
+    fi
+  fi
+  [[ "$owner" =~ ^[0-9]+:[0-9]+$ ]] \\
+    || fail "cannot tell which user $image runs as: give the image a numeric USER (uid:gid)"
+  mkdir -p "$(dirname "$dir")"
+  install -d -m 0750 -o "${{owner%%:*}}" -g "${{owner##*:}}" "$dir"
+  log "created $dir for $owner"
+}}
+# Held from the release step until the deploy ends: scheduled jobs take the same lock
+# (shared), so none starts during a release and the release waits for running ones.
+deploy_lock() {{
+  exec 9>{DEPLOY_LOCK}
+  flock --wait "$1" 9 || fail "a scheduled job still runs after $1s; the deploy stopped before its release"
+}}
+"""
+
+
+def _extras_files(plan: DeployPlan, secret_contents: Mapping[str, str]) -> list[str]:
+    """Step 7's issue-14 part, under the lock: job units and the alert path on the job host."""
+    out = [_heredoc(f.path, f.content, f.mode) for f in plan.job_files]
+    if plan.alert and not plan.watch:  # the alert mails with the watch's SMTP credentials
+        out.append(_heredoc(watch.WATCH_ENV_PATH, secret_contents[WATCH_ENV], "0600"))
+    if plan.jobs_install:
+        out.append(plan.jobs_install)
+    return out
+
+
 def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
     """The whole deploy as one bash script, run with `sudo bash -s` (stdin, never argv).
 
@@ -252,7 +312,7 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
     missing = set(plan.secret_files) - set(secret_contents)
     if plan.backup and BACKUP_ENV not in secret_contents:
         missing.add(BACKUP_ENV)
-    if plan.watch and WATCH_ENV not in secret_contents:
+    if (plan.watch or plan.alert) and WATCH_ENV not in secret_contents:
         missing.add(WATCH_ENV)
     if plan.database_ca and DATABASE_CA not in secret_contents:
         missing.add(DATABASE_CA)
@@ -269,6 +329,7 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
         f"PROJECT={q(plan.app)}",
         _FUNCTIONS,
         registry_login.FUNCTIONS,
+        _EXTRA_FUNCTIONS,
         "main() {",
         "trap on_exit EXIT",
         "# 1. wait for cloud-init",
@@ -319,6 +380,7 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
             secret_contents,
             "docker compose pull --quiet --ignore-buildable || fail 'pulling the images failed (see above)'",
         ),
+        *(f"volume_dir {q(d.path)}" + (f" {q(d.image)}" if d.image else "") for d in plan.volume_dirs),
         "# 5. start data stores",
     ]
     if plan.data_services:
@@ -338,6 +400,9 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
     revisions = {svc: revision(plan.definitions.get(svc, ""), env_file) for svc in plan.routed}
     changed = " ".join(q(svc) for svc in plan.routed)
     out.append("# 7. run the release command")
+    out.append(f"deploy_lock {plan.lock_wait}")
+    # Timers go in under the lock: a first run waits for this deploy's release (migrations).
+    out += _extras_files(plan, secret_contents)
     if plan.release:
         svc, command = plan.release
         out.append(

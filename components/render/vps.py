@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
-from components.render import envfile, registry_login
+from components.render import envfile, registry_login, vps_extras
 from components.render.backup import vps_backup_args
 from components.render.caddy import vps_caddyfile
 from components.render.compose import (
@@ -23,9 +24,16 @@ from components.settings import Settings
 
 
 def data_services(s: Settings, role: Role) -> list[str]:
+    """What step 5 starts (and waits for) before the app: the stores and the accessories."""
     if not role.data:
         return []
-    return [name for name, mode in (("postgres", s.postgres.mode), ("valkey", s.redis.mode)) if mode == "container"]
+    stores = [name for name, mode in (("postgres", s.postgres.mode), ("valkey", s.redis.mode)) if mode == "container"]
+    return stores + sorted(s.accessories)
+
+
+def uses_data_volume(s: Settings, role: Role) -> bool:
+    """The host mounts the block volume: it holds Postgres, an accessory or a service volume."""
+    return bool(vps_extras.volume_dirs(s, role.app, role.data)) or (role.data and s.postgres.mode == "container")
 
 
 def secret_file_names(s: Settings, role: Role) -> list[str]:
@@ -35,13 +43,23 @@ def secret_file_names(s: Settings, role: Role) -> list[str]:
         names.append(POSTGRES_ENV)
     if "valkey" in stores:
         names.append(VALKEY_ENV)
+    if role.data:
+        names += sorted(vps_extras.accessory_env_files(s))
     return names
 
 
 def backs_up(s: Settings, role: Role) -> bool:
-    """The host holding Postgres runs the backup timer when credentials are configured."""
+    """A host holding Postgres, a service volume or an accessory backup runs the backup timer
+    when credentials are configured."""
     b = s.backups
-    return bool(b and b.access_key_id and b.secret_access_key and "postgres" in data_services(s, role))
+    holds = "postgres" in data_services(s, role) or bool(vps_extras.archives(s, role.app, role.data))
+    return bool(b and b.access_key_id and b.secret_access_key and holds)
+
+
+def alerts(s: Settings) -> bool:
+    """Failed jobs mail `monitoring.alertEmail` when the SMTP relay is configured (any provider)."""
+    m = s.monitoring
+    return bool(m.enabled and m.alert_email and m.smtp_host and m.smtp_from)
 
 
 def watches(s: Settings, role: Role) -> bool:
@@ -55,7 +73,7 @@ def watches(s: Settings, role: Role) -> bool:
 def watch_args(s: Settings, host_label: str) -> WatchArgs:
     m = s.monitoring
     assert m.alert_email and m.smtp_host and m.smtp_from
-    health = next(iter(s.app.routed_services.values())).health_path
+    health = next(iter(s.app.routed_services.values())).health_path if s.app.routed_services else "/"
     return WatchArgs(f"https://{s.public_host}{health}", m.alert_email, m.smtp_host, m.smtp_from, host_label)
 
 
@@ -88,14 +106,39 @@ def host_plan(
         definitions={n: json.dumps(services[n], sort_keys=True) for n in routed},
         workers=workers,
         proxy=role.app,
-        volume_device=volume_device if "postgres" in stores else None,
-        backup=vps_backup_args(s, stack, f"{PROJECT_DIR}/compose.yaml", routed_and_workers(s, role))
+        volume_device=volume_device if uses_data_volume(s, role) else None,
+        backup=vps_backup_args(
+            s,
+            stack,
+            f"{PROJECT_DIR}/compose.yaml",
+            routed_and_workers(s, role),
+            archives=vps_extras.archives(s, role.app, role.data),
+            postgres="postgres" in stores,
+        )
         if backs_up(s, role)
         else None,
         watch=watch_args(s, f"{s.app.name}-{stack}") if watches(s, role) else None,
         database_ca=role.app and s.postgres.mode == "managed",
         registries=registry_login.logins_for(s, registry_login.compose_registries(document)),
+        **extras_plan(s, role, run_release, stack),
     )
+
+
+def extras_plan(s: Settings, role: Role, job_host: bool, stack: str) -> dict[str, Any]:
+    """The DeployPlan fields of issue 14: volume directories, data volume, and on the job host
+    (the first app server, where the release runs: the deploy's lock there keeps jobs out of
+    it) the job units, their alert path and the cleanup of removed jobs' timers."""
+    plan: dict[str, Any] = {
+        "data_volume": uses_data_volume(s, role),
+        "volume_dirs": tuple(vps_extras.volume_dirs(s, role.app, role.data)),
+        "lock_wait": vps_extras.deploy_lock_wait(s),
+    }
+    if role.app and job_host:
+        alert = watch_args(s, f"{s.app.name}-{stack}") if alerts(s) and s.app.jobs else None
+        plan["job_files"] = tuple(vps_extras.job_files(s, alert))
+        plan["jobs_install"] = vps_extras.jobs_install_command(s)
+        plan["alert"] = alert
+    return plan
 
 
 def routed_and_workers(s: Settings, role: Role) -> list[str]:

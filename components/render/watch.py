@@ -62,11 +62,19 @@ if curl -fsS --max-time 15 -o /dev/null "$URL"; then now=up; else now=down; fi
 echo "$now" > "$STATE_FILE"
 [ "$now" = "$previous" ] && exit 0
 subject="[ladder] $HOST_LABEL: $URL is $now"
-printf 'From: %s\\nTo: %s\\nSubject: %s\\n\\n%s at %s\\n' {q(a.sender)} {q(a.alert_email)} "$subject" "$subject" \\
-  "$(date -u +%Y-%m-%dT%H:%M:%SZ)" |
-  curl -fsS --config {q(WATCH_ENV_PATH)} --ssl-reqd --url {q("smtp://" + a.smtp_host)} \\
-    --mail-from {q(a.sender)} --mail-rcpt {q(a.alert_email)} --upload-file -
+body="$subject at $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+{mail_command(a)}
 """
+
+
+def mail_command(a: WatchArgs) -> str:
+    """Bash that mails `$subject` / `$body` to the alert address through the SMTP relay, with
+    the login curl reads from `WATCH_ENV_PATH` (never on its command line); shared by the
+    watch and job alerts."""
+    q = shlex.quote
+    return f"""printf 'From: %s\\nTo: %s\\nSubject: %s\\n\\n%s\\n' {q(a.sender)} {q(a.alert_email)} "$subject" "$body" |
+  curl -fsS --config {q(WATCH_ENV_PATH)} --ssl-reqd --url {q("smtp://" + a.smtp_host)} \\
+    --mail-from {q(a.sender)} --mail-rcpt {q(a.alert_email)} --upload-file -"""
 
 
 def watch_units() -> dict[str, str]:

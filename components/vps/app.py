@@ -16,7 +16,7 @@ import pulumi
 import pulumi_command as command
 
 from components import access
-from components.render import registry_login
+from components.render import envfile, registry_login, vps_extras
 from components.render import vps as render
 from components.render.backup import backup_env_file
 from components.render.compose import APP_ENV, DATABASE_CA, POSTGRES_ENV, VALKEY_ENV
@@ -39,6 +39,8 @@ class AppArgs:
     # the one known at plan time (`repo:<stack>-<source hash>`).
     images: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
     planned_images: Mapping[str, str] = field(default_factory=dict)
+    # Accessory hosts and ports, bucket settings (plain) and bucket keys (secrets): into app.env.
+    extra_env: dict[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 def connection(host: Host) -> command.remote.ConnectionArgs:
@@ -62,7 +64,7 @@ def _script(
     """
     images = dict(zip(built, [str(v) for v in resolved[1 : 1 + len(built)]], strict=True))
     plan = plan_for(images)
-    device = str(resolved[0]) if resolved[0] and "postgres" in plan.data_services else None
+    device = str(resolved[0]) if resolved[0] and plan.data_volume else None
     secrets = dict(zip(keys, [str(v) for v in resolved[1 + len(built) :]], strict=True))
     return deploy_script(replace(plan, volume_device=device), secrets)
 
@@ -73,6 +75,7 @@ class App(pulumi.ComponentResource):
         s = args.settings
         values: dict[str, pulumi.Input[str]] = {k: pulumi.Output.secret(s.secret(k) or "") for k in s.app.secret_env}
         values.update(args.urls)
+        values.update(args.extra_env)
         names = sorted(values)
         app_env: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(*[values[n] for n in names]).apply(
@@ -129,7 +132,10 @@ class App(pulumi.ComponentResource):
                 )
             if plan.database_ca and args.database_ca is not None:
                 env_inputs[DATABASE_CA] = args.database_ca
-            if plan.watch:
+            for file_name, env in vps_extras.accessory_env_files(s).items():
+                if file_name in plan.secret_files:
+                    env_inputs[file_name] = pulumi.Output.secret(envfile.render(env))
+            if plan.watch or plan.alert:
                 m = s.monitoring
                 password = m.smtp_password.get_secret_value() if m.smtp_password else None
                 env_inputs[WATCH_ENV] = pulumi.Output.secret(watch_env_file(m.smtp_user, password))

@@ -96,7 +96,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
         ips.append(reserved.ip_address)
         ready: list[pulumi.Resource] = [droplet, assignment]
         device = None
-        if holds_data and s.postgres.mode == "container":
+        if holds_data and t.needs_data_volume(s):
             volume = digitalocean.Volume(
                 f"{name}-data",
                 name=f"{base}-data",

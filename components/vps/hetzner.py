@@ -128,7 +128,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
         ips.append(srv.ipv4_address)
         ready: list[pulumi.Resource] = [srv]
         device: pulumi.Output[str] | None = None
-        if holds_data and s.postgres.mode == "container":
+        if holds_data and t.needs_data_volume(s):
             attachment, device = volume(srv)
             ready.append(attachment)
         hosts.append(

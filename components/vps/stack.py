@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import pulumi
 
 from components import images
-from components.render import hardening
+from components.buckets import Buckets, BucketsArgs
+from components.render import appenv, hardening
 from components.settings import Settings
 from components.vps import topology as t
 from components.vps.app import App, AppArgs
@@ -54,6 +55,15 @@ class VpsStack(pulumi.ComponentResource):
             redis = Redis("redis", DataArgs(s, fleet, redis_host), opts=child)
             urls["REDIS_URL"] = redis.url
 
+        # Accessories on the data host (its private IP with several servers), buckets' S3_* env.
+        extra_env: dict[str, pulumi.Input[str]] = dict(
+            appenv.accessory_env(s, lambda acc: t.DATA_SERVER_IP if topo.data_server else acc)
+        )
+        if s.buckets:
+            buckets = Buckets("buckets", BucketsArgs(s, pulumi.get_stack()), opts=child)
+            extra_env.update(buckets.plain_env)
+            extra_env.update(buckets.secret_env)
+
         if s.backups and not (s.backups.access_key_id and s.backups.secret_access_key):
             pulumi.log.warn(
                 "ladder:backups has no accessKeyId/secretAccessKey: the VPS backup timer is not installed",
@@ -81,6 +91,7 @@ class VpsStack(pulumi.ComponentResource):
                 database_ca=postgres.ca if postgres else None,
                 images={svc: built.references[svc] for plan in built.plans for svc in plan.services},
                 planned_images={svc: built.planned[svc] for plan in built.plans for svc in plan.services},
+                extra_env=extra_env,
             ),
             opts=child,
         )

@@ -35,7 +35,8 @@ class Topology:
 
 def topology(s: Settings) -> Topology:
     count = s.vps.server_count
-    containers = s.postgres.mode == "container" or s.redis.mode == "container"
+    # Accessories are data stores too: with several servers they get the data server.
+    containers = s.postgres.mode == "container" or s.redis.mode == "container" or bool(s.accessories)
     multi = count > 1 and s.provider_name != "existing"
     return Topology(
         app_servers=count,
@@ -43,3 +44,10 @@ def topology(s: Settings) -> Topology:
         data_server=multi and containers,
         private_network=multi,
     )
+
+
+def needs_data_volume(s: Settings) -> bool:
+    """A single server gets the block volume when it holds data: Postgres, or a service's or
+    an accessory's volume (never the root disk, which goes with the server)."""
+    volumes = any(svc.volumes for svc in s.app.services.values()) or any(a.volumes for a in s.accessories.values())
+    return s.postgres.mode == "container" or volumes

@@ -15,6 +15,7 @@ import time
 import urllib.request
 from typing import Any
 
+from components import versions
 from tools.e2e import bench as b
 from tools.e2e import servers
 from tools.e2e import world as w
@@ -33,7 +34,9 @@ def check(condition: bool, what: str) -> None:
 
 
 def container_ids(server: servers.Server) -> set[str]:
-    return set(server.inspect("docker ps -aq --no-trunc").split())
+    """The stack's containers, without a scheduled job's one-off run (it comes and goes each minute)."""
+    rows = server.inspect("docker ps -a --no-trunc --format '{{.ID}} {{.Names}}'").splitlines()
+    return {row.split()[0] for row in rows if row.strip() and not row.split()[1].startswith("ladder-job-")}
 
 
 def psql(server: servers.Server, sql: str) -> str:
@@ -128,6 +131,141 @@ def make_bucket(bench: b.Bench) -> None:
             raise
 
 
+# --- issue 14 on hetzner-1: a service volume, an accessory, a job --------------------------
+
+UPLOADS = "/app/uploads"
+VOLUME_DIR = "/srv/ladder-data/volumes/worker/app-uploads"  # vps_extras.volume_paths
+JOB = "ladder-job-marker"
+
+
+def with_extras(config: dict[str, Any]) -> dict[str, Any]:
+    """The stack's app plus issue 14's extras. The volume is the worker's: a volume needs a
+    single-replica service, and the bench's api runs two replicas for the rolling updates."""
+    new = copy.deepcopy(config)
+    app = new["ladder:app"]
+    app["services"]["worker"]["volumes"] = {UPLOADS: {"sizeGb": 1}}
+    app["jobs"] = {
+        "marker": {
+            "service": "worker",
+            "command": ["marker", f"{UPLOADS}/job-marks"],
+            "schedule": "* * * * *",
+            "timeout": 120,
+        }
+    }
+    # The Valkey stand-in as a second store: internal, on the data network, backed up by its paths.
+    new["ladder:accessories"] = {
+        "cache2": {
+            "image": versions.VALKEY_IMAGES[versions.DEFAULT_VALKEY_VERSION],
+            "port": 6379,
+            "command": ["valkey-server", "--dir", "/data", "--protected-mode", "no"],
+            "volumes": {"/data": {"sizeGb": 1}},
+            "health": ["valkey-cli", "ping"],
+            "backup": {"paths": ["/data"]},
+        }
+    }
+    return new
+
+
+def compose_exec(server: servers.Server, service: str, command: str) -> str:
+    return server.inspect(
+        f"cd /srv/ladder && docker compose exec -T {service} sh -c {shlex.quote(command)} </dev/null", check=False
+    ).strip()
+
+
+def upload_written(server: servers.Server) -> None:
+    """The worker writes into its volume as the image's user; the directory is on the data volume."""
+    written = compose_exec(
+        server, "worker", f"echo kept > {UPLOADS}/bench-upload.txt && cat {UPLOADS}/bench-upload.txt"
+    )
+    check(written == "kept", "the worker (uid 10001) writes into its volume")
+    owner = server.inspect(f"stat -c '%u %a' {VOLUME_DIR}").strip()
+    check(owner == "10001 750", f"the volume directory belongs to the image's user, mode 750 ({owner})")
+    mount = server.inspect(f"findmnt -n -o TARGET -T {VOLUME_DIR}").strip()
+    check(mount == "/srv/ladder-data", f"the volume lives on the data volume ({mount})")
+
+
+def upload_kept(server: servers.Server) -> None:
+    check(compose_exec(server, "worker", f"cat {UPLOADS}/bench-upload.txt") == "kept", "the upload survives redeploys")
+
+
+def accessory_internal(server: servers.Server) -> None:
+    """cache2 is healthy, its address is in the app's env, the api reaches it, the proxy cannot."""
+    wait_for(
+        "cache2 healthy",
+        lambda: (
+            server.inspect("docker inspect -f '{{.State.Health.Status}}' shop-cache2-1", check=False).strip()
+            == "healthy"
+        ),
+        60,
+        interval=2,
+    )
+    check(
+        compose_exec(server, "api", "printenv CACHE2_HOST CACHE2_PORT").split() == ["cache2", "6379"],
+        "the api gets CACHE2_HOST/PORT",
+    )
+    probe = "python3 -c \"import socket; socket.create_connection(('cache2', 6379), 3)\" && echo yes || echo no"
+    check(compose_exec(server, "api", probe) == "yes", "the api reaches cache2")
+    check(compose_exec(server, "proxy", probe) == "no", "the proxy (not on the data network) does not")
+
+
+def job_ran(server: servers.Server) -> None:
+    """The timer fired during the case (every minute): the unit's last run succeeded and left its marks."""
+    result = server.inspect(f"systemctl show -p Result -p ExecMainStatus --value {JOB}.service").split()
+    check(sorted(result) == ["0", "success"], f"the job's last run succeeded ({result})")
+    journal = server.inspect(f"journalctl -u {JOB}.service -o cat --no-pager | grep -c 'marker .*: recorded' || true")
+    check(int(journal.strip() or 0) >= 1, f"the journal shows the job's output ({journal.strip()} runs)")
+    check(int(psql(server, "SELECT count(*) FROM ladder_job_marks") or 0) >= 1, "the job wrote its marks to Postgres")
+
+
+def job_waits_for_the_lock(server: servers.Server) -> None:
+    """While the deploy's lock is held the job waits (activating, no new mark); then it runs."""
+    before = int(psql(server, "SELECT count(*) FROM ladder_job_marks"))
+    held = server.inspect(
+        f"flock -x /run/lock/ladder-deploy.lock -c 'systemctl start --no-block {JOB}.service; sleep 8; "
+        f"systemctl is-active {JOB}.service'",
+        check=False,
+    ).strip()
+    check(held == "activating", f"the job waits while the lock is held ({held})")
+    check(int(psql(server, "SELECT count(*) FROM ladder_job_marks")) == before, "no mark while the lock is held")
+    wait_for(
+        "the job runs once the lock is free",
+        lambda: int(psql(server, "SELECT count(*) FROM ladder_job_marks")) > before,
+        60,
+        interval=2,
+    )
+
+
+def s3_object(bench: b.Bench, key: str) -> bytes:
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(bench.ca))
+    with urllib.request.urlopen(f"{w.S3_ENDPOINT}/{BUCKET}/{key}", timeout=15, context=ctx) as resp:
+        data: bytes = resp.read()
+    return data
+
+
+def files_backed_up(bench: b.Bench, server: servers.Server, ip: str) -> None:
+    """The volume's tarball (with the upload) and cache2's are in the bucket; a restore brings a
+    deleted upload back."""
+    import io
+    import tarfile
+
+    keys = s3_keys(bench, "shop/bench/volumes/worker-app-uploads/")
+    names: list[str] = []
+    for key in keys:
+        with tarfile.open(fileobj=io.BytesIO(decrypt(s3_object(bench, key))), mode="r:gz") as archive:
+            names += archive.getnames()
+    check(
+        len(keys) == 1 and keys[0].endswith(".tar.gz.age") and "./bench-upload.txt" in names,
+        f"the upload is in the volume's encrypted backup tarball ({keys})",
+    )
+    check(len(s3_keys(bench, "shop/bench/accessories/cache2/")) == 1, "cache2's data is backed up beside it")
+    compose_exec(server, "worker", f"rm -f {UPLOADS}/bench-upload.txt")
+    done = encrypted_restore(deploy_conn(bench, ip), "ladder-restore-files volumes/worker-app-uploads")
+    check(done.returncode == 0, f"ladder-restore-files restores the volume ({done.stderr.strip()[-300:]})")
+    upload_kept(server)
+
+
 # --- cases ------------------------------------------------------------------------------
 
 
@@ -146,6 +284,7 @@ def hetzner_single(bench: b.Bench) -> None:
         "retentionDays": 7,
         "ageRecipient": operator_age_key()[1],
     }
+    config = with_extras(config)
     stack = b.new_stack(config, {"shop-app-0": ip})
     stack.secrets.update(
         {"ladder:backups.accessKeyId": "bench-access-key", "ladder:backups.secretAccessKey": "bench-secret-key"}
@@ -172,6 +311,8 @@ def hetzner_single(bench: b.Bench) -> None:
         check(all(release_at <= t[:19] for t in first_start), "the release ran before any app container started")
         _, deep = get(ip, site, "/api/deep", bench.acme_root)
         check("error" not in deep and bool(deep.get("hits")), "the api reaches Postgres and Valkey")
+        upload_written(server)
+        accessory_internal(server)
         _, digests = get(ip, site, "/api/env-digests", bench.acme_root)
         want = hashlib.sha256(b.SESSION_SECRET.encode()).hexdigest()
         seen = digests.get("digests")
@@ -187,7 +328,7 @@ def hetzner_single(bench: b.Bench) -> None:
         with Load(ip, site, bench.acme_root, b.ROUTES, rate=25) as load:
             time.sleep(3)
             for version in ("1.0.1", "1.0.2", "1.0.3"):
-                stack.config = b.with_app(config, version)
+                stack.config = with_extras(b.with_app(config, version))
                 t0 = time.monotonic()
                 steps = stack.up()
                 bench.note(f"image bump to {version}", f"{time.monotonic() - t0:.1f} s")
@@ -200,11 +341,11 @@ def hetzner_single(bench: b.Bench) -> None:
         check(load.result.failed == 0, f"0 failed requests across bumps ({load.result.failed} of {load.result.sent})")
         # The first deploy, its repeat, three bumps: the release runs once in each deploy.
         check(psql(server, "SELECT count(*) FROM ladder_releases") == "5", "one release per deploy, 5 in all")
-        deployed = websocket_across_deploys(bench, stack, b.with_app(config, "1.0.3"), site, ip)
+        deployed = websocket_across_deploys(bench, stack, with_extras(b.with_app(config, "1.0.3")), site, ip)
 
         for mode in ("500", "deaf"):
             with Load(ip, site, bench.acme_root, b.ROUTES, rate=25) as load:
-                stack.config = b.with_app(config, "2.0.0", mode)
+                stack.config = with_extras(b.with_app(config, "2.0.0", mode))
                 t0 = time.monotonic()
                 try:
                     stack.up()
@@ -225,6 +366,9 @@ def hetzner_single(bench: b.Bench) -> None:
             check("demo:1.0.3" in compose and "2.0.0" not in compose, "compose.yaml still describes what runs")
         stack.config = deployed  # what runs (the failed deploys changed nothing)
         b.serves(bench, site, ip, "1.0.3", timeout=10)
+        upload_kept(server)
+        job_ran(server)
+        job_waits_for_the_lock(server)
 
         psql(server, "CREATE TABLE IF NOT EXISTS bench_keep (v text); INSERT INTO bench_keep VALUES ('kept')")
         valkey(server, "set", "bench:keep", "kept")
@@ -261,6 +405,7 @@ def hetzner_single(bench: b.Bench) -> None:
             "the restore brings the row back",
         )
         b.serves(bench, site, ip, "1.0.3", timeout=60)
+        files_backed_up(bench, server, ip)
 
         modes = server.inspect("stat -c '%n %a' /usr/local/sbin /etc/systemd/system /etc").split()
         check(
@@ -322,14 +467,9 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def encrypted_restore(conn: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    """The printed restore (tools.restore): fetch the ciphertext, decrypt on this machine, stream
-    the plain dump back. Binary goes over the text-mode `ssh` helper as base64."""
-    restore = "/usr/local/sbin/ladder-restore"
-    fetched = ssh(conn, f"sudo {restore} --fetch latest | base64 -w0", None)
-    check(fetched.returncode == 0, f"ladder-restore --fetch ({fetched.stderr.strip()[-300:]})")
-    cipher = base64.b64decode(fetched.stdout)
-    check(cipher.startswith(b"age-encryption.org/v1\n"), "the dump in the bucket is age ciphertext")
+def decrypt(cipher: bytes) -> bytes:
+    """What the operator does with the private key, on their own machine."""
+    check(cipher.startswith(b"age-encryption.org/v1\n"), "what the bucket holds is age ciphertext")
     with tempfile.TemporaryDirectory() as d:
         identity = f"{d}/operator.key"
         with open(identity, "w", encoding="ascii") as f:
@@ -337,7 +477,17 @@ def encrypted_restore(conn: dict[str, Any]) -> subprocess.CompletedProcess[str]:
         plain = subprocess.run(
             ["age", "-d", "-i", identity], input=cipher, capture_output=True, timeout=120, check=True
         )
-    done: subprocess.CompletedProcess[str] = ssh(conn, f"base64 -d | sudo {restore} --stdin", b64(plain.stdout))
+    return plain.stdout
+
+
+def encrypted_restore(conn: dict[str, Any], restore: str = "ladder-restore") -> subprocess.CompletedProcess[str]:
+    """The printed restore (tools.restore): fetch the ciphertext, decrypt on this machine, stream
+    the plain archive back. Binary goes over the text-mode `ssh` helper as base64."""
+    command = f"/usr/local/sbin/{restore}"
+    fetched = ssh(conn, f"sudo {command} --fetch latest | base64 -w0", None)
+    check(fetched.returncode == 0, f"{restore} --fetch ({fetched.stderr.strip()[-300:]})")
+    plain = decrypt(base64.b64decode(fetched.stdout))
+    done: subprocess.CompletedProcess[str] = ssh(conn, f"base64 -d | sudo {command} --stdin", b64(plain))
     return done
 
 

@@ -164,10 +164,26 @@ def release() -> None:
         sys.exit(3)
 
 
+def marker(path: str | None) -> None:
+    """A scheduled job's run (`ladder:app.jobs`): a row in Postgres and, given a path in a
+    volume, a line there (the bench counts both)."""
+    import psycopg2
+
+    with psycopg2.connect(os.environ["DATABASE_URL"], connect_timeout=5) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS ladder_job_marks (id serial PRIMARY KEY, at timestamptz DEFAULT now())")
+        cur.execute("INSERT INTO ladder_job_marks DEFAULT VALUES")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"{time.time():.0f}\n")
+    print(f"marker {VERSION}: recorded", flush=True)
+
+
 def main() -> None:
     role = sys.argv[1] if len(sys.argv) > 1 else "serve"
     if role == "release":
         return release()
+    if role == "marker":
+        return marker(sys.argv[2] if len(sys.argv) > 2 else None)
     if role == "worker":
         while True:
             print(f"worker {VERSION}: tick", flush=True)
