@@ -85,12 +85,15 @@ def test_a_private_key_in_the_recipient_is_refused_without_echo() -> None:
 def test_the_dump_is_piped_through_age_and_never_written_plain() -> None:
     s = b.vps_backup_script(ARGS)
     assert f"AGE_RECIPIENT={AGE_RECIPIENT}" in s
-    dump = next(line for line in s.splitlines() if "| gzip -6" in line)
-    assert dump.strip() == '</dev/null | gzip -6 | age -r "$AGE_RECIPIENT" > "$WORK_DIR/$file"'
-    assert 'file="$stamp.dump.gz.age"' in s
-    # the only upload is of that file
-    uploads = [line for line in s.splitlines() if "s3 cp" in line]
-    assert uploads == ['aws s3 cp --only-show-errors "/backup/$file" "s3://$BUCKET/$PREFIX/$file"']
+    dumps = [line.strip() for line in s.splitlines() if "| gzip -6" in line]
+    assert dumps and all("| gzip -6 | seal " in line for line in dumps), dumps
+    # every archive (the database, volumes, accessories) goes through `seal` (age) into the work dir
+    assert 'tar -C "$root" -czf - -- "$@" | seal "$out"' in s
+    assert 'age -r "$AGE_RECIPIENT" > "$WORK_DIR/$1" || return 1' in s
+    assert 'upload "$stamp.dump.gz.age" "$PREFIX"' in s
+    # the only upload is of sealed files, from the work dir
+    uploads = [line.strip() for line in s.splitlines() if "s3 cp" in line]
+    assert uploads == ['aws s3 cp --only-show-errors "/backup/$1" "s3://$BUCKET/$2/$1"']
     assert "age-encryption.org/v1" in s  # the header is checked before the upload
 
 

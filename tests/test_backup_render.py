@@ -88,7 +88,7 @@ def test_backup_script_does_what_it_says() -> None:
     assert s.startswith("#!/usr/bin/env bash\n")
     assert "set -Eeuo pipefail" in s and "umask 077" in s
     assert 'compose exec -T "$PG_SERVICE" pg_dump --format=custom' in s
-    assert '| gzip -6 | age -r "$AGE_RECIPIENT" >' in s
+    assert '| gzip -6 | seal "$stamp.dump.gz.age"' in s and 'age -r "$AGE_RECIPIENT" > "$WORK_DIR/$1"' in s
     assert f"AWS_IMAGE={versions.AWS_CLI_IMAGE}" in s
     assert '--env-file "$ENV_FILE"' in s
     assert "--endpoint-url https://fsn1.your-objectstorage.com" in s

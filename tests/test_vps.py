@@ -405,7 +405,7 @@ def test_hetzner_watch_mails_through_the_relay(tmp_path: Path, shellcheck_bin: s
     assert "systemctl enable --now ladder-watch.timer" in script
     assert "https://staging.shop.example.com/" in script and "smtp://smtp.example.com:587" in script
     assert 'user = "' in script and ':smtp-pw-1"' in script  # only inside the secret stdin, written mode 600
-    assert "--user" not in script  # never on curl's command line
+    assert '--user "' not in script and "SMTP_PASSWORD" not in script  # never on curl's command line
     assert_only_in_secrets(result, "smtp-pw-1")
     path = tmp_path / "deploy.sh"
     path.write_text(script)

@@ -23,7 +23,7 @@ from components.render.deploy import _EXTRA_FUNCTIONS, DeployPlan, deploy_script
 from components.render.vps import host_plan
 from components.settings import Settings, parse_settings
 from tests.conftest import check_shell_script, require_tool
-from tests.helpers import SECRET_KEYS, extras_config, namespaced, vps_config
+from tests.helpers import AGE_RECIPIENT, SECRET_KEYS, extras_config, namespaced, vps_config
 from tools.harness import is_secret, run_program, unwrap
 
 DATA_SERVER = Role(app=False, data=True, data_bind_ip="10.0.1.5")
@@ -40,6 +40,7 @@ BACKUPS = {
     "endpoint": "https://fsn1.your-objectstorage.com",
     "accessKeyId": "backup-id",
     "secretAccessKey": "backup-key",
+    "ageRecipient": AGE_RECIPIENT,
 }
 MONITORING = {
     "enabled": True,

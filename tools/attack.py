@@ -379,7 +379,7 @@ def render(s: Settings) -> dict[str, str]:
 def _deploy_with_tokens(s: Settings) -> dict[str, str]:
     """The deploy script as a host gets it, registry tokens in (the plan's copy has placeholders)."""
     from components.render import registry_login
-    from components.render.compose import Role
+    from components.render.compose import DATABASE_CA, Role
     from components.render.deploy import deploy_script
     from components.render.vps import host_plan
 
@@ -387,6 +387,7 @@ def _deploy_with_tokens(s: Settings) -> dict[str, str]:
     if not plan.registries:
         return {}
     contents = {name: "K=v\n" for name in [*plan.secret_files, "backup.env", "watch.env"]}
+    contents[DATABASE_CA] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
     for server, _ in plan.registries:
         entry = s.registry_for(server)
         assert entry is not None and entry.password is not None
