@@ -235,15 +235,6 @@ def job_waits_for_the_lock(server: servers.Server) -> None:
     )
 
 
-def s3_object(bench: b.Bench, key: str) -> bytes:
-    import ssl
-
-    ctx = ssl.create_default_context(cafile=str(bench.ca))
-    with urllib.request.urlopen(f"{w.S3_ENDPOINT}/{BUCKET}/{key}", timeout=15, context=ctx) as resp:
-        data: bytes = resp.read()
-    return data
-
-
 def files_backed_up(bench: b.Bench, server: servers.Server, ip: str) -> None:
     """The volume's tarball (with the upload) and cache2's are in the bucket; a restore brings a
     deleted upload back."""
@@ -251,17 +242,15 @@ def files_backed_up(bench: b.Bench, server: servers.Server, ip: str) -> None:
     import tarfile
 
     keys = s3_keys(bench, "shop/bench/volumes/worker-app-uploads/")
-    names: list[str] = []
-    for key in keys:
-        with tarfile.open(fileobj=io.BytesIO(decrypt(s3_object(bench, key))), mode="r:gz") as archive:
-            names += archive.getnames()
-    check(
-        len(keys) == 1 and keys[0].endswith(".tar.gz.age") and "./bench-upload.txt" in names,
-        f"the upload is in the volume's encrypted backup tarball ({keys})",
-    )
+    check(len(keys) == 1 and keys[0].endswith(".tar.gz.age"), f"the volume's backup is an age file ({keys})")
     check(len(s3_keys(bench, "shop/bench/accessories/cache2/")) == 1, "cache2's data is backed up beside it")
+    restore = "ladder-restore-files volumes/worker-app-uploads"
+    plain = fetch_and_decrypt(deploy_conn(bench, ip), restore)
+    with tarfile.open(fileobj=io.BytesIO(plain), mode="r:gz") as archive:
+        names = archive.getnames()
+    check("./bench-upload.txt" in names, "the upload is in the volume's backup tarball")
     compose_exec(server, "worker", f"rm -f {UPLOADS}/bench-upload.txt")
-    done = encrypted_restore(deploy_conn(bench, ip), "ladder-restore-files volumes/worker-app-uploads")
+    done = encrypted_restore(deploy_conn(bench, ip), restore)
     check(done.returncode == 0, f"ladder-restore-files restores the volume ({done.stderr.strip()[-300:]})")
     upload_kept(server)
 
@@ -480,13 +469,18 @@ def decrypt(cipher: bytes) -> bytes:
     return plain.stdout
 
 
+def fetch_and_decrypt(conn: dict[str, Any], restore: str) -> bytes:
+    """The printed restore's first half: fetch the latest ciphertext, decrypt it on this machine."""
+    fetched = ssh(conn, f"sudo /usr/local/sbin/{restore} --fetch latest | base64 -w0", None)
+    check(fetched.returncode == 0, f"{restore} --fetch ({fetched.stderr.strip()[-300:]})")
+    return decrypt(base64.b64decode(fetched.stdout))
+
+
 def encrypted_restore(conn: dict[str, Any], restore: str = "ladder-restore") -> subprocess.CompletedProcess[str]:
     """The printed restore (tools.restore): fetch the ciphertext, decrypt on this machine, stream
     the plain archive back. Binary goes over the text-mode `ssh` helper as base64."""
     command = f"/usr/local/sbin/{restore}"
-    fetched = ssh(conn, f"sudo {command} --fetch latest | base64 -w0", None)
-    check(fetched.returncode == 0, f"{restore} --fetch ({fetched.stderr.strip()[-300:]})")
-    plain = decrypt(base64.b64decode(fetched.stdout))
+    plain = fetch_and_decrypt(conn, restore)
     done: subprocess.CompletedProcess[str] = ssh(conn, f"base64 -d | sudo {command} --stdin", b64(plain))
     return done
 
@@ -543,7 +537,9 @@ def digitalocean_single(bench: b.Bench) -> None:
 
 def api_images(server: servers.Server) -> str:
     """The image(s) the api's running containers run (names change across rolling updates)."""
-    out = server.inspect("docker ps --filter label=com.docker.compose.service=api --format '{{.Image}}'")
+    ids = server.inspect("docker ps -q --filter label=com.docker.compose.service=api").split()
+    # The reference each was created from (`docker ps` shows an ID when two names share an image).
+    out = server.inspect("docker inspect -f '{{.Config.Image}}' " + " ".join(ids)) if ids else ""
     return " ".join(sorted(set(out.split())))
 
 
