@@ -16,6 +16,7 @@ from tools.e2e import world as w
 CACHE = Path(os.environ.get("LADDER_E2E_CACHE", "/var/cache/ladder-e2e"))
 CASES = {
     "existing-root": cases.existing_root,
+    "local-build": cases.local_build,
     "hetzner-1": cases.hetzner_single,
     "digitalocean-1": cases.digitalocean_single,
     "existing": cases.existing_host,

@@ -109,6 +109,7 @@ class Bench:
     ca: Path = field(default_factory=Path)
     acme_root: Path = field(default_factory=Path)
     registry_password: str = ""  # the private registry's, new each run
+    engine: str = ""  # the bench's own Docker engine (`docker -H`)
     numbers: dict[str, str] = field(default_factory=dict)
 
     def note(self, key: str, value: str) -> None:
@@ -134,7 +135,9 @@ def setup(world: w.World) -> Bench:
     world.acme()
     world.s3(E2E_VENV_BIN)
     world.smtp(E2E_VENV_BIN)
-    bench = Bench(world, server_fs, keypair("operator@laptop"), world.ca()[0], world.acme_root(), registry_password)
+    bench = Bench(
+        world, server_fs, keypair("operator@laptop"), world.ca()[0], world.acme_root(), registry_password, engine
+    )
     bench.note("setup (rootfs, images, services)", f"{time.monotonic() - started:.1f} s")
     return bench
 

@@ -658,6 +658,56 @@ def uptime_watch(bench: b.Bench, server: servers.Server, site: str, ip: str) -> 
     check(len(mails) == 2 and "is up" in mails[1], "and one when it is back")
 
 
+def local_build(bench: b.Bench) -> None:
+    """The local rung builds `tests/fixtures/build` from source: the arguments the program gives
+    pulumi-docker-build's `Image` (there is no Pulumi CLI here, so the bench plays the
+    provider's build step), run by the bench's engine; the image runs as its USER."""
+    base = "localhost:5000/ladderbench/demo:1.0.0"  # the fixture's BASE build argument, from the bench registry
+    build = {"context": "tests/fixtures/build", "target": "app", "args": {"BASE": base}}
+    web = {"build": build, "port": 8000, "path": "/", "health": "/", "resources": {"cpu": "100m", "memory": "64Mi"}}
+    stack = b.new_stack({"ladder:phase": "local", "ladder:app": {"name": "shop", "services": {"web": web}}}, {})
+    stack.secrets.clear()  # this app has no secretEnv
+    result = stack.evaluate()
+    check(result.error is None, f"the local stack evaluates ({result.error})")
+    images = [r for r in result.resources if r.type == "docker-build:index:Image"]
+    check(len(images) == 1 and images[0].inputs.get("push") is False, "one image is built locally, pushed nowhere")
+    i = images[0].inputs
+    argv = ["docker", "-H", bench.engine, "build", "-q", "-f", i["dockerfile"]["location"], "--target", i["target"]]
+    argv += [f"--build-arg={k}={v}" for k, v in sorted((i.get("buildArgs") or {}).items())]
+    t0 = time.monotonic()
+    built = subprocess.run(
+        [*argv, "-t", "ladder-bench/local-build", i["context"]["location"]],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DOCKER_BUILDKIT": "0"},
+    )
+    check(built.returncode == 0, f"the engine builds it with those arguments ({built.stderr.strip()[-300:]})")
+    bench.note("local build of the fixture", f"{time.monotonic() - t0:.1f} s")
+    inside = subprocess.run(
+        [
+            "docker",
+            "-H",
+            bench.engine,
+            "run",
+            "--rm",
+            "--entrypoint",
+            "sh",
+            "ladder-bench/local-build",
+            "-c",
+            "id -u; ls /app",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    ).stdout.split()
+    check(
+        inside[:1] == ["10001"] and "index.html" in inside, f"it runs as its USER with the context's files ({inside})"
+    )
+
+
 def existing_root(bench: b.Bench) -> None:
     """`root` as the login user would lock Pulumi out once sshd forbids root: refused up front."""
     config = b.vps_config(
