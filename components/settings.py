@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from components import grammar, versions
+from components.app_overrides import OVERRIDES_KEY, apply_app_overrides
 
 NAMESPACE = "ladder"
 
@@ -841,7 +842,8 @@ def cron_values(expr: str) -> list[list[int] | None]:
     return out
 
 
-TOP_LEVEL_KEYS = tuple((field.alias or name) for name, field in Settings.model_fields.items())
+# `appOverrides` is no field: `parse_settings` merges it into `app` before validation.
+TOP_LEVEL_KEYS = (*((field.alias or name) for name, field in Settings.model_fields.items()), OVERRIDES_KEY)
 
 
 # ---------------------------------------------------------------------------------------
@@ -971,9 +973,10 @@ def parse_settings(
     found; never returns a half-valid Settings.
     """
     secret_tops = {k.split(":", 1)[-1] for k in secret_keys}
-    unsecured = list(_unsecured(raw, secret_tops))
+    raw, patch_problems = apply_app_overrides(raw)
+    unsecured = patch_problems + list(_unsecured(raw, secret_tops))
     try:
-        settings = Settings.model_validate(dict(raw), by_alias=True)
+        settings = Settings.model_validate(raw, by_alias=True)
     except ValidationError as exc:
         problems = [(_key_path(tuple(err["loc"])), _describe(err, secret_tops)) for err in exc.errors()]
         raise ConfigError(unsecured + problems) from None

@@ -111,7 +111,11 @@ def test_hostile_values_reach_manifests_unchanged(payload: str) -> None:
 
     result = run_program(
         "production",
-        overrides={"ladder:app.env.LOG_LEVEL": payload, "ladder:app.services.worker.command": ["node", payload]},
+        # production's worker command lives in its ladder:appOverrides (merged last by the program)
+        overrides={
+            "ladder:app.env.LOG_LEVEL": payload,
+            "ladder:appOverrides.services.worker.command": ["node", payload],
+        },
         secrets={"ladder:secrets.SESSION_SECRET": payload},
     )
     assert result.error is None, result.error

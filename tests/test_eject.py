@@ -26,6 +26,8 @@ BUILT = {
     "ladder:app.services.worker": {"build": BUILD, "command": ["python", "-c", "print('$HOME')"]},
     "ladder:app.secretEnv": ["STRIPE_KEY"],
     "ladder:secrets.STRIPE_KEY": "sk_live_should_never_appear",
+    # The app above is the whole app of every stack: drop the stack's own patch (production's).
+    "ladder:appOverrides": None,
 }
 
 

@@ -25,6 +25,8 @@ from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.app_overrides import OVERRIDES_KEY, merge_patch
+
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = ROOT / "__main__.py"
 PROJECT = "ladder"
@@ -221,24 +223,50 @@ class ProgramResult:
 # config
 
 
-def _project_defaults() -> dict[str, Any]:
-    """Defaults declared in Pulumi.yaml's `config:` block, applied as the CLI does."""
-    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
-    defaults = {}
+def _config_key(key: str) -> str:
+    """A config key with its namespace: keys without one belong to the project (parseConfigKey)."""
+    return key if ":" in key else f"{PROJECT}:{key}"
+
+
+def project_config(project: Mapping[str, Any]) -> dict[str, Any]:
+    """The values Pulumi.yaml's `config:` block gives a stack that does not set the key.
+
+    Mirrors pulumi/pulumi (checked at 1b5949891b3c, pkg/v3.259.0-14):
+    `RewriteShorthandConfigValues` (sdk/go/common/workspace/project.go) turns a bare scalar
+    or list into a `default` for a project key and a `value` for another namespace's key;
+    `Project.Validate` refuses a key with both; `mergeConfig` (pkg/workspace/config.go)
+    takes `value` or `default`, whatever its type, objects included.
+    """
+    out: dict[str, Any] = {}
     for key, decl in (project.get("config") or {}).items():
-        if isinstance(decl, dict) and "default" in decl:
-            full = key if ":" in key else f"{PROJECT}:{key}"
-            defaults[full] = decl["default"]
-    return defaults
+        if not isinstance(decl, dict):
+            out[_config_key(key)] = decl
+            continue
+        if "default" in decl and "value" in decl:
+            raise ValueError(f"project config {key!r} cannot have both a 'default' and 'value' attribute")
+        for attr in ("value", "default"):
+            if decl.get(attr) is not None:
+                out[_config_key(key)] = decl[attr]
+    return out
+
+
+def merge_project_config(project: Mapping[str, Any], stack: Mapping[str, Any]) -> dict[str, Any]:
+    """Stack config with project-level values under it, as the CLI merges them.
+
+    `mergeConfig` sets a project value only when the stack lacks the key, and then as a
+    whole: a stack's `ladder:app` replaces the project's entirely, never deep-merged.
+    """
+    merged = {_config_key(key): value for key, value in stack.items()}
+    for key, value in project_config(project).items():
+        merged.setdefault(key, value)
+    return merged
 
 
 def stack_config(stack: str) -> dict[str, Any]:
-    """The stack file's config map (values as YAML gives them), project defaults first."""
-    path = ROOT / f"Pulumi.{stack}.yaml"
-    data = yaml.safe_load(path.read_text()) or {}
-    config = _project_defaults()
-    config.update(data.get("config") or {})
-    return config
+    """The stack's config as the CLI hands it to the program: Pulumi.<stack>.yaml over Pulumi.yaml."""
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text()) or {}
+    data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}
+    return merge_project_config(project, data.get("config") or {})
 
 
 def _encode(value: Any) -> str:
@@ -273,7 +301,7 @@ def placeholder_secrets(config: Mapping[str, Any]) -> dict[str, Any]:
     providers evaluate; real runs read the values set with `pulumi config set --secret`.
     """
     out: dict[str, Any] = {}
-    app = config.get(f"{PROJECT}:app") or {}
+    app = merge_patch(config.get(f"{PROJECT}:app") or {}, config.get(f"{PROJECT}:{OVERRIDES_KEY}") or {})
     for key in app.get("secretEnv", []) if isinstance(app, dict) else []:
         out[f"{PROJECT}:secrets.{key}"] = PLACEHOLDER
     for store, url in (("postgres", "DATABASE_URL"), ("redis", "REDIS_URL")):
@@ -314,9 +342,13 @@ def run_program(
 ) -> ProgramResult:
     """Evaluate `__main__.py` under mocks.
 
-    `overrides` replace whole keys (`ladder:phase`) or paths (`ladder:vps.count`);
-    `secrets` are set like `pulumi config set --secret --path`; `base` replaces the
-    stack file entirely; `preview` evaluates as `pulumi preview` does. Errors are captured
+    The config is `stack_config(stack)` (Pulumi.yaml's project values under the stack
+    file's, as the CLI merges them), or `base`, taken as the complete config map.
+    `overrides` then replace whole keys (`ladder:phase`) or paths (`ladder:vps.count`) in
+    that merged map (a test convenience: `pulumi config set --path` edits the stack file
+    alone), and `ladder:appOverrides` is still applied by the program after them;
+    `secrets` are set like `pulumi config set --secret --path`; `preview` evaluates as
+    `pulumi preview` does. Errors are captured
     in `result.error`, never raised.
     """
     config: dict[str, Any] = dict(base) if base is not None else stack_config(stack)
