@@ -136,7 +136,7 @@ def _registry_host(value: Any) -> Any:
     host = value.lower()
     if host.startswith("https://index.docker.io/v1"):
         return DOCKER_HUB
-    if not _REGISTRY_HOST_RE.match(host):
+    if not _REGISTRY_HOST_RE.fullmatch(host):
         raise ValueError("expected a registry host such as ghcr.io or registry.example.com:5000 (no https://, no path)")
     return DOCKER_HUB if host in _DOCKER_HUB_ALIASES else host
 
@@ -165,7 +165,7 @@ def docr_registry_name(s: Settings) -> str | None:
 
 
 def _repo(value: Any) -> Any:
-    if isinstance(value, str) and not _REPO_RE.match(value):
+    if isinstance(value, str) and not _REPO_RE.fullmatch(value):
         raise ValueError("expected a registry and namespace to push to, such as ghcr.io/acme")
     return value
 

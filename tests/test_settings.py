@@ -278,3 +278,17 @@ def test_settings_are_frozen() -> None:
 
 def test_ssh_key_fixture_is_valid() -> None:
     assert parse_settings(vps_config()).vps.ssh_keys == [SSH_KEY]
+
+
+def test_a_registry_host_with_a_trailing_newline_is_refused() -> None:
+    # `re.match` with `$` accepts "ghcr.io\n"; the host must match whole.
+    raw = {**local_config(), "registries": [{"server": "ghcr.io\n", "username": "u"}]}
+    with pytest.raises(ConfigError, match=r"ladder:registries\[0\]\.server"):
+        parse_settings(raw, ["ladder:registries"])
+
+
+def test_a_default_repo_with_a_trailing_newline_is_refused() -> None:
+    raw = copy.deepcopy(local_config())
+    raw["app"]["defaultRepo"] = "ghcr.io/acme\n"
+    with pytest.raises(ConfigError, match=r"ladder:app\.defaultRepo"):
+        parse_settings(raw)
