@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from tools.attack import AGE_RECIPIENT as AGE_RECIPIENT  # the tests' age key is the attack's
+
 MINIMAL_APP: dict[str, Any] = {
     "name": "shop",
     "services": {"web": {"image": "ghcr.io/acme/web:1.4.2", "port": 3000}},
@@ -31,7 +33,6 @@ FULL_APP: dict[str, Any] = {
 
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyExampleKeyExampleKeyExample00 dev@laptop"
 # A real age public key (`age-keygen`; its private half was not kept): VPS backups encrypt to it.
-AGE_RECIPIENT = "age1ym624q7ynj8qyd53mhtguj0mkstnc23dkqgw0dsx0r457nrma4vqyq607j"
 
 
 def local_config(**extra: Any) -> dict[str, Any]:

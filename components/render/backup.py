@@ -375,6 +375,41 @@ log "backup $stamp done"
 """
 
 
+# The halves of a restore both restore scripts share: the encrypted object out (the operator
+# decrypts it where the private key is), the decrypted archive in.
+_RESTORE_FUNCTIONS = f"""
+# PREFIX NAME: the encrypted backup PREFIX/NAME (NAME `latest`: the newest) to stdout.
+fetch_encrypted() {{
+  local prefix=$1 name=$2 key
+  if [[ "$name" == "latest" ]]; then
+    key="$(aws s3api list-objects-v2 --bucket "$BUCKET" --prefix "$prefix/" \\
+      --query 'sort_by(Contents, &LastModified)[-1].Key' --output text </dev/null)"
+    if [[ -z "$key" || "$key" == "None" ]]; then
+      log "no backups under s3://$BUCKET/$prefix/"; exit 1
+    fi
+    name="${{key##*/}}"
+  fi
+  if [[ ! "$name" =~ ^[0-9A-Za-z._-]+$ ]]; then
+    log "invalid backup name: $name"; exit 2
+  fi
+  FETCHED="$WORK_DIR/fetch-$name"
+  trap 'rm -f "$FETCHED"' EXIT
+  log "downloading s3://$BUCKET/$prefix/$name (encrypted; decrypt it where the private key is)"
+  aws s3 cp --only-show-errors "s3://$BUCKET/$prefix/$name" "/backup/fetch-$name" </dev/null >&2
+  cat "$FETCHED"
+}}
+
+# FILE WHAT: stdin (a decrypted, gzipped WHAT) into FILE; refuses what is still encrypted.
+read_decrypted() {{
+  cat > "$1"
+  if [[ "$(head -c {len(AGE_HEADER)} "$1")" == {shlex.quote(AGE_HEADER)} ]]; then
+    log "stdin is still encrypted: decrypt it with age -d -i <your private key> first"; exit 2
+  fi
+  gzip -t "$1" || {{ log "stdin is not a gzipped $2"; exit 2; }}
+}}
+"""
+
+
 def vps_restore_script(a: VpsBackupArgs) -> str:
     """`/usr/local/sbin/ladder-restore --list | --fetch [latest|NAME] | --stdin`.
 
@@ -392,7 +427,7 @@ def vps_restore_script(a: VpsBackupArgs) -> str:
 # Usage: ladder-restore --list
 #        ladder-restore --fetch [latest|NAME] > NAME      (the encrypted dump, e.g. 20260101T000000Z{ENCRYPTED_SUFFIX})
 #        age -d -i backup.key NAME | ladder-restore --stdin   (decrypt where the private key is, never here)
-{_common(a)}
+{_common(a)}{_RESTORE_FUNCTIONS}
 APP_SERVICES=({services})
 mode="${{1:-}}"
 
@@ -403,23 +438,7 @@ case "$mode" in
     ;;
   --fetch)
     target="${{2:-latest}}"
-    if [[ "$target" == "latest" ]]; then
-      key="$(aws s3api list-objects-v2 --bucket "$BUCKET" --prefix "$PREFIX/" \\
-        --query 'sort_by(Contents, &LastModified)[-1].Key' --output text </dev/null)"
-      if [[ -z "$key" || "$key" == "None" ]]; then
-        log "no backups under s3://$BUCKET/$PREFIX/"; exit 1
-      fi
-      name="${{key##*/}}"
-    else
-      name="${{target##*/}}"
-    fi
-    if [[ ! "$name" =~ ^[0-9A-Za-z._-]+$ ]]; then
-      log "invalid backup name: $name"; exit 2
-    fi
-    trap 'rm -f "$WORK_DIR/fetch-$name"' EXIT
-    log "downloading s3://$BUCKET/$PREFIX/$name (encrypted; decrypt it where the private key is)"
-    aws s3 cp --only-show-errors "s3://$BUCKET/$PREFIX/$name" "/backup/fetch-$name" </dev/null >&2
-    cat "$WORK_DIR/fetch-$name"
+    fetch_encrypted "$PREFIX" "${{target##*/}}"
     exit 0
     ;;
   --stdin) ;;
@@ -430,11 +449,7 @@ esac
 
 incoming="$WORK_DIR/restore-$(date -u +%Y%m%dT%H%M%SZ).dump.gz"
 trap 'rm -f "$incoming"' EXIT
-cat > "$incoming"
-if [[ "$(head -c {len(AGE_HEADER)} "$incoming")" == {shlex.quote(AGE_HEADER)} ]]; then
-  log "stdin is still encrypted: decrypt it with age -d -i <your private key> first"; exit 2
-fi
-gzip -t "$incoming" || {{ log "stdin is not a gzipped dump"; exit 2; }}
+read_decrypted "$incoming" dump
 
 safety="$WORK_DIR/pre-restore-$(date -u +%Y%m%dT%H%M%SZ).dump"
 log "safety dump of the current database to $safety"
@@ -477,7 +492,7 @@ def vps_restore_files_script(a: VpsBackupArgs) -> str:
 # Usage: ladder-restore-files --list
 #        ladder-restore-files NAME --fetch [latest|FILE] > FILE.age   (encrypted)
 #        age -d -i backup.key FILE.age | ladder-restore-files NAME --stdin   (a tar archive)
-{UNUSED_PG_NAMES}{_common(a)}
+{UNUSED_PG_NAMES}{_common(a)}{_RESTORE_FUNCTIONS}
 BASE={q(a.base_prefix)}
 NAMES=({names})
 name="${{1:---list}}"
@@ -493,22 +508,7 @@ case "$name" in
 esac
 case "$mode" in
   --fetch)
-    target="${{3:-latest}}"
-    if [[ "$target" == "latest" ]]; then
-      key="$(aws s3api list-objects-v2 --bucket "$BUCKET" --prefix "$BASE/$name/" \\
-        --query 'sort_by(Contents, &LastModified)[-1].Key' --output text </dev/null)"
-      if [[ -z "$key" || "$key" == "None" ]]; then
-        log "no backups under s3://$BUCKET/$BASE/$name/"; exit 1
-      fi
-      target="${{key##*/}}"
-    fi
-    if [[ ! "$target" =~ ^[0-9A-Za-z._-]+$ ]]; then
-      log "invalid backup name: $target"; exit 2
-    fi
-    trap 'rm -f "$WORK_DIR/fetch-$target"' EXIT
-    log "downloading s3://$BUCKET/$BASE/$name/$target (encrypted; decrypt it where the private key is)"
-    aws s3 cp --only-show-errors "s3://$BUCKET/$BASE/$name/$target" "/backup/fetch-$target" </dev/null >&2
-    cat "$WORK_DIR/fetch-$target"
+    fetch_encrypted "$BASE/$name" "${{3:-latest}}"
     exit 0
     ;;
   --stdin) ;;
@@ -523,11 +523,7 @@ stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 incoming="$WORK_DIR/restore-$stamp.tar.gz"
 staging="$ROOT.restore-$stamp"
 trap 'rm -rf "$incoming" "$staging"' EXIT
-cat > "$incoming"
-if [[ "$(head -c {len(AGE_HEADER)} "$incoming")" == {shlex.quote(AGE_HEADER)} ]]; then
-  log "stdin is still encrypted: decrypt it with age -d -i <your private key> first"; exit 2
-fi
-gzip -t "$incoming" || {{ log "stdin is not a gzipped tar archive"; exit 2; }}
+read_decrypted "$incoming" "tar archive"
 mkdir -p "$staging"
 tar -C "$staging" -xzpf "$incoming"
 log "stopping $SERVICE"

@@ -30,6 +30,7 @@ class Route:
     path: str
     upstreams: tuple[str, ...]
     health: str
+    port: int
     sticky: bool = False
 
 
@@ -42,12 +43,14 @@ def routes_for(app: App, upstream_host: dict[str, Sequence[str]] | None = None) 
     routes = []
     for name, svc in app.routed_services.items():
         hosts = (upstream_host or {}).get(name, (name,))
+        assert svc.port is not None  # a routed service has one
         routes.append(
             Route(
                 service=name,
                 path=svc.route,
                 upstreams=tuple(f"{host}:{svc.port}" for host in hosts),
                 health=svc.health_path,
+                port=svc.port,
                 sticky=svc.sticky,
             )
         )
@@ -92,12 +95,11 @@ def _pool_proxy(route: Route) -> list[str]:
     connections refused) gets no new request over an old connection; a refused dial is retried
     on another member at once.
     """
-    port = route.upstreams[0].rsplit(":", 1)[1]
     return [
         "\t\treverse_proxy {",
         "\t\t\tdynamic a {",
         f"\t\t\t\tname {route.service}",
-        f"\t\t\t\tport {port}",
+        f"\t\t\t\tport {route.port}",
         f"\t\t\t\trefresh {POOL_REFRESH}",
         "\t\t\t}",
         *_lb_policy(route),

@@ -39,6 +39,11 @@ def container_ids(server: servers.Server) -> set[str]:
     return {row.split()[0] for row in rows if row.strip() and not row.split()[1].startswith("ladder-job-")}
 
 
+def wait_healthy(server: servers.Server, container: str, what: str, timeout: float) -> None:
+    status = "docker inspect -f '{{.State.Health.Status}}' " + container
+    wait_for(what, lambda: server.inspect(status, check=False).strip() == "healthy", timeout, interval=2)
+
+
 def psql(server: servers.Server, sql: str) -> str:
     return server.inspect(
         f"cd /srv/ladder && docker compose exec -T postgres psql -U shop -d shop -tAc {shlex.quote(sql)} </dev/null"
@@ -190,15 +195,7 @@ def upload_kept(server: servers.Server) -> None:
 
 def accessory_internal(server: servers.Server) -> None:
     """cache2 is healthy, its address is in the app's env, the api reaches it, the proxy cannot."""
-    wait_for(
-        "cache2 healthy",
-        lambda: (
-            server.inspect("docker inspect -f '{{.State.Health.Status}}' shop-cache2-1", check=False).strip()
-            == "healthy"
-        ),
-        60,
-        interval=2,
-    )
+    wait_healthy(server, "shop-cache2-1", "cache2 healthy", 60)
     check(
         compose_exec(server, "api", "printenv CACHE2_HOST CACHE2_PORT").split() == ["cache2", "6379"],
         "the api gets CACHE2_HOST/PORT",
@@ -367,15 +364,7 @@ def hetzner_single(bench: b.Bench) -> None:
         servers.shutdown(server)
         servers.boot(bench.world, server)
         b.serves(bench, site, ip, "1.0.3", timeout=180)
-        wait_for(
-            "Postgres healthy after the reboot",
-            lambda: (
-                server.inspect("docker inspect -f '{{.State.Health.Status}}' shop-postgres-1", check=False).strip()
-                == "healthy"
-            ),
-            120,
-            interval=2,
-        )
+        wait_healthy(server, "shop-postgres-1", "Postgres healthy after the reboot", 120)
         check(psql(server, "SELECT v FROM bench_keep") == "kept", "a Postgres row survives a reboot")
         check(valkey(server, "get", "bench:keep") == "kept", "a Valkey key survives a reboot")
         check(server.inspect("findmnt -n -o SOURCE /srv/ladder-data").strip() != "", "the data volume is mounted")
