@@ -215,21 +215,34 @@ def job_ran(server: servers.Server) -> None:
 
 
 def job_waits_for_the_lock(server: servers.Server) -> None:
-    """While the deploy's lock is held the job waits (activating, no new mark); then it runs."""
-    before = int(psql(server, "SELECT count(*) FROM ladder_job_marks"))
-    held = server.inspect(
-        f"flock -x /run/lock/ladder-deploy.lock -c 'systemctl start --no-block {JOB}.service; sleep 8; "
-        f"systemctl is-active {JOB}.service'",
-        check=False,
-    ).strip()
-    check(held == "activating", f"the job waits while the lock is held ({held})")
-    check(int(psql(server, "SELECT count(*) FROM ladder_job_marks")) == before, "no mark while the lock is held")
-    wait_for(
-        "the job runs once the lock is free",
-        lambda: int(psql(server, "SELECT count(*) FROM ladder_job_marks")) > before,
-        60,
-        interval=2,
-    )
+    """While the deploy's lock is held the job waits (activating, no new mark); then it runs.
+
+    The minute timer is paused meanwhile: a run it started just before the lock was taken would
+    absorb the start below (systemd merges a start into a running activation) and end."""
+    server.inspect(f"systemctl stop {JOB}.timer")
+    try:
+        wait_for(
+            "no run of the job in progress",
+            lambda: server.inspect(f"systemctl is-active {JOB}.service", check=False).strip() in ("inactive", "failed"),
+            180,
+            interval=2,
+        )
+        before = int(psql(server, "SELECT count(*) FROM ladder_job_marks"))
+        held = server.inspect(
+            f"flock -x /run/lock/ladder-deploy.lock -c 'systemctl start --no-block {JOB}.service; sleep 8; "
+            f"systemctl is-active {JOB}.service'",
+            check=False,
+        ).strip()
+        check(held == "activating", f"the job waits while the lock is held ({held})")
+        check(int(psql(server, "SELECT count(*) FROM ladder_job_marks")) == before, "no mark while the lock is held")
+        wait_for(
+            "the job runs once the lock is free",
+            lambda: int(psql(server, "SELECT count(*) FROM ladder_job_marks")) > before,
+            60,
+            interval=2,
+        )
+    finally:
+        server.inspect(f"systemctl start {JOB}.timer")
 
 
 def files_backed_up(bench: b.Bench, server: servers.Server, ip: str) -> None:
