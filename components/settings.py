@@ -771,7 +771,7 @@ class Settings(_Model):
 
 
 # Names an accessory may not take: the stores and containers Ladder runs itself.
-RESERVED_NAMES = ("postgres", "valkey", "redis", "proxy", "minio", "release", "app")
+RESERVED_NAMES = ("postgres", "valkey", "redis", "proxy", "proxy-init", "minio", "release", "app")
 S3_FIELDS = ("ENDPOINT", "REGION", "BUCKET", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY")
 S3_SECRET_FIELDS = {"ACCESS_KEY_ID": "accessKeyId", "SECRET_ACCESS_KEY": "secretAccessKey"}
 

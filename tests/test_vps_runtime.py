@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from components.render import envfile
-from components.render.compose import Role, compose_document
+from components.render.compose import CADDY_UID, CADDY_USER, PROXY_INIT, Role, compose_document
 from components.render.deploy import deploy_script
 from components.render.hardening import Hardening, Opening, access_script, cloud_config, shell_script
 from components.render.vps import host_plan
@@ -204,3 +204,34 @@ def test_docker_waits_for_the_data_volume_after_a_reboot() -> None:
     script = _script()
     assert "RequiresMountsFor=/srv/ladder-data" in script
     assert script.index("mount /srv/ladder-data") < script.index("RequiresMountsFor=/srv/ladder-data")
+
+
+def test_caddy_runs_unprivileged_and_gets_its_volumes() -> None:
+    """Caddy ran as root (issue 12): the official image's file capability is ignored under
+    `no-new-privileges`, so the container's own namespace lets it bind 80/443 instead, and a
+    one-shot `proxy-init` hands the volumes over — a new one is a root-owned copy of the image's
+    /data, an old one holds certificates a root-run Caddy wrote."""
+    doc = compose_document(staging_settings(), Role())
+    proxy, init = doc["services"]["proxy"], doc["services"][PROXY_INIT]
+    assert proxy["user"] == CADDY_USER and "cap_add" not in proxy and proxy["cap_drop"] == ["ALL"]
+    assert proxy["security_opt"] == ["no-new-privileges:true"]
+    assert proxy["sysctls"] == {"net.ipv4.ip_unprivileged_port_start": 80}
+    assert proxy["depends_on"] == {PROXY_INIT: {"condition": "service_completed_successfully"}}
+    caddy_volumes = [v for v in proxy["volumes"] if not v.startswith("./caddy:")]
+    assert init["volumes"] == caddy_volumes and init["image"] == proxy["image"]
+    assert init["command"] == ["chown", "-R", "-h", CADDY_USER, "/data", "/config"]
+    assert init["network_mode"] == "none" and init["cap_drop"] == ["ALL"]
+    assert sorted(init["cap_add"]) == ["CHOWN", "DAC_READ_SEARCH"]
+    script = _script()
+    # The Caddyfile is readable by Caddy's group before any reload or start reads it.
+    chgrp = script.index(f"chgrp -R {CADDY_UID} /srv/ladder/caddy")
+    assert script.index("mv -f /srv/ladder/caddy/Caddyfile.new") < chgrp < script.index("cmp -s caddy/Caddyfile")
+    # Every deploy hands the volumes over before the proxy starts, and a failure stops it there.
+    handover = script.index(f"docker compose run --rm -T {PROXY_INIT}")
+    assert handover < script.index("docker compose up -d --quiet-pull --no-deps proxy")
+    assert "could not hand the proxy's volumes to its user" in script[handover : handover + 300]
+
+
+def test_proxy_init_is_a_reserved_name() -> None:
+    with pytest.raises(Exception, match=r"ladder:accessories\.proxy-init: the name 'proxy-init' is used by Ladder"):
+        staging_settings(accessories={"proxy-init": {"image": "redis:7", "port": 6379}})

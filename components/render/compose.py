@@ -36,6 +36,12 @@ HARDENED: dict[str, Any] = {"security_opt": ["no-new-privileges:true"], "cap_dro
 REVISION_LABEL = "dev.ladder.revision"
 # Memory caps of the containers Ladder chooses (the app's come from `resources`).
 PROXY_MEMORY = "256m"
+# Caddy's user on the VPS rung: the official image defines none, so a fixed uid/gid that
+# owns nothing else on the host (the Caddyfile directory is group-readable by it).
+CADDY_UID = 10080
+CADDY_USER = f"{CADDY_UID}:{CADDY_UID}"
+CADDY_VOLUMES = ("caddy-data:/data", "caddy-config:/config")
+PROXY_INIT = "proxy-init"
 POSTGRES_MEMORY = "1g"
 VALKEY_OVERHEAD_MB = 64
 
@@ -130,22 +136,51 @@ def _app_service(s: Settings, name: str, svc: Service, image: str | None) -> dic
 
 
 def _proxy_service(s: Settings, role: Role) -> dict[str, Any]:
+    """Caddy as `CADDY_USER`, with no capability at all.
+
+    The official image's `cap_net_bind_service` file capability is ignored under
+    `no-new-privileges`; instead the container's own network namespace lets unprivileged
+    users bind from port 80 up (a namespaced sysctl: the host is untouched)."""
     ports = ["80:80"] if role.behind_load_balancer else ["80:80", "443:443"]
     return {
         "image": versions.CADDY_IMAGE,
         "restart": "unless-stopped",
+        "user": CADDY_USER,
         "ports": ports,
         # The directory, not the file: a deploy replaces the Caddyfile atomically (new inode),
         # which a single-file bind mount would never see.
-        "volumes": ["./caddy:/etc/caddy:ro", "caddy-data:/data", "caddy-config:/config"],
+        "volumes": ["./caddy:/etc/caddy:ro", *CADDY_VOLUMES],
         "networks": ["edge", *(route_network(n) for n in s.app.routed_services)],
+        "sysctls": {"net.ipv4.ip_unprivileged_port_start": 80},
+        "depends_on": {PROXY_INIT: {"condition": "service_completed_successfully"}},
         "logging": LOGGING,
         "deploy": {"resources": {"limits": {"memory": PROXY_MEMORY}}},
         "read_only": True,
         "tmpfs": ["/tmp"],
+        **HARDENED,
+    }
+
+
+def _proxy_init_service() -> dict[str, Any]:
+    """Hands Caddy's volumes to `CADDY_USER` before Caddy starts.
+
+    A new volume is a copy of the image's root-owned /data and /config, and volumes of
+    servers deployed before Caddy ran unprivileged hold root-owned certificates and ACME
+    account keys: without this Caddy could not write (or read) them. Root with only the
+    capabilities chown needs, no network, nothing else mounted; `-h` changes a symlink
+    itself, never what it points at."""
+    return {
+        "image": versions.CADDY_IMAGE,
+        "user": "0:0",
+        "command": ["chown", "-R", "-h", CADDY_USER, "/data", "/config"],
+        "volumes": list(CADDY_VOLUMES),
+        "network_mode": "none",
+        "restart": "no",
+        "logging": LOGGING,
+        "read_only": True,
         "security_opt": ["no-new-privileges:true"],
         "cap_drop": ["ALL"],
-        "cap_add": ["NET_BIND_SERVICE"],
+        "cap_add": ["CHOWN", "DAC_READ_SEARCH"],
     }
 
 
@@ -219,6 +254,7 @@ def compose_document(s: Settings, role: Role, images: Mapping[str, str] | None =
     networks: dict[str, Any] = {}
     if role.app:
         services["proxy"] = _proxy_service(s, role)
+        services[PROXY_INIT] = _proxy_init_service()
         services.update({name: _app_service(s, name, svc, built.get(name)) for name, svc in s.app.services.items()})
         volumes.update({"caddy-data": {}, "caddy-config": {}})
         networks.update({"edge": {}, "app": {}})

@@ -42,10 +42,12 @@ from components.render.backup import (
 )
 from components.render.compose import (
     APP_ENV,
+    CADDY_UID,
     DATA_DIR,
     DATABASE_CA,
     POSTGRES_UID,
     PROJECT_DIR,
+    PROXY_INIT,
     REVISION_LABEL,
     revision_variable,
     route_network_name,
@@ -366,6 +368,9 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
     ]
     for path, content in sorted(plan.files.items()):
         out.append(_heredoc(path, content, "0640"))
+    if plan.proxy:
+        # Caddy runs unprivileged: its directory and the Caddyfile are group-readable by it.
+        out.append(f"chgrp -R {CADDY_UID} {PROJECT_DIR}/caddy")
     for path in plan.secret_files:
         out.append(_heredoc(path, secret_contents[path], "0600"))
     if plan.database_ca:
@@ -459,7 +464,13 @@ def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
         )
     out.append("# 10. start the proxy (or recreate it if its compose definition changed)")
     if plan.proxy:
-        out += ["log 'proxy'", "docker compose up -d --quiet-pull --no-deps proxy"]
+        out += [
+            "log 'proxy'",
+            # Every deploy: a volume written by an older, root-run Caddy is handed over too.
+            f"docker compose run --rm -T {PROXY_INIT} >/dev/null 2>&1 || docker compose run --rm -T {PROXY_INIT} "
+            '|| fail "could not hand the proxy\'s volumes to its user"',
+            "docker compose up -d --quiet-pull --no-deps proxy",
+        ]
     out += [
         "# 11. prune unused images",
         "log 'pruning images'",

@@ -8,6 +8,8 @@ import copy
 import hashlib
 import http.client
 import shlex
+import socket
+import ssl
 import struct
 import subprocess
 import tempfile
@@ -16,6 +18,7 @@ import urllib.request
 from typing import Any
 
 from components import versions
+from components.render.compose import CADDY_UID
 from tools.e2e import bench as b
 from tools.e2e import servers
 from tools.e2e import world as w
@@ -268,6 +271,37 @@ def files_backed_up(bench: b.Bench, server: servers.Server, ip: str) -> None:
 # --- cases ------------------------------------------------------------------------------
 
 
+def served_certificate(ip: str, site: str, bench: b.Bench) -> str:
+    """The sha256 of the certificate the proxy presents for `site` (verified against the ACME CA)."""
+    context = ssl.create_default_context(cafile=str(bench.acme_root))
+    sock = socket.create_connection((ip, 443), timeout=10)
+    with context.wrap_socket(sock, server_hostname=site) as tls:
+        der = tls.getpeercert(binary_form=True)
+    if der is None:
+        raise BenchError(f"{site}: no certificate")
+    return hashlib.sha256(der).hexdigest()
+
+
+def proxy_unprivileged(bench: b.Bench, stack: Stack, server: servers.Server, ip: str, site: str) -> None:
+    """Caddy runs as its own user with no capability; a volume that a root-run Caddy (Ladder
+    before this change) left behind is handed over by the next deploy, certificate kept."""
+    pid = server.inspect("docker inspect -f '{{.State.Pid}}' shop-proxy-1").strip()
+    status = dict(ln.split(":", 1) for ln in server.inspect(f"cat /proc/{pid}/status").splitlines() if ":" in ln)
+    uids, caps = set(status["Uid"].split() + status["Gid"].split()), int(status["CapEff"], 16)
+    check(uids == {str(CADDY_UID)} and caps == 0, f"Caddy runs as {CADDY_UID} with no capability ({uids}, {caps:#x})")
+    cert = served_certificate(ip, site, bench)
+    volume = shlex.quote(server.inspect("docker volume inspect -f '{{.Mountpoint}}' shop_caddy-data").strip())
+    # What Caddy as root left: everything root's, keys 0600, directories 0700.
+    legacy = f"cd /srv/ladder && docker compose stop proxy && chown -R 0:0 {volume} && chmod -R go-rwx {volume}"
+    ssh(deploy_conn(bench, ip), "sudo bash -s", legacy)
+    check(server.inspect(f"find {volume} -uid 0 | wc -l").strip() != "0", "the volume is root's, as before")
+    stack.up(force=("deploy",))
+    b.serves(bench, site, ip, "1.0.0", timeout=60)
+    stray = server.inspect(f"find {volume} ! -uid {CADDY_UID} -o ! -gid {CADDY_UID} | head -3").strip()
+    check(stray == "", f"the next deploy hands the volume to Caddy's user ({stray or 'all files'})")
+    check(served_certificate(ip, site, bench) == cert, "Caddy serves the certificate it had (none issued anew)")
+
+
 def hetzner_single(bench: b.Bench) -> None:
     """Hetzner, one server, with backups: first deploy, bumps under load, broken releases,
     idempotency, data across redeploy/restart/reboot, backup and restore, hardening, rotation."""
@@ -312,6 +346,7 @@ def hetzner_single(bench: b.Bench) -> None:
         check("error" not in deep and bool(deep.get("hits")), "the api reaches Postgres and Valkey")
         upload_written(server)
         accessory_internal(server)
+        proxy_unprivileged(bench, stack, server, ip, site)
         _, digests = get(ip, site, "/api/env-digests", bench.acme_root)
         want = hashlib.sha256(b.SESSION_SECRET.encode()).hexdigest()
         seen = digests.get("digests")
@@ -338,8 +373,8 @@ def hetzner_single(bench: b.Bench) -> None:
         bench.note("load across 3 bumps (25 req/s)", load.result.line())
         check(load.result.misrouted == 0, "0 misrouted requests across bumps")
         check(load.result.failed == 0, f"0 failed requests across bumps ({load.result.failed} of {load.result.sent})")
-        # The first deploy, its repeat, three bumps: the release runs once in each deploy.
-        check(psql(server, "SELECT count(*) FROM ladder_releases") == "5", "one release per deploy, 5 in all")
+        # The first deploy, the proxy's hand-over, the repeat, three bumps: one release in each.
+        check(psql(server, "SELECT count(*) FROM ladder_releases") == "6", "one release per deploy, 6 in all")
         deployed = websocket_across_deploys(bench, stack, with_extras(b.with_app(config, "1.0.3")), site, ip)
 
         for mode in ("500", "deaf"):

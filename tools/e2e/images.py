@@ -46,8 +46,8 @@ def private_demo(registry: str, version: str) -> str:
 
 def catalogue(demo_versions: list[tuple[str, str]]) -> list[Image]:
     images = [
-        # As in the official image, /data and /config belong to root (Caddy runs as root
-        # with every capability but NET_BIND_SERVICE dropped, so it can write only there).
+        # As in the official image, /data and /config belong to root: the deploy's
+        # `proxy-init` hands a new volume to Caddy's unprivileged user, as on a real server.
         Image(
             versions.CADDY_IMAGE,
             "COPY --chown=0:0 empty /data\nCOPY --chown=0:0 empty /config\n"
