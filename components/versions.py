@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 # --- images (official images only) -----------------------------------------------------
 
-# `ladder:postgres.version` (the major) -> the official image tag.
+# `ladder:postgres.version` (the major) -> the official image, by tag and digest.
 # Tags from docker-library/official-images (library/postgres), 2026-08-21.
 POSTGRES_IMAGES: dict[str, str] = {
     "17": "postgres:17.11-alpine@sha256:18cfe3ef5e6815560c98237d6216d1e5119702fb0f3894c8785dd58b8bbe5d73",
@@ -30,6 +30,7 @@ DEFAULT_POSTGRES_VERSION = "17"
 # protocol; Docker Hub has no library/valkey). 9.1.1 is a security release (2026-07-21).
 # 8.1.4 is behind its line (issue 11); no upstream record of a newer 8.1 tag was available
 # to confirm one, so the pin stays until it can be checked against valkey-io's releases.
+# 8.1.4's digest is the least corroborated of these pins (tests/contracts/images.json).
 VALKEY_IMAGES: dict[str, str] = {
     "8.1": "valkey/valkey:8.1.4-alpine@sha256:e706d1213aaba6896c162bb6a3a9e1894e1a435f28f8f856d14fab2e10aa098b",
     "9.1": "valkey/valkey:9.1.1-alpine@sha256:ee91f7a174ac4d6a6b0685b3a60e321f0a9dbbb691f9b0e285be2ba1d1be8328",
@@ -38,7 +39,8 @@ DEFAULT_VALKEY_VERSION = "9.1"
 
 # Prometheus exporter for Valkey (cluster rung, with monitoring): oliver006/redis_exporter
 # v1.88.0 (2026-07-23); its release workflow pushes the git tag as the image tag (scratch
-# image, USER 59000).
+# image, USER 59000). Two digests were found for this tag, one repository each; see
+# tests/contracts/images.json before relying on it.
 VALKEY_EXPORTER_IMAGE = (
     "oliver006/redis_exporter:v1.88.0@sha256:ead15fa913b45314068b9237bb5eff1e97bcb41d63fbe6267befe34667b5f856"
 )
