@@ -80,6 +80,8 @@ BARMAN_CLOUD_PLUGIN_CHART = Chart("https://cloudnative-pg.github.io/charts", "pl
 # `ladder:postgres.version` -> CloudNativePG's operand image (same minors as POSTGRES_IMAGES).
 # `standard` images (the `system` ones are deprecated upstream), Debian trixie; the minors
 # cloudnative-pg/postgres-containers builds as of 2026-08-20 (docker-bake.hcl: 17.11, 18.6).
+# Pinned by tag and digest: the operator reads the major from the tag (its reference parser
+# strips the digest first), the kubelet pulls by digest.
 CNPG_POSTGRES_IMAGES: dict[str, str] = {
     "17": "ghcr.io/cloudnative-pg/postgresql:17.11-standard-trixie"
     "@sha256:91e0de662d53895a45f1396f4ee1a75daeb0c26fc87853afc9c8f43e01fdaa21",
