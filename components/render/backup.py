@@ -164,7 +164,8 @@ class VpsBackupArgs:
     age_recipient: str = ""  # grammar.age_recipient; vps_backup_args refuses a stack without one
     postgres_service: str = "postgres"
     app_services: Sequence[str] = field(default_factory=tuple)
-    aws_cli_image: str = versions.AWS_CLI_IMAGE
+    # Read when the args are built, not at import (the bench substitutes its stand-ins' digests).
+    aws_cli_image: str = field(default_factory=lambda: versions.AWS_CLI_IMAGE)
     postgres: bool = True  # Postgres runs on this host (a host may back up only volumes)
     archives: Sequence[Archive] = field(default_factory=tuple)
     base_prefix: str = ""  # <app>/<stack>: archives go under <base_prefix>/<archive name>/

@@ -28,7 +28,6 @@ Obj = dict[str, Any]
 
 BACKUP_CREDENTIALS = "volume-backup-credentials"  # Secret: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
 BACKUP_RESOURCES = Resources(cpu="100m", memory="256Mi")
-TAR_IMAGE = f"busybox:{versions.BUSYBOX_TAG}"
 # The uploader: every input comes from the environment, nothing from the config is in the script.
 UPLOAD_SCRIPT = 'set -eu; aws s3 cp /backup/archive "s3://$BUCKET/$PREFIX/$(date -u +%Y%m%dT%H%M%SZ).$EXT"'
 # The dump wrapper: the accessory's command (argv, no shell parsing) writes to stdout.
@@ -208,7 +207,7 @@ def _uploader(target: BackupTarget, owner: str, ext: str) -> Obj:
 def _tar(paths: list[str], mounts: list[Obj]) -> Obj:
     return {
         "name": "archive",
-        "image": TAR_IMAGE,
+        "image": versions.BUSYBOX_IMAGE,
         "imagePullPolicy": "Always",
         "command": ["tar", "czf", "/backup/archive", "-C", "/", *(p.lstrip("/") for p in paths)],
         "resources": r.resources_block(BACKUP_RESOURCES),

@@ -14,9 +14,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from components import versions
+from components.image_ref import parse_image
 from components.render.k8s import ISSUER_PROD
 
 CHART = versions.KUBE_PROMETHEUS_STACK
+
+
+def _busybox_image() -> dict[str, Any]:
+    """The CRD upgrade Job's busybox, pinned by tag and digest in the chart's own keys.
+
+    The chart (charts/crds/templates/upgrade/job.yaml at kube-prometheus-stack-88.5.3)
+    renders `<registry>/<repository>:<busybox.tag>@sha256:<busybox.sha>`, but only when
+    `upgradeJob.image.sha` is set: its condition reads that key, not `busybox.sha` (the
+    kubectl image's reads `kubectl.sha`). Both are set to the same hex digest so the
+    digest is rendered; `image.sha` is listed in tools/contracts.py's DOCUMENTED keys.
+    """
+    busybox = parse_image(versions.BUSYBOX_IMAGE)
+    return {"sha": busybox.digest_hex, "busybox": {"tag": busybox.tag, "sha": busybox.digest_hex}}
 
 
 @dataclass(frozen=True)
@@ -128,10 +142,7 @@ def kube_prometheus_stack_values(
         "fullnameOverride": "kps",
         # The chart's pre-upgrade hook Job applies the CRDs of the new operator version
         # (Helm never upgrades CRDs itself); busybox pinned instead of the chart's `latest`.
-        "crds": {
-            "enabled": True,
-            "upgradeJob": {"enabled": True, "image": {"busybox": {"tag": versions.BUSYBOX_TAG}}},
-        },
+        "crds": {"enabled": True, "upgradeJob": {"enabled": True, "image": _busybox_image()}},
         "defaultRules": {"create": True},
         "prometheus": {
             "prometheusSpec": {

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools.e2e import images, rootfs, servers
+from tools.e2e import digests, images, rootfs, servers
 from tools.e2e import world as w
 from tools.e2e.load import get
 from tools.e2e.proc import BenchError, wait_for
@@ -39,6 +39,8 @@ DEMO_VERSIONS = [
     ("2.0.0", "deaf"),
 ]
 VENV_BIN = ROOT / "venv/bin"
+# The registry build_and_push pushes to (its `localhost:5000`), as the bench host reaches it.
+STAND_IN_REGISTRY = f"127.0.0.1:{w.REGISTRY_PORT}"
 E2E_VENV_BIN = ROOT / ".venv-e2e/bin"
 
 
@@ -127,7 +129,10 @@ def setup(world: w.World) -> Bench:
     world.network()
     world.registry()
     engine = world.engine()
-    images.build_and_push(engine, image_fs, world.ca()[0], VENV_BIN / "caddy", world.run_dir, DEMO_VERSIONS)
+    pushed = images.build_and_push(engine, image_fs, world.ca()[0], VENV_BIN / "caddy", world.run_dir, DEMO_VERSIONS)
+    # The program pins upstream digests the bench registry cannot serve: from here on it
+    # renders the stand-ins' own (kept for the whole run).
+    digests.replace_pins(digests.stand_in_digests(STAND_IN_REGISTRY, pushed))
     registry_password = secrets.token_urlsafe(24)
     world.private_registry(registry_password)
     images.push_private(engine, PRIVATE_VERSIONS, w.PRIVATE_REGISTRY_PORT, w.PRIVATE_REGISTRY_USER, registry_password)

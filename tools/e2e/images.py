@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components import versions
+from tools.e2e.digests import repository_path
 from tools.e2e.proc import run
 
 HERE = Path(__file__).resolve().parent
@@ -31,7 +32,10 @@ class Image:
 
 
 def _library(name: str) -> str:
-    return name if "/" in name.split(":")[0] else f"library/{name}"
+    """Where the mirror keeps an image: `library/` for official ones, under its tag only (a pinned
+    digest is upstream's; the bench pins its stand-ins' own, tools/e2e/digests.py)."""
+    repository, tag = repository_path(name)
+    return f"{repository}:{tag}"
 
 
 def demo(version: str, mode: str = "ok") -> str:
