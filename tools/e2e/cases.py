@@ -568,8 +568,17 @@ def digitalocean_single(bench: b.Bench) -> None:
         stack.up()
         b.serves(bench, site, ip, "1.0.0")
         bench.note("digitalocean x1: first deploy (boot to serving)", f"{time.monotonic() - started:.1f} s")
+        pinned_by_digest(server)
         private_registry(bench, stack, server, site, ip, config)
         hardening(server, ip, deploy_conn(bench, ip), "deploy")
+
+
+def pinned_by_digest(server: servers.Server) -> None:
+    """The images Ladder chooses run by tag and digest (the stand-ins' digests: tools/e2e/digests.py)."""
+    pins = {"shop-proxy-1": versions.CADDY_IMAGE, "shop-postgres-1": versions.POSTGRES_IMAGES["17"]}
+    for container, image in pins.items():
+        running = server.inspect(f"docker inspect -f '{{{{.Config.Image}}}}' {container}").strip()
+        check("@sha256:" in image and running == image, f"{container} runs {running}")
 
 
 def api_images(server: servers.Server) -> str:
