@@ -173,6 +173,8 @@ def test_cost_covers_servers_ips_and_load_balancer(single: ProgramResult, ha: Pr
 def test_later_ssh_keys_roll_out_to_every_node_before_k3s_installs(single: ProgramResult) -> None:
     rollouts = [c for c in single.of_type(COMMAND) if c.name.endswith("-ssh-keys")]
     assert len(rollouts) == 3  # one control plane, two agents
+    # every root script (rollout, config, install, kubeconfig) goes on stdin to ladder-apply
+    assert all(c.inputs["create"] == AS_ROOT for c in single.of_type(COMMAND))
     for rollout in rollouts:
         keys = unwrap(rollout.inputs["stdin"])
         assert SSH_KEY in keys and "ladder" in keys  # the users' keys and the deploy key

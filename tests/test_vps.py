@@ -494,3 +494,21 @@ def test_managed_postgres_is_verified_against_its_ca(tmp_path: Path, shellcheck_
     assert result.error is None, result.error
     app = unwrap(result.one(COMMAND, "app-app-0-deploy").inputs["stdin"])
     assert DATABASE_CA_PARAMS in app  # DATABASE_URL in the app's env file
+
+
+def test_every_remote_command_runs_through_the_entry_point(variant: tuple[str, ProgramResult]) -> None:
+    """No `sudo bash -s`, `sudo cat` or `sudo install` left: each root script goes on stdin to
+    ladder-apply. Provisioned servers split the logins; a host you run keeps its own."""
+    name, result = variant
+    commands = result.of_type(COMMAND)
+    assert commands and all(c.inputs["create"] == AS_ROOT for c in commands), name
+    for rollout in (c for c in commands if c.name.endswith("-ssh-keys")):
+        script = str(unwrap(rollout.inputs["stdin"]))
+        assert "ladder-apply" in script
+        if name.startswith("existing"):
+            assert "write_keys" not in script and "install_sudoers" not in script
+            continue
+        deploy_line = script.split("write_keys deploy <<'", 1)[1].splitlines()[1]
+        assert deploy_line.startswith('restrict,command="sudo -n /usr/local/sbin/ladder-apply" ssh-ed25519 ')
+        assert SSH_KEY_STAGING not in deploy_line
+        assert SSH_KEY_STAGING in script.split("write_keys admin <<'", 1)[1].split("write_keys deploy", 1)[0]
