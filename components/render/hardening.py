@@ -250,16 +250,23 @@ def _entry_point() -> str:
 
 
 # Reads the keys on stdin; the user's home from the passwd database (not `~user`, which a
-# name could turn into something else).
+# name could turn into something else). Root writes in a directory the user owns, so nothing
+# there is trusted: a symlinked ~/.ssh is refused, the new file is made by mktemp (never an
+# existing path or link) and renamed over the old one (a link is replaced, not followed).
 WRITE_KEYS = """write_keys() {
-  local user=$1 home group
+  local user=$1 home group tmp
   home=$(getent passwd "$user" | cut -d: -f6)
   group=$(id -gn "$user")
+  if [ -L "$home/.ssh" ]; then
+    echo "ladder: $home/.ssh is a symlink; not writing $user's keys through it" >&2
+    exit 1
+  fi
   install -d -m 700 -o "$user" -g "$group" "$home/.ssh"
-  cat > "$home/.ssh/authorized_keys.new"
-  chown "$user:$group" "$home/.ssh/authorized_keys.new"
-  chmod 600 "$home/.ssh/authorized_keys.new"
-  mv -f "$home/.ssh/authorized_keys.new" "$home/.ssh/authorized_keys"
+  tmp=$(mktemp "$home/.ssh/.authorized_keys.XXXXXXXX")
+  cat > "$tmp"
+  chown "$user:$group" "$tmp"
+  chmod 600 "$tmp"
+  mv -f -- "$tmp" "$home/.ssh/authorized_keys"
 }"""
 
 # A sudoers file is checked before it is moved in place (a file with a dot in its name is
