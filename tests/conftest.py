@@ -59,6 +59,11 @@ def check_jsonschema_bin() -> str:
 
 
 @pytest.fixture(scope="session")
+def visudo_bin() -> str:
+    return require_tool(shutil.which("visudo", path="/usr/sbin:/usr/bin:/sbin:/bin"), "visudo (apt-get install sudo)")
+
+
+@pytest.fixture(scope="session")
 def shellcheck_bin() -> str:
     return require_tool(shutil.which("shellcheck"), "shellcheck (apt-get install shellcheck)")
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.render.sudo import AS_ROOT
 from tests.cluster_helpers import HETZNER
 from tests.helpers import SSH_KEY
 from tools.harness import PlainMocks, ProgramResult, Registration, is_secret, run_program, unwrap
@@ -49,9 +50,18 @@ def test_control_planes_and_agents(single: ProgramResult, ha: ProgramResult) -> 
         assert srv.ignore_changes == ["sshKeys"] and srv.delete_before_replace
 
 
+def written_config(script: str) -> str:
+    """The node config inside the config-writing script (its one quoted heredoc)."""
+    _, body = script.split("<<'", 1)
+    marker, rest = body.split("'\n", 1)
+    return rest.split("\n" + marker + "\n", 1)[0]
+
+
 def test_ha_uses_embedded_etcd_and_joins_over_the_private_network(ha: ProgramResult) -> None:
     configs = {
-        r.name: yaml.safe_load(unwrap(r.inputs["stdin"])) for r in ha.of_type(COMMAND) if r.name.endswith("-config")
+        r.name: yaml.safe_load(written_config(unwrap(r.inputs["stdin"])))
+        for r in ha.of_type(COMMAND)
+        if r.name.endswith("-config")
     }
     first = next(c for n, c in configs.items() if "-cp-0-" in n)
     assert first["cluster-init"] is True and "server" not in first
@@ -89,7 +99,7 @@ def test_token_and_kubeconfig_stay_secret(single: ProgramResult) -> None:
             assert is_secret(cmd.inputs["stdin"]), cmd.name
         assert mock_token not in str(cmd.inputs.get("create"))
     fetch = single.one(COMMAND, "shop-kubeconfig")
-    assert fetch.inputs["create"] == "sudo cat /etc/rancher/k3s/k3s.yaml"
+    assert fetch.inputs["create"] == AS_ROOT and fetch.inputs["stdin"] == "cat /etc/rancher/k3s/k3s.yaml\n"
     assert "kubeconfig" in single.secret_outputs
     assert mock_token not in str({k: v for k, v in single.outputs.items() if k != "kubeconfig"})
     provider = single.one("pulumi:providers:kubernetes")
@@ -163,6 +173,8 @@ def test_cost_covers_servers_ips_and_load_balancer(single: ProgramResult, ha: Pr
 def test_later_ssh_keys_roll_out_to_every_node_before_k3s_installs(single: ProgramResult) -> None:
     rollouts = [c for c in single.of_type(COMMAND) if c.name.endswith("-ssh-keys")]
     assert len(rollouts) == 3  # one control plane, two agents
+    # every root script (rollout, config, install, kubeconfig) goes on stdin to ladder-apply
+    assert all(c.inputs["create"] == AS_ROOT for c in single.of_type(COMMAND))
     for rollout in rollouts:
         keys = unwrap(rollout.inputs["stdin"])
         assert SSH_KEY in keys and "ladder" in keys  # the users' keys and the deploy key

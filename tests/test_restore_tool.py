@@ -57,10 +57,10 @@ def test_local(tmp_path: Path) -> None:
 
 def test_vps_latest_and_named(tmp_path: Path) -> None:
     latest = _steps("staging", BACKUPS)
-    assert f"ssh deploy@$HOST sudo {RESTORE_SCRIPT_PATH} --fetch latest > backup.dump.gz.age" in latest
+    assert f"ssh admin@$HOST sudo {RESTORE_SCRIPT_PATH} --fetch latest > backup.dump.gz.age" in latest
     assert any("at most 6h" in s for s in latest)
     named = _steps("staging", BACKUPS, source="20261123T060000Z.dump.gz.age")
-    fetch = f"ssh deploy@$HOST sudo {RESTORE_SCRIPT_PATH} --fetch 20261123T060000Z.dump.gz.age > backup.dump.gz.age"
+    fetch = f"ssh admin@$HOST sudo {RESTORE_SCRIPT_PATH} --fetch 20261123T060000Z.dump.gz.age > backup.dump.gz.age"
     assert fetch in named
     _bash_ok(tmp_path, named)
 
@@ -72,7 +72,7 @@ def test_vps_restore_decrypts_on_the_operators_machine() -> None:
     decrypt = [s for s in steps if s.startswith("age -d -i ")]
     assert len(decrypt) == 1, steps
     local, _, remote = decrypt[0].partition(" | ")
-    assert "LADDER_AGE_KEY" in local and remote == f"ssh deploy@$HOST sudo {RESTORE_SCRIPT_PATH} --stdin"
+    assert "LADDER_AGE_KEY" in local and remote == f"ssh admin@$HOST sudo {RESTORE_SCRIPT_PATH} --stdin"
     # no step sends the key file anywhere (scp, ssh with the key on stdin, a heredoc)
     assert not any("LADDER_AGE_KEY" in s and s is not decrypt[0] for s in steps)
 

@@ -11,6 +11,7 @@ import yaml
 
 from components.artifacts import rendered_files
 from components.render.deploy import STEPS
+from components.render.sudo import AS_ROOT
 from components.settings import parse_settings
 from tests.conftest import check_shell_script
 from tests.helpers import AGE_RECIPIENT, SECRET_KEYS
@@ -120,7 +121,7 @@ def test_deploys_carry_secrets_only_as_secrets(variant: tuple[str, ProgramResult
     deploys = [c for c in result.of_type(COMMAND) if c.name.endswith("-deploy")]
     assert deploys
     for deploy in deploys:
-        assert deploy.inputs["create"] == "sudo bash -s"
+        assert deploy.inputs["create"] == AS_ROOT
         assert is_secret(deploy.inputs["stdin"])
         connection = deploy.inputs["connection"]
         assert is_secret(connection) or is_secret(connection["privateKey"])
@@ -435,15 +436,17 @@ def test_keys_and_allowlist_changes_never_touch_a_server(variant_name: str) -> N
 
 
 def test_access_script_narrows_ufw_and_passes_shellcheck(tmp_path: Path, shellcheck_bin: str) -> None:
-    from components.render.hardening import access_script
+    from components.render.hardening import Logins, access_script
 
-    script = access_script([SSH_KEY_STAGING], ["203.0.113.7/32", "2001:db8::/32"], ["22", "6443"])
+    LOGINS = Logins((SSH_KEY_STAGING,), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDeployKeyOnlyForTests deploy")
+
+    script = access_script(LOGINS, ["203.0.113.7/32", "2001:db8::/32"], ["22", "6443"])
     assert 'wanted=" 2001:db8::/32 203.0.113.7 "' in script  # as `ufw status` prints sources
     assert "anywhere=0" in script
     assert script.index("ufw allow from") < script.index('ufw delete allow "$port/tcp"')
     # An allowlist of 0.0.0.0/0 keeps SSH open from anywhere (ufw stores it as the bootstrap
     # rule `allow 22/tcp`; deleting that used to lock everyone out).
-    everywhere = access_script([SSH_KEY_STAGING], ["0.0.0.0/0"], ["22"])
+    everywhere = access_script(LOGINS, ["0.0.0.0/0"], ["22"])
     assert "anywhere=1" in everywhere and 'wanted="  "' in everywhere
     assert SSH_KEY_STAGING in script
     path = tmp_path / "access.sh"
@@ -491,3 +494,21 @@ def test_managed_postgres_is_verified_against_its_ca(tmp_path: Path, shellcheck_
     assert result.error is None, result.error
     app = unwrap(result.one(COMMAND, "app-app-0-deploy").inputs["stdin"])
     assert DATABASE_CA_PARAMS in app  # DATABASE_URL in the app's env file
+
+
+def test_every_remote_command_runs_through_the_entry_point(variant: tuple[str, ProgramResult]) -> None:
+    """No `sudo bash -s`, `sudo cat` or `sudo install` left: each root script goes on stdin to
+    ladder-apply. Provisioned servers split the logins; a host you run keeps its own."""
+    name, result = variant
+    commands = result.of_type(COMMAND)
+    assert commands and all(c.inputs["create"] == AS_ROOT for c in commands), name
+    for rollout in (c for c in commands if c.name.endswith("-ssh-keys")):
+        script = str(unwrap(rollout.inputs["stdin"]))
+        assert "ladder-apply" in script
+        if name.startswith("existing"):
+            assert "write_keys" not in script and "install_sudoers" not in script
+            continue
+        deploy_line = script.split("write_keys deploy <<'", 1)[1].splitlines()[1]
+        assert deploy_line.startswith('restrict,command="sudo -n /usr/local/sbin/ladder-apply" ssh-ed25519 ')
+        assert SSH_KEY_STAGING not in deploy_line
+        assert SSH_KEY_STAGING in script.split("write_keys admin <<'", 1)[1].split("write_keys deploy", 1)[0]

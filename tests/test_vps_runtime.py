@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from components.render import envfile
 from components.render.compose import CADDY_UID, CADDY_USER, PROXY_INIT, Role, compose_document
 from components.render.deploy import deploy_script
-from components.render.hardening import Hardening, Opening, access_script, cloud_config, shell_script
+from components.render.hardening import Hardening, Logins, Opening, access_script, cloud_config, shell_script
 from components.render.vps import host_plan
 from tests.helpers import AGE_RECIPIENT
 from tests.test_vps import staging_settings
@@ -178,15 +178,17 @@ def test_existing_host_hardening_uses_its_own_user_and_port() -> None:
 @pytest.mark.parametrize("allow", [["0.0.0.0/0"], ["0.0.0.0/0", "::/0"], ["::/0"]])
 def test_allowlist_from_anywhere_keeps_ssh_open(allow: list[str]) -> None:
     """ufw stores 0.0.0.0/0 as the bootstrap `allow 22/tcp`; deleting it locked everyone out."""
-    script = access_script(["ssh-ed25519 AAAA x"], allow, ["22"])
+    script = access_script(Logins(("ssh-ed25519 AAAA x",), "ssh-ed25519 AAAAdeploy"), allow, ["22"])
     assert "anywhere=1" in script
-    assert 'sudo ufw allow "$port/tcp"' in script
+    assert 'ufw allow "$port/tcp"' in script
 
 
 def test_access_waits_for_cloud_init_and_can_skip_keys() -> None:
     script = access_script(None, ["203.0.113.7/32"], ["2222"])
     assert script.index("wait_cloud_init\n") < script.index("ufw allow from")
     assert "authorized_keys" not in script  # a host you run keeps its own keys
+    assert "sudoers" not in script and "useradd" not in script  # and its users and sudo rules
+    assert script.index("/usr/local/sbin/ladder-apply.new") < script.index("ufw allow from")
 
 
 def test_heredoc_end_cannot_be_forged_by_content() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from components.render import backup as b
+from components.render.sudo import ADMIN_USER
 from components.settings import NAMESPACE, ConfigError, Settings, parse_settings
 from tools.harness import placeholder_secrets, stack_config
 
@@ -94,7 +95,7 @@ def _vps_host(s: Settings, stack: str) -> tuple[list[str], str]:
         f"# data host: {which} of `pulumi stack output serverIps --stack {stack}`",
         f"HOST=$(pulumi stack output serverIps --stack {stack} --json"
         " | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1])')",
-    ], "deploy@$HOST"
+    ], f"{ADMIN_USER}@$HOST"  # people log in as admin; the deploy key runs only ladder-apply
 
 
 def _vps_files(s: Settings, stack: str, find: bool = False) -> list[str]:

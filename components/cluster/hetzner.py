@@ -21,6 +21,7 @@ from components import access, hcloud_common, versions
 from components.cluster.platform import helm_release
 from components.cluster.providers import ClusterHandle
 from components.render import hardening, hcloud_k8s, k3s
+from components.render.sudo import AS_ROOT
 from components.settings import Settings
 from components.vps.hosts import host_key, keyed_user_data
 
@@ -77,7 +78,7 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
     stateful = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=s.protected))
 
     deploy_key, key_ids = hcloud_common.ssh_keys(name, base, vps.ssh_keys, child)
-    wanted_keys = access.authorized_keys(vps.ssh_keys, deploy_key.public_key_openssh)
+    wanted_keys = access.logins(vps.ssh_keys, deploy_key.public_key_openssh)
 
     network = hcloud.Network(f"{name}-network", name=base, ip_range=NETWORK_RANGE, labels=labels, opts=child)
     subnet = hcloud.NetworkSubnet(
@@ -169,15 +170,17 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
         )
         config: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(token.result, api_ip.ip_address).apply(
-                lambda a: k3s.node_config(
-                    replace(node, token=str(a[0]), tls_sans=(str(a[1]),) if node.role == "server" else ())
+                lambda a: k3s.config_write_script(
+                    k3s.node_config(
+                        replace(node, token=str(a[0]), tls_sans=(str(a[1]),) if node.role == "server" else ())
+                    )
                 )
             )
         )
         write = command.remote.Command(
             f"{resource}-config",
             connection=connection,
-            create=f"sudo install -d -m 0700 /etc/rancher/k3s && sudo install -m 0600 /dev/stdin {k3s.CONFIG_PATH}",
+            create=AS_ROOT,
             stdin=config,
             triggers=[config.apply(lambda c: hashlib.sha256(c.encode()).hexdigest())],
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[*after, keys])),
@@ -186,7 +189,7 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
         return command.remote.Command(
             f"{resource}-install",
             connection=connection,
-            create="sudo bash -s",
+            create=AS_ROOT,
             stdin=script,
             triggers=[hashlib.sha256(script.encode()).hexdigest()],
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[write])),
@@ -221,7 +224,8 @@ def create(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> Clust
             private_key=deploy_key.private_key_openssh,
             host_key=host_keys[f"{name}-cp-0"].public_key_openssh,
         ),
-        create="sudo cat /etc/rancher/k3s/k3s.yaml",
+        create=AS_ROOT,
+        stdin=k3s.KUBECONFIG_READ,
         # The admin kubeconfig must never reach the CLI's output or CI logs (pulumi-command#401).
         logging=command.remote.Logging.NONE,
         triggers=[installs[0].id],

@@ -305,7 +305,7 @@ def _extras_files(plan: DeployPlan, secret_contents: Mapping[str, str]) -> list[
 
 
 def deploy_script(plan: DeployPlan, secret_contents: Mapping[str, str]) -> str:
-    """The whole deploy as one bash script, run with `sudo bash -s` (stdin, never argv).
+    """The whole deploy as one bash script, run as root by `ladder-apply` from stdin (never argv).
 
     The body is one function called on the last line with stdin from /dev/null: bash has
     read the whole script before anything runs, so no command inside (`docker compose run`,

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from components.render import sudo
 from components.render.heredoc import heredoc
 
 DEPLOY_USER = "deploy"
@@ -45,8 +46,10 @@ class Hardening:
     extra_runcmd: Sequence[str] = field(default_factory=tuple)
 
 
-def sshd_config(user: str = DEPLOY_USER) -> str:
-    """Key-only SSH for one login user (the deploy user, or your own user on existing hosts)."""
+def sshd_config(*users: str) -> str:
+    """Key-only SSH for the login users: the deploy user (and, once the access rollout made it,
+    the people's `admin`), or your own user on existing hosts. One user gives the text the user
+    data has always held (changing it would replace every server)."""
     return "\n".join(
         [
             "# Ladder: key-only SSH for the deploy user; no root, no passwords.",
@@ -55,7 +58,7 @@ def sshd_config(user: str = DEPLOY_USER) -> str:
             "KbdInteractiveAuthentication no",
             "PubkeyAuthentication yes",
             "AuthenticationMethods publickey",
-            f"AllowUsers {user}",
+            "AllowUsers " + " ".join(users or (DEPLOY_USER,)),
             "MaxAuthTries 3",
             "X11Forwarding no",
             "",
@@ -223,54 +226,146 @@ def _bare(cidr: str) -> str:
     return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
 
 
-def access_script(keys: Sequence[str] | None, allow_from: Sequence[str], ports: Sequence[str]) -> str:
-    """Who may log in and from where, applied over SSH after boot (user data would replace the
-    server on every change): the login user's authorized_keys, then ufw narrowed from the
-    bootstrap `allow PORT/tcp` to the allowlist, dropping sources no longer listed. Rules are
-    added before any is removed, so the session running this is never cut off; an allowlist
-    that holds 0.0.0.0/0 or ::/0 keeps (or restores) the rule from anywhere."""
+@dataclass(frozen=True)
+class Logins:
+    """Who logs in on a server Ladder created: people (`vps.sshKeys`) as `admin`, and the
+    stack's deploy key alone as `deploy`."""
+
+    people: tuple[str, ...]
+    deploy_key: str  # OpenSSH public key
+
+
+def _entry_point() -> str:
+    """Install (or refresh) `ladder-apply`, root:root 0755, atomically: a half-written entry
+    point would fail every later command."""
+    path = shlex.quote(sudo.ENTRY_POINT)
+    return "\n".join(
+        [
+            heredoc(f"cat > {path}.new", sudo.entry_point_script()),
+            f"chown root:root {path}.new",
+            f"chmod 0755 {path}.new",
+            f"mv -f {path}.new {path}",
+        ]
+    )
+
+
+# Reads the keys on stdin; the user's home from the passwd database (not `~user`, which a
+# name could turn into something else). Root writes in a directory the user owns, so nothing
+# there is trusted: a symlinked ~/.ssh is refused, the new file is made by mktemp (never an
+# existing path or link) and renamed over the old one (a link is replaced, not followed).
+WRITE_KEYS = """write_keys() {
+  local user=$1 home group tmp
+  home=$(getent passwd "$user" | cut -d: -f6)
+  group=$(id -gn "$user")
+  if [ -L "$home/.ssh" ]; then
+    echo "ladder: $home/.ssh is a symlink; not writing $user's keys through it" >&2
+    exit 1
+  fi
+  install -d -m 700 -o "$user" -g "$group" "$home/.ssh"
+  tmp=$(mktemp "$home/.ssh/.authorized_keys.XXXXXXXX")
+  cat > "$tmp"
+  chown "$user:$group" "$tmp"
+  chmod 600 "$tmp"
+  mv -f -- "$tmp" "$home/.ssh/authorized_keys"
+}"""
+
+# A sudoers file is checked before it is moved in place (a file with a dot in its name is
+# skipped by `#includedir`, so the one being written is never read): one syntax error in
+# /etc/sudoers.d disables sudo for everyone, the deploy included.
+INSTALL_SUDOERS = """install_sudoers() {
+  local target=$1 tmp
+  tmp=$(mktemp "$(dirname "$target")/.ladder.XXXXXXXX")
+  cat > "$tmp"
+  if ! visudo -cqf "$tmp"; then
+    rm -f -- "$tmp"
+    echo "ladder: refusing to install $target: visudo rejects it" >&2
+    exit 1
+  fi
+  chown root:root "$tmp"
+  chmod 0440 "$tmp"
+  mv -f -- "$tmp" "$target"
+}"""
+
+
+def _logins(logins: Logins) -> str:
+    """The provisioned server's users, in an order that cannot lock Pulumi out: the entry point
+    is already in place (above), the deploy's own sudoers rule goes in, and only then is the
+    `NOPASSWD:ALL` cloud-init gave the deploy user removed and its `docker` group (root by
+    another name) taken away. The session running this is root already and finishes."""
+    admin, deploy = sudo.ADMIN_USER, DEPLOY_USER
+    people = "\n".join(sudo.people_keys(logins.people))
+    ci = shlex.quote(sudo.CLOUD_INIT_SUDOERS)
+    drop_in = shlex.quote(SSHD_DROP_IN)
+    return "\n".join(
+        [
+            f"if ! id -u {admin} >/dev/null 2>&1; then",
+            f"  if getent group {admin} >/dev/null; then useradd --create-home --shell /bin/bash --gid {admin} {admin}",
+            f"  else useradd --create-home --shell /bin/bash --user-group {admin}; fi",
+            "fi",
+            heredoc(f"write_keys {admin}", people) if people else f"write_keys {admin} </dev/null",
+            heredoc(f"write_keys {deploy}", sudo.deploy_key_line(logins.deploy_key)),
+            f"cp -p {drop_in} {drop_in}.previous",
+            heredoc(f"cat > {drop_in}", sshd_config(deploy, admin).rstrip()),
+            f"if ! sshd -t; then mv -f {drop_in}.previous {drop_in}",
+            "  echo 'ladder: sshd rejects the new AllowUsers; the old drop-in is back' >&2; exit 1",
+            "fi",
+            f"rm -f {drop_in}.previous",
+            "systemctl try-reload-or-restart ssh",
+            heredoc(f"install_sudoers {shlex.quote(sudo.SUDOERS)}", sudo.sudoers(deploy, admin)),
+            f"if [ -f {ci} ] && grep -q '^{deploy}[[:space:]]' {ci}; then",
+            f"  {{ grep -v '^{deploy}[[:space:]]' {ci} || true; }} | install_sudoers {ci}",
+            "fi",
+            "visudo -cq",
+            f"if id -nG {deploy} | tr ' ' '\\n' | grep -qx docker; then gpasswd -d {deploy} docker >/dev/null; fi",
+        ]
+    )
+
+
+def access_script(logins: Logins | None, allow_from: Sequence[str], ports: Sequence[str]) -> str:
+    """Who may log in and from where, applied over SSH as root after boot (user data would
+    replace the server on every change): the entry point `ladder-apply`; on servers Ladder
+    created, the people's and the deploy's logins and sudo rules (`_logins`); then ufw narrowed
+    from the bootstrap `allow PORT/tcp` to the allowlist, dropping sources no longer listed.
+    Rules are added before any is removed, so the session running this is never cut off; an
+    allowlist that holds 0.0.0.0/0 or ::/0 keeps (or restores) the rule from anywhere."""
     wanted = sorted({_bare(c) for c in allow_from})
     sources = " ".join(w for w in wanted if w != ANYWHERE)
     anywhere = "1" if ANYWHERE in wanted else "0"
-    # `keys` None: a host you run keeps its own authorized_keys (Ladder logs in with your key).
-    authorized = (
-        ""
-        if keys is None
-        else "install -d -m 700 ~/.ssh\n"
-        + heredoc("cat > ~/.ssh/authorized_keys.new", "\n".join(k.strip() for k in keys if k.strip()))
-        + "\nchmod 600 ~/.ssh/authorized_keys.new\nmv -f ~/.ssh/authorized_keys.new ~/.ssh/authorized_keys"
-    )
+    # `logins` None: a host you run keeps its users, keys and sudoers (Ladder logs in with your key).
+    users = "" if logins is None else _logins(logins)
+    helpers = "" if logins is None else f"\n{WRITE_KEYS}\n\n{INSTALL_SUDOERS}\n"
     port_list = " ".join(shlex.quote(p) for p in ports)
     return f"""#!/usr/bin/env bash
-# Ladder: SSH keys and the SSH allowlist (idempotent).
+# Ladder: the entry point, SSH logins and the SSH allowlist (idempotent; runs as root).
 set -euo pipefail
 {WAIT_CLOUD_INIT}
-
+{helpers}
 main() {{
 wait_cloud_init
-{authorized}
+{_entry_point()}
+{users}
 wanted=" {sources} "
 anywhere={anywhere}
 ports=({port_list})
 for port in "${{ports[@]}}"; do
   if [ "$anywhere" = 1 ]; then
-    sudo ufw allow "$port/tcp" comment {ALLOWLIST_COMMENT} >/dev/null
+    ufw allow "$port/tcp" comment {ALLOWLIST_COMMENT} >/dev/null
   fi
   for src in $wanted; do
-    sudo ufw allow from "$src" to any port "$port" proto tcp comment {ALLOWLIST_COMMENT} >/dev/null
+    ufw allow from "$src" to any port "$port" proto tcp comment {ALLOWLIST_COMMENT} >/dev/null
   done
   if [ "$anywhere" = 0 ]; then
-    sudo ufw delete allow "$port/tcp" >/dev/null 2>&1 || true
+    ufw delete allow "$port/tcp" >/dev/null 2>&1 || true
   fi
 done
 # Sources no longer listed (the rule from anywhere, v4 and v6, went above).
-sudo ufw status | awk '/# {ALLOWLIST_COMMENT}/ && $2 != "(v6)" {{ print $1, $3 }}' |
+ufw status | awk '/# {ALLOWLIST_COMMENT}/ && $2 != "(v6)" {{ print $1, $3 }}' |
   while read -r spec src; do
     case "$src" in
       {ANYWHERE}) ;;
       *) case "$wanted" in
            *" $src "*) ;;
-           *) sudo ufw delete allow from "$src" to any port "${{spec%/tcp}}" proto tcp >/dev/null ;;
+           *) ufw delete allow from "$src" to any port "${{spec%/tcp}}" proto tcp >/dev/null ;;
          esac ;;
     esac
   done

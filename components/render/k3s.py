@@ -17,10 +17,14 @@ from typing import Literal
 import yaml
 
 from components import versions
+from components.render.heredoc import heredoc
 
 Role = Literal["server", "agent"]
 
 CONFIG_PATH = "/etc/rancher/k3s/config.yaml"
+KUBECONFIG_PATH = "/etc/rancher/k3s/k3s.yaml"
+# The admin kubeconfig, read as root through the entry point (a script on stdin like any other).
+KUBECONFIG_READ = f"cat {KUBECONFIG_PATH}\n"
 API_PORT = 6443
 # Pod and service ranges k3s uses by default; the Hetzner CCM routes the pod range.
 CLUSTER_CIDR = "10.42.0.0/16"
@@ -85,6 +89,24 @@ def installer_check(path: str, sha256: str = versions.K3S_INSTALL_SCRIPT_SHA256)
         f"echo {shlex.quote(f'{sha256}  {path}')} | sha256sum -c --quiet - "
         f"|| {{ echo 'ladder: the k3s install script does not match its pinned sha256; not running it' >&2; "
         f"rm -f {shlex.quote(path)}; exit 1; }}"
+    )
+
+
+def config_write_script(config: str) -> str:
+    """Write the node's config (the cluster token inside) as root, mode 0600 from its first
+    byte (umask), replacing the old one in one rename. The script is a secret: it travels
+    only as stdin of the entry point."""
+    path = shlex.quote(CONFIG_PATH)
+    return "\n".join(
+        [
+            "#!/usr/bin/env bash",
+            "set -euo pipefail",
+            "umask 077",
+            "install -d -m 0700 /etc/rancher/k3s",
+            heredoc(f"cat > {path}.new", config),
+            f"mv -f {path}.new {path}",
+            "",
+        ]
     )
 
 

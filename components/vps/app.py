@@ -21,6 +21,7 @@ from components.render import vps as render
 from components.render.backup import backup_env_file
 from components.render.compose import APP_ENV, DATABASE_CA, POSTGRES_ENV, VALKEY_ENV
 from components.render.deploy import BACKUP_ENV, WATCH_ENV, DeployPlan, deploy_script
+from components.render.sudo import AS_ROOT
 from components.render.watch import watch_env_file
 from components.settings import Settings
 from components.vps.hosts import Fleet, Host
@@ -94,7 +95,7 @@ class App(pulumi.ComponentResource):
                     command.remote.Command(
                         f"{name}-{host.name}-harden",
                         connection=connection(host),
-                        create="sudo bash -s",
+                        create=AS_ROOT,
                         stdin=hardening,
                         triggers=[hardening.apply(lambda t: hashlib.sha256(t.encode()).hexdigest())],
                         logging=command.remote.Logging.STDERR,
@@ -105,7 +106,7 @@ class App(pulumi.ComponentResource):
                 access.rollout(
                     f"{name}-{host.name}-ssh-keys",
                     connection(host),
-                    host.authorized_keys,
+                    host.logins,
                     s.vps.ssh_allow_from,
                     [str(host.port)],
                     pulumi.ResourceOptions(parent=self, depends_on=list(after)),
@@ -153,7 +154,7 @@ class App(pulumi.ComponentResource):
             deploy = command.remote.Command(
                 f"{name}-{host.name}-deploy",
                 connection=connection(host),
-                create="sudo bash -s",
+                create=AS_ROOT,
                 stdin=script,
                 triggers=[script.apply(lambda t: hashlib.sha256(t.encode()).hexdigest())],
                 # The script carries env files: nothing it or Compose prints may reach the CLI's

@@ -7,7 +7,7 @@ import pulumi
 import pulumi_digitalocean as digitalocean
 import pulumi_tls as tls
 
-from components.access import authorized_keys
+from components.access import logins
 from components.render.compose import Role
 from components.render.drain import LB_COOKIE, LB_COOKIE_TTL_SECONDS, any_sticky
 from components.settings import Settings
@@ -52,7 +52,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
         for i, k in enumerate(vps.ssh_keys)
     ]
     private_key = pulumi.Output.secret(deploy_key.private_key_openssh)
-    keys_now = authorized_keys(vps.ssh_keys, deploy_key.public_key_openssh)
+    keys_now = logins(vps.ssh_keys, deploy_key.public_key_openssh)
     vpc = (
         digitalocean.Vpc(f"{name}-vpc", name=f"{base}-vpc", region=region, description=f"Ladder {base}", opts=opts)
         if needs_vpc(s)

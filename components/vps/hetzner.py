@@ -8,7 +8,7 @@ import pulumi_hcloud as hcloud
 import pulumi_tls as tls
 
 from components import hcloud_common
-from components.access import authorized_keys
+from components.access import logins
 from components.hcloud_common import as_id
 from components.render.compose import Role
 from components.render.drain import LB_COOKIE, LB_COOKIE_TTL_SECONDS, any_sticky
@@ -26,7 +26,7 @@ def provision(name: str, s: Settings, opts: pulumi.ResourceOptions) -> Fleet:
     stateful = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=s.protected))
     deploy_key, keys = hcloud_common.ssh_keys(name, base, vps.ssh_keys, opts)
     private_key = pulumi.Output.secret(deploy_key.private_key_openssh)
-    keys_now = authorized_keys(vps.ssh_keys, deploy_key.public_key_openssh)
+    keys_now = logins(vps.ssh_keys, deploy_key.public_key_openssh)
 
     allow = list(vps.ssh_allow_from)
     rules: list[tuple[str, str, list[str], str]] = [("22", "tcp", allow, "SSH from the allowlist")]

@@ -25,9 +25,10 @@ class Host:
     role: Role
     ready: list[pulumi.Resource] = field(default_factory=list)
     volume_device: pulumi.Input[str] | None = None
-    # Provisioned servers: the keys the deploy user should have now. A server's own `ssh_keys`
-    # only seed it (changing them would replace it), so later keys roll out over SSH.
-    authorized_keys: pulumi.Output[str] | None = None
+    # Provisioned servers: who should log in now (people as `admin`, the deploy key as
+    # `deploy`). A server's own `ssh_keys` only seed it (changing them would replace it), so
+    # logins roll out over SSH.
+    logins: pulumi.Output[hardening.Logins] | None = None
     # The server's SSH host key (OpenSSH public): every connection checks it.
     host_key: pulumi.Input[str] | None = None
 
@@ -37,13 +38,14 @@ class Host:
         name: str,
         address: pulumi.Output[str],
         deploy_key: pulumi.Output[str],
-        authorized: pulumi.Output[str],
+        logins: pulumi.Output[hardening.Logins],
         role: Role,
         ready: list[pulumi.Resource],
         host_key: tls.PrivateKey,
         volume_device: pulumi.Input[str] | None = None,
     ) -> Host:
-        """A server Ladder created: reached as `deploy` with the stack's deploy key."""
+        """A server Ladder created: reached as `deploy` with the stack's deploy key (people log
+        in as `admin`, see `components/access.py`)."""
         return cls(
             name,
             address,
@@ -53,7 +55,7 @@ class Host:
             role,
             ready,
             volume_device,
-            authorized_keys=authorized,
+            logins=logins,
             host_key=host_key.public_key_openssh,
         )
 

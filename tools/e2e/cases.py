@@ -18,7 +18,9 @@ import urllib.request
 from typing import Any
 
 from components import versions
+from components.render import sudo
 from components.render.compose import CADDY_UID
+from components.render.hardening import DEPLOY_USER
 from tools.e2e import bench as b
 from tools.e2e import servers
 from tools.e2e import world as w
@@ -68,7 +70,8 @@ def plain_http(ip: str, host: str, path: str = "/") -> tuple[int, str, str]:
         conn.close()
 
 
-def deploy_conn(bench: b.Bench, ip: str, user: str = "deploy") -> dict[str, Any]:
+def operator_conn(bench: b.Bench, ip: str, user: str = sudo.ADMIN_USER) -> dict[str, Any]:
+    """The operator's own login (people's keys log in as `admin`; the deploy key is Ladder's)."""
     return {"host": ip, "user": user, "privateKey": bench.operator[0]}
 
 
@@ -98,6 +101,33 @@ def hardening(server: servers.Server, ip: str, conn: dict[str, Any], user: str) 
     check(ssh({**conn, "user": "root"}, "true", None, attempts=1).returncode != 0, "root cannot log in")
     probe = password_probe(ip, user, "password,keyboard-interactive")
     check(probe.returncode != 0 and "(publickey)" in probe.stderr, "the server offers no password login")
+
+
+def deploy_identity(bench: b.Bench, stack: Stack, server: servers.Server, ip: str) -> None:
+    """The deploy key reaches root only through `ladder-apply` and can do nothing else; people
+    log in as `admin` with sudo; the journal names the last deploy by its script's sha256."""
+    applied = next(inputs for urn, inputs in stack.applied.items() if urn.endswith("-deploy"))
+    ran = ssh(applied["connection"], "echo escaped", "id -u\n", attempts=1)
+    check(
+        ran.returncode == 0 and ran.stdout.strip() == "0" and "escaped" not in ran.stdout,
+        f"the deploy key runs its stdin through ladder-apply and nothing else ({ran.stdout.strip()[:80]})",
+    )
+    refused = server.inspect(f"runuser -u {DEPLOY_USER} -- sudo -n true >/dev/null 2>&1; echo $?").strip()
+    check(refused != "0", f"sudo -n true as {DEPLOY_USER} is refused (exit {refused})")
+    check(ssh(operator_conn(bench, ip), "sudo -n true", None).returncode == 0, "sudo -n true as admin works")
+    check(
+        server.inspect(f"cat {sudo.SUDOERS}") == sudo.sudoers(DEPLOY_USER, sudo.ADMIN_USER),
+        f"{sudo.SUDOERS} holds the entry point's rule and admin's",
+    )
+    left = server.inspect(f"grep -c '^{DEPLOY_USER}[[:space:]]' {sudo.CLOUD_INIT_SUDOERS} || true").strip()
+    check(left == "0", f"cloud-init's NOPASSWD:ALL for {DEPLOY_USER} is gone ({left} lines left)")
+    digest = hashlib.sha256(str(applied["stdin"]).encode()).hexdigest()
+    journal = server.inspect("journalctl -t ladder-apply -o cat --no-pager")
+    check(
+        f"user={DEPLOY_USER} sha256={digest}" in journal and f"sha256={digest} exit=0" in journal,
+        "the journal names the deploy by its sha256",
+    )
+    check(b.SESSION_SECRET not in journal, "the journal holds no script content")
 
 
 def host_key_pinned(stack: Stack, ip: str) -> None:
@@ -258,12 +288,12 @@ def files_backed_up(bench: b.Bench, server: servers.Server, ip: str) -> None:
     check(len(keys) == 1 and keys[0].endswith(".tar.gz.age"), f"the volume's backup is an age file ({keys})")
     check(len(s3_keys(bench, "shop/bench/accessories/cache2/")) == 1, "cache2's data is backed up beside it")
     restore = "ladder-restore-files volumes/worker-app-uploads"
-    plain = fetch_and_decrypt(deploy_conn(bench, ip), restore)
+    plain = fetch_and_decrypt(operator_conn(bench, ip), restore)
     with tarfile.open(fileobj=io.BytesIO(plain), mode="r:gz") as archive:
         names = archive.getnames()
     check("./bench-upload.txt" in names, "the upload is in the volume's backup tarball")
     compose_exec(server, "worker", f"rm -f {UPLOADS}/bench-upload.txt")
-    done = encrypted_restore(deploy_conn(bench, ip), restore)
+    done = encrypted_restore(operator_conn(bench, ip), restore)
     check(done.returncode == 0, f"ladder-restore-files restores the volume ({done.stderr.strip()[-300:]})")
     upload_kept(server)
 
@@ -293,7 +323,7 @@ def proxy_unprivileged(bench: b.Bench, stack: Stack, server: servers.Server, ip:
     volume = shlex.quote(server.inspect("docker volume inspect -f '{{.Mountpoint}}' shop_caddy-data").strip())
     # What Caddy as root left: everything root's, keys 0600, directories 0700.
     legacy = f"cd /srv/ladder && docker compose stop proxy && chown -R 0:0 {volume} && chmod -R go-rwx {volume}"
-    ssh(deploy_conn(bench, ip), "sudo bash -s", legacy)
+    ssh(operator_conn(bench, ip), "sudo bash -s", legacy)
     check(server.inspect(f"find {volume} -uid 0 | wc -l").strip() != "0", "the volume is root's, as before")
     stack.up(force=("deploy",))
     b.serves(bench, site, ip, "1.0.0", timeout=60)
@@ -358,6 +388,7 @@ def hetzner_single(bench: b.Bench) -> None:
         before = container_ids(server)
         stack.up(force=("deploy",))
         check(container_ids(server) == before, "the same deploy twice replaces 0 containers")
+        deploy_identity(bench, stack, server, ip)
 
         with Load(ip, site, bench.acme_root, b.ROUTES, rate=25) as load:
             time.sleep(3)
@@ -406,7 +437,7 @@ def hetzner_single(bench: b.Bench) -> None:
 
         psql(server, "CREATE TABLE IF NOT EXISTS bench_keep (v text); INSERT INTO bench_keep VALUES ('kept')")
         valkey(server, "set", "bench:keep", "kept")
-        ssh(deploy_conn(bench, ip), "sudo systemctl restart docker", None)
+        ssh(operator_conn(bench, ip), "sudo systemctl restart docker", None)
         b.serves(bench, site, ip, "1.0.3", timeout=120)
         check(psql(server, "SELECT v FROM bench_keep") == "kept", "a Postgres row survives a Docker restart")
         servers.shutdown(server)
@@ -418,13 +449,13 @@ def hetzner_single(bench: b.Bench) -> None:
         check(server.inspect("findmnt -n -o SOURCE /srv/ladder-data").strip() != "", "the data volume is mounted")
 
         t0 = time.monotonic()
-        ssh(deploy_conn(bench, ip), "sudo systemctl start ladder-backup.service", None)
+        ssh(operator_conn(bench, ip), "sudo systemctl start ladder-backup.service", None)
         keys = s3_keys(bench, "shop/bench/postgres/")
         bench.note("backup to S3", f"{time.monotonic() - t0:.1f} s")
         check(len(keys) == 1 and keys[0].endswith(".dump.gz.age"), f"the backup landed in the bucket ({keys})")
         psql(server, "DELETE FROM bench_keep")
         t0 = time.monotonic()
-        done = encrypted_restore(deploy_conn(bench, ip))
+        done = encrypted_restore(operator_conn(bench, ip))
         bench.note("restore from S3", f"{time.monotonic() - t0:.1f} s")
         check(
             done.returncode == 0 and psql(server, "SELECT v FROM bench_keep") == "kept",
@@ -438,7 +469,7 @@ def hetzner_single(bench: b.Bench) -> None:
             modes == ["/usr/local/sbin", "755", "/etc/systemd/system", "755", "/etc", "755"],
             f"system directories keep their modes {modes}",
         )
-        hardening(server, ip, deploy_conn(bench, ip), "deploy")
+        hardening(server, ip, operator_conn(bench, ip), sudo.ADMIN_USER)
         host_key_pinned(stack, ip)
         rotation(bench, stack, server, ip)
 
@@ -532,7 +563,7 @@ def rotation(bench: b.Bench, stack: Stack, server: servers.Server, ip: str) -> N
     }
     stack.up()
     check(
-        ssh({**deploy_conn(bench, ip), "privateKey": second[0]}, "true", None).returncode == 0, "an added key logs in"
+        ssh({**operator_conn(bench, ip), "privateKey": second[0]}, "true", None).returncode == 0, "an added key logs in"
     )
     rules = server.inspect("ufw status")
     check(
@@ -544,10 +575,10 @@ def rotation(bench: b.Bench, stack: Stack, server: servers.Server, ip: str) -> N
     ssh_rules = [ln for ln in server.inspect("ufw status").splitlines() if ln.startswith("22/tcp")]
     check(len(ssh_rules) == 1 and w.GATEWAY in ssh_rules[0], f"narrowed back to the allowlist only ({ssh_rules})")
     check(
-        ssh({**deploy_conn(bench, ip), "privateKey": second[0]}, "true", None, attempts=1).returncode != 0,
+        ssh({**operator_conn(bench, ip), "privateKey": second[0]}, "true", None, attempts=1).returncode != 0,
         "a removed key no longer logs in",
     )
-    check(ssh(deploy_conn(bench, ip), "true", None).returncode == 0, "the operator still logs in")
+    check(ssh(operator_conn(bench, ip), "true", None).returncode == 0, "the operator still logs in")
 
 
 def digitalocean_single(bench: b.Bench) -> None:
@@ -570,7 +601,7 @@ def digitalocean_single(bench: b.Bench) -> None:
         bench.note("digitalocean x1: first deploy (boot to serving)", f"{time.monotonic() - started:.1f} s")
         pinned_by_digest(server)
         private_registry(bench, stack, server, site, ip, config)
-        hardening(server, ip, deploy_conn(bench, ip), "deploy")
+        hardening(server, ip, operator_conn(bench, ip), sudo.ADMIN_USER)
 
 
 def pinned_by_digest(server: servers.Server) -> None:
