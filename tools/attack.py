@@ -383,9 +383,9 @@ def _deploy_with_tokens(s: Settings) -> dict[str, str]:
     from components.render.deploy import deploy_script
     from components.render.vps import host_plan
 
+    # Always this file, with or without a login in it: a valid registry that no image pulls
+    # from (`ghcr.ioa`) leaves the logins out, which is not an injection.
     plan = host_plan(s, Role(), True, "/dev/sdb")
-    if not plan.registries:
-        return {}
     contents = {name: "K=v\n" for name in [*plan.secret_files, "backup.env", "watch.env"]}
     contents[DATABASE_CA] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
     for server, _ in plan.registries:
