@@ -243,7 +243,7 @@ def test_a_hostile_passphrase_is_data_to_the_script(tmp_path: Path) -> None:
     """Any key the grammar admits reaches rclone as one line through a quoted expansion:
     quotes, `$(...)` and globs in it run nothing, and the operator decrypts with the same text."""
     rclone = _rclone()
-    key = "';$(touch pwned)`touch pwned`\"*?[x]&|<>#~!%" + "A" * 8
+    key = "';$(touch${IFS}pwned)`touch${IFS}pwned`\"*?[x]&|<>#~!%" + "A" * 8
     assert crypt_key(key) == key
     target = x.BackupTarget("bkt", "fra1", "p", None)
     (tmp_path / "archive").write_bytes(MARKER)
