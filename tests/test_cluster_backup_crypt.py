@@ -273,3 +273,73 @@ def test_a_hostile_passphrase_is_data_to_the_script(tmp_path: Path) -> None:
     )
     assert got.returncode == 0, got.stderr
     assert out.read_bytes() == MARKER
+
+
+# --- the printed restore plan, run ----------------------------------------------------------
+
+
+def _stub(path: Path, body: str) -> None:
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+
+
+def test_the_printed_restore_plan_gets_every_archive_back(tmp_path: Path) -> None:
+    """Every backup CronJob of the extras stack uploads (its rendered command and env, local
+    remote); then `python -m tools.restore`'s file steps run in bash with stand-ins for
+    `pulumi` (answers the config the stack holds) and `kubectl` (keeps what it is fed): each
+    archive comes back byte for byte, and the tar archives are fed to the owner's pod."""
+    import copy
+
+    from tests.cluster_helpers import EXTRAS
+    from tools import restore
+
+    _rclone()
+    result = production("extras")
+    store, home, bin_dir, work = (tmp_path / d for d in ("store", "home", "bin", "work"))
+    for d in (store, home, bin_dir, work):
+        d.mkdir()
+    sent: dict[str, bytes] = {}
+    for job in _backup_jobs(result):
+        ns, owner = job["metadata"]["namespace"], job["metadata"]["name"].removeprefix("backup-")
+        (upload,) = _pod(job)["containers"]
+        archive = tmp_path / f"{ns}-{owner}.in"
+        archive.write_bytes(MARKER + f"{ns}/{owner}".encode())
+        sent[f"{ns}-{owner}"] = archive.read_bytes()
+        env = {e["name"]: e["value"] for e in upload["env"]}
+        env.update(unwrap(_secret_data(result, ns)))
+        env.update(RCLONE_CONFIG_BACKUP_TYPE="local", ARCHIVE=str(archive), HOME=str(home), PATH=os.environ["PATH"])
+        env["XDG_CONFIG_HOME"] = str(home)
+        run = subprocess.run(upload["command"], env=env, cwd=store, capture_output=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+    assert len(sent) == 6
+
+    overrides = copy.deepcopy(EXTRAS)
+    del overrides["ladder:accessories"]["mongo"]["secretEnv"]  # no placeholder for it; not a file step
+    steps = restore.restore_steps(restore.load_stack_settings("production", overrides), "production")
+    start = next(i for i, line in enumerate(steps) if line.startswith("# files:"))
+    files = steps[start:]
+    assert "export RCLONE_CONFIG_BACKUP_TYPE=s3" in files
+    # The bucket becomes a directory: the one line that names the backend changes.
+    script = ["set -euo pipefail", *("export RCLONE_CONFIG_BACKUP_TYPE=local" if "TYPE=s3" in s else s for s in files)]
+    values = {k.rsplit(".", 1)[1]: v for k, v in BACKUP_SECRETS.items()}
+    _stub(
+        bin_dir / "pulumi",
+        'case "$*" in\n'
+        + "".join(f"  *ladder:backups.{k}*) printf '%s\\n' '{v}' ;;\n" for k, v in values.items())
+        + "  *'stack output kubeconfig'*) echo kubeconfig ;;\n  *) exit 3 ;;\nesac\n",
+    )
+    _stub(bin_dir / "kubectl", f"n=$(ls {work}/kubectl.* 2>/dev/null | wc -l); cat > {work}/kubectl.$n\n")
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(home), "XDG_CONFIG_HOME": str(home)}
+    (tmp_path / "plan.sh").write_text("\n".join(script) + "\n")
+    # The bucket directory is found relative to the working directory: run from the store.
+    run = subprocess.run(
+        ["bash", str(tmp_path / "plan.sh")], env=env, cwd=store, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    for name, data in sent.items():
+        ext = "dump" if name.endswith("mongo") else "tar.gz"
+        assert (store / f"{name}.{ext}").read_bytes() == data, name
+    fed = sorted(p.read_bytes() for p in work.glob("kubectl.*"))
+    assert fed == sorted(v for k, v in sent.items() if not k.endswith("mongo"))
+    assert "unset RCLONE_CONFIG_BACKUP_ACCESS_KEY_ID" in files[-1]
+    assert CRYPT_KEY not in "\n".join(steps)

@@ -28,7 +28,7 @@ from components.cluster.redis import Redis, RedisArgs
 from components.render import appenv, helm_values
 from components.render import k8s as r
 from components.render import k8s_extras as x
-from components.settings import Settings, backs_up_archives
+from components.settings import BackupsConfig, Settings, backs_up_archives
 
 ANYWHERE = "0.0.0.0/0"
 
@@ -88,7 +88,11 @@ def backup_target(s: Settings, stack: str, namespace: str) -> x.BackupTarget | N
     """Volume and accessory backups go beside the tenant's Postgres backups: `<stack>/<namespace>/volumes/`."""
     if s.backups is None or not backups_enabled(s):
         return None
-    b = s.backups
+    return archive_target(s.backups, stack, namespace)
+
+
+def archive_target(b: BackupsConfig, stack: str, namespace: str) -> x.BackupTarget:
+    """Where a tenant's archives are, whether or not this config holds the keys (the restore plan)."""
     return x.BackupTarget(bucket=b.bucket, region=b.region, prefix=f"{stack}/{namespace}/volumes", endpoint=b.endpoint)
 
 

@@ -248,13 +248,13 @@ def rclone_env(target: BackupTarget) -> dict[str, str]:
     return env
 
 
+# The s3 remote's two secret options (rclone names), in the Secret and the restore plan.
+STORE_REMOTE_KEYS = (_option(STORE_REMOTE, "access_key_id"), _option(STORE_REMOTE, "secret_access_key"))
+
+
 def backup_secret_data(access_key_id: T, secret_access_key: T, passphrase: T) -> dict[str, T]:
     """The tenant's backup Secret: the bucket keys as rclone options and the crypt passphrase."""
-    return {
-        _option(STORE_REMOTE, "access_key_id"): access_key_id,
-        _option(STORE_REMOTE, "secret_access_key"): secret_access_key,
-        KEY_VAR: passphrase,
-    }
+    return {STORE_REMOTE_KEYS[0]: access_key_id, STORE_REMOTE_KEYS[1]: secret_access_key, KEY_VAR: passphrase}
 
 
 def sealed_name(name: str) -> str:
