@@ -328,18 +328,27 @@ def test_the_printed_restore_plan_gets_every_archive_back(tmp_path: Path) -> Non
         + "".join(f"  *ladder:backups.{k}*) printf '%s\\n' '{v}' ;;\n" for k, v in values.items())
         + "  *'stack output kubeconfig'*) echo kubeconfig ;;\n  *) exit 3 ;;\nesac\n",
     )
-    _stub(bin_dir / "kubectl", f"n=$(ls {work}/kubectl.* 2>/dev/null | wc -l); cat > {work}/kubectl.$n\n")
+    _stub(
+        bin_dir / "kubectl",
+        f'n=$(ls {work}/kubectl.* 2>/dev/null | wc -l); echo "$*" > {work}/args.$n; cat > {work}/kubectl.$n\n',
+    )
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(home), "XDG_CONFIG_HOME": str(home)}
     (tmp_path / "plan.sh").write_text("\n".join(script) + "\n")
     # The bucket directory is found relative to the working directory: run from the store.
-    run = subprocess.run(
+    plan = subprocess.run(
         ["bash", str(tmp_path / "plan.sh")], env=env, cwd=store, capture_output=True, text=True, timeout=300
     )
-    assert run.returncode == 0, run.stderr
+    assert plan.returncode == 0, plan.stderr
     for name, data in sent.items():
         ext = "dump" if name.endswith("mongo") else "tar.gz"
         assert (store / f"{name}.{ext}").read_bytes() == data, name
     fed = sorted(p.read_bytes() for p in work.glob("kubectl.*"))
     assert fed == sorted(v for k, v in sent.items() if not k.endswith("mongo"))
+    args = {p.read_text().strip() for p in work.glob("args.*")}
+    assert "--kubeconfig kubeconfig-production -n shop-acme exec -i deployment/files -c files -- tar xzf - -C /" in args
+    assert (
+        "--kubeconfig kubeconfig-production -n shop-globex exec -i statefulset/search -c search -- tar xzf - -C /"
+        in args
+    )
     assert "unset RCLONE_CONFIG_BACKUP_ACCESS_KEY_ID" in files[-1]
     assert CRYPT_KEY not in "\n".join(steps)
