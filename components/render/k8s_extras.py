@@ -45,7 +45,7 @@ CRYPT_REMOTE = "SEALED"
 # the image's own rclone, so the Secret holds the same text the operator restores with.
 KEY_VAR = "LADDER_BACKUP_KEY"
 # With filename encryption off, rclone keeps the name and appends ".bin": objects land at
-# <prefix>/<owner>/<timestamp>.<ext>.bin (see `sealed_name`).
+# <prefix>/<owner>/<timestamp>.<ext>.bin; through the crypt remote the name is read back without it.
 SEALED_SUFFIX = ".bin"
 # The uploader: every input comes from the environment, nothing from the config is in the
 # script. The key is obscured through stdin (never argv), then dropped from the environment.
@@ -227,8 +227,8 @@ def rclone_env(target: BackupTarget) -> dict[str, str]:
     """The two remotes without their secrets: an s3 remote on the bucket and a crypt remote on it.
 
     Filename encryption is off: names are timestamps and owners already readable in the
-    prefix, and plain names keep a bucket listing, lifecycle rules and `--at` choices usable
-    without the key. Contents are what is sealed. password2 (the scrypt salt) stays unset:
+    prefix, and plain names keep a bucket listing, lifecycle rules and picking the newest
+    archive usable without the key. Contents are what is sealed. password2 (the scrypt salt) stays unset:
     the salt guards weak passphrases against precomputed tables, and the passphrase is
     required to be long and random; one value is one thing fewer to lose for a restore.
     """
@@ -255,11 +255,6 @@ STORE_REMOTE_KEYS = (_option(STORE_REMOTE, "access_key_id"), _option(STORE_REMOT
 def backup_secret_data(access_key_id: T, secret_access_key: T, passphrase: T) -> dict[str, T]:
     """The tenant's backup Secret: the bucket keys as rclone options and the crypt passphrase."""
     return {STORE_REMOTE_KEYS[0]: access_key_id, STORE_REMOTE_KEYS[1]: secret_access_key, KEY_VAR: passphrase}
-
-
-def sealed_name(name: str) -> str:
-    """The object name rclone's crypt writes for `name` with filename encryption off."""
-    return name + SEALED_SUFFIX
 
 
 def _uploader(target: BackupTarget, owner: str, ext: str) -> Obj:
