@@ -230,6 +230,25 @@ def credential(value: str) -> str:
     return value
 
 
+_CRYPT_KEY_RE = re.compile(r"[\x21-\x7e]{32,1024}")
+
+
+def crypt_key(value: str) -> str:
+    """The cluster backups' encryption passphrase (`ladder:backups.encryptionKey`).
+
+    rclone's crypt derives its key from it with scrypt; a long random value makes the derived
+    key as strong as the cipher, so at least 32 characters (`openssl rand -base64 32` gives 44).
+    Printable ASCII without spaces: it travels as one line (`rclone obscure -` reads the first
+    line of stdin, in the pod and on the operator's machine) and must survive copy and paste.
+    """
+    if not _CRYPT_KEY_RE.fullmatch(value):
+        raise ValueError(
+            "expected 32 to 1024 printable ASCII characters without spaces "
+            "(e.g. the output of `openssl rand -base64 32`)"
+        )
+    return value
+
+
 # --- cron --------------------------------------------------------------------------------------
 
 CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))

@@ -320,6 +320,7 @@ AgeRecipient = Annotated[str, BeforeValidator(_strings(grammar.age_recipient))]
 SecretText = Annotated[SecretStr, BeforeValidator(_strings(grammar.no_nul))]
 SecretLine = Annotated[SecretStr, BeforeValidator(_strings(grammar.header_safe))]
 SecretCredential = Annotated[SecretStr, BeforeValidator(_strings(grammar.credential))]
+SecretCryptKey = Annotated[SecretStr, BeforeValidator(_strings(grammar.crypt_key))]
 MountPath = Annotated[str, BeforeValidator(_mount_path)]
 EgressTarget = Annotated[str, BeforeValidator(_egress_target)]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -617,6 +618,10 @@ class BackupsConfig(_Model):
     # encrypts every dump to it before upload; only the private half, never on a server,
     # decrypts. A public key, so not a secret.
     age_recipient: AgeRecipient | None = Field(default=None, alias="ageRecipient")
+    # The cluster rung's volume and accessory backups are sealed with rclone's crypt (no
+    # pinnable image ships age): a symmetric passphrase the operator keeps a copy of, set with
+    # `--secret`; it reaches the tenant's Kubernetes Secret and nothing else.
+    encryption_key: SecretCryptKey | None = Field(default=None, alias="encryptionKey")
 
 
 class MonitoringConfig(_Model):
@@ -875,6 +880,7 @@ SECRET_FIELDS: tuple[tuple[str, ...], ...] = (
     ("cluster", "hcloudToken"),
     ("backups", "accessKeyId"),
     ("backups", "secretAccessKey"),
+    ("backups", "encryptionKey"),
     ("monitoring", "smtpPassword"),
     # `*`: any key of that map (every bucket's keys).
     ("buckets", "*", "accessKeyId"),
@@ -988,6 +994,11 @@ def parse_settings(
     return _resolve(settings)
 
 
+def backs_up_archives(s: Settings) -> bool:
+    """Whether the cluster rung would run volume or accessory backup CronJobs (encrypted archives)."""
+    return any(svc.volumes for svc in s.app.services.values()) or any(a.backup for a in s.accessories.values())
+
+
 def _cross_checks(s: Settings) -> Iterable[tuple[str, str]]:
     """Rules that span fields; each yields (key path, what is expected)."""
     ns = NAMESPACE
@@ -1056,6 +1067,13 @@ def _cross_checks(s: Settings) -> Iterable[tuple[str, str]]:
                 f"{ns}:backups.ageRecipient",
                 "required on the vps rung: dumps are encrypted before upload; run `age-keygen -o backup.key` "
                 "on your machine, keep backup.key off the servers and set its 'Public key: age1...'",
+            )
+        if phase == "cluster" and has_id and has_secret and s.backups.encryption_key is None and backs_up_archives(s):
+            yield (
+                f"{ns}:backups.encryptionKey",
+                "required on the cluster rung when service volumes or accessories are backed up: archives are "
+                "encrypted in the pod before upload; run `openssl rand -base64 32`, keep a copy off the cluster and "
+                "set it with pulumi config set --secret --path 'ladder:backups.encryptionKey' ...",
             )
         if s.backups.create and provider != "digitalocean":
             yield f"{ns}:backups.create", "Ladder creates buckets on DigitalOcean Spaces only; give an existing bucket"

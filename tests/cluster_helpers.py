@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from tests.helpers import SSH_KEY
+from tests.helpers import CRYPT_KEY, SSH_KEY
 from tools.harness import ProgramResult, Registration, run_program
 from tools.manifests import manifests_from
 
@@ -46,6 +46,12 @@ BACKUPS = {
     "region": "fra1",
     "schedule": "0 */6 * * *",
     "retentionDays": 14,
+}
+# The backup keys and the archives' passphrase, each set with `--secret --path`.
+BACKUP_SECRETS = {
+    "ladder:backups.accessKeyId": "AKIAEXAMPLE",
+    "ladder:backups.secretAccessKey": "secret-example",
+    "ladder:backups.encryptionKey": CRYPT_KEY,
 }
 HETZNER: dict[str, Any] = {
     "ladder:provider": "hetzner",
@@ -145,8 +151,7 @@ def production(variant: str = "doks") -> ProgramResult:
         overrides["ladder:redis"] = {"mode": "managed"}
     if variant in ("backups", "monitoring", "k3s"):
         overrides["ladder:backups"] = BACKUPS
-        secrets["ladder:backups.accessKeyId"] = "AKIAEXAMPLE"
-        secrets["ladder:backups.secretAccessKey"] = "secret-example"
+        secrets.update(BACKUP_SECRETS)
     if variant == "nginx":
         overrides["ladder:cluster.ingress"] = "ingress-nginx"
     if variant == "monitoring":
@@ -154,16 +159,11 @@ def production(variant: str = "doks") -> ProgramResult:
         secrets.update(SMTP_PASSWORD)
     if variant == "k3s":
         overrides.update(HETZNER)
-        secrets = {
-            "ladder:backups.accessKeyId": "AKIAEXAMPLE",
-            "ladder:backups.secretAccessKey": "secret-example",
-            **SMTP_PASSWORD,
-        }
+        secrets = {**BACKUP_SECRETS, **SMTP_PASSWORD}
         overrides["ladder:monitoring"] = MONITORING
     if variant == "extras":
         overrides.update(EXTRAS)
-        secrets["ladder:backups.accessKeyId"] = "AKIAEXAMPLE"
-        secrets["ladder:backups.secretAccessKey"] = "secret-example"
+        secrets.update(BACKUP_SECRETS)
         secrets["ladder:secrets.MONGO_INITDB_ROOT_PASSWORD"] = "mongo-secret-value"
     if variant == "bumped":
         overrides["ladder:app.services.api.image"] = "mendhak/http-https-echo:38"

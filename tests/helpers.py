@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 from tools.attack import AGE_RECIPIENT as AGE_RECIPIENT  # the tests' age key is the attack's
+from tools.attack import CRYPT_KEY as CRYPT_KEY
 
 MINIMAL_APP: dict[str, Any] = {
     "name": "shop",

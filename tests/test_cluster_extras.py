@@ -113,8 +113,10 @@ def test_backups_tar_volumes_and_dump_accessories_on_the_backup_schedule() -> No
         assert affinity["labelSelector"]["matchLabels"] == {r.NAME: "files", r.INSTANCE: ns.split("-")[1]}
         upload = pod["containers"][0]
         env = {e["name"]: e["value"] for e in upload["env"]}
-        assert env["BUCKET"] == "shop-backups" and env["PREFIX"] == f"production/{ns}/volumes/files"
-        assert env["AWS_ENDPOINT_URL"] == "https://fra1.digitaloceanspaces.com"
+        assert env["RCLONE_CONFIG_SEALED_REMOTE"] == "BACKUP:shop-backups"
+        assert env["PREFIX"] == f"production/{ns}/volumes/files"
+        assert env["RCLONE_CONFIG_BACKUP_ENDPOINT"] == "https://fra1.digitaloceanspaces.com"
+        assert env["RCLONE_CONFIG_BACKUP_PROVIDER"] == "DigitalOcean"
         assert upload["envFrom"] == [{"secretRef": {"name": x.BACKUP_CREDENTIALS}}]
         mongo = named("CronJob", "backup-mongo", ns)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
         dump = mongo["initContainers"][0]

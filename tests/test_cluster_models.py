@@ -192,7 +192,10 @@ def test_quota_admits_every_pod_at_peak(variant: str) -> None:
 
 def _overrides(result: ProgramResult) -> dict[str, Any]:
     """The run's config without its secret values (the settings here only need to know what is configured)."""
-    secret_fields = {"ladder:backups": ("accessKeyId", "secretAccessKey"), "ladder:monitoring": ("smtpPassword",)}
+    secret_fields = {
+        "ladder:backups": ("accessKeyId", "secretAccessKey", "encryptionKey"),
+        "ladder:monitoring": ("smtpPassword",),
+    }
     out = {}
     for key, value in result.config.items():
         if not key.startswith("ladder:") or key in ("ladder:secrets", "ladder:registries"):

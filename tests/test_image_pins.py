@@ -95,7 +95,7 @@ def test_compose_files_pull_ladders_images_by_digest() -> None:
     assert {versions.CADDY_IMAGE, versions.POSTGRES_IMAGES[s.postgres.version]} <= seen
 
 
-def test_volume_backups_run_the_pinned_busybox_and_aws_cli() -> None:
+def test_volume_backups_run_the_pinned_busybox_and_rclone() -> None:
     target = k8s_extras.BackupTarget(bucket="b", region="eu", prefix="shop/production/shop")
     assert k8s_extras._tar(["/data"], [])["image"] == versions.BUSYBOX_IMAGE
-    assert k8s_extras._uploader(target, "vol", "tar.gz")["image"] == versions.AWS_CLI_IMAGE
+    assert k8s_extras._uploader(target, "vol", "tar.gz")["image"] == versions.RCLONE_IMAGE

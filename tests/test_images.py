@@ -497,12 +497,11 @@ def test_docr_minted_credentials_feed_the_pull_secret() -> None:
 def test_issue_14_workloads_pull_with_the_tenant_secret_and_run_built_images() -> None:
     """Issue 14 meets issue 13: CronJobs (scheduled jobs, volume and accessory backups) and
     accessory StatefulSets carry the tenant's pull secret, and a job runs its service's built digest."""
-    from tests.cluster_helpers import EXTRAS
+    from tests.cluster_helpers import BACKUP_SECRETS, EXTRAS
 
     secrets = {
         **SECRET_REGISTRIES,
-        "ladder:backups.accessKeyId": "AKIAEXAMPLE",
-        "ladder:backups.secretAccessKey": "secret-example",
+        **BACKUP_SECRETS,
         "ladder:secrets.MONGO_INITDB_ROOT_PASSWORD": "mongo-secret-value",
     }
     result = run_program("production", overrides=_overrides(**EXTRAS), secrets=secrets, mocks=DigestMocks())

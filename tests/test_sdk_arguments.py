@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.cluster_helpers import EXTRAS
-from tests.helpers import AGE_RECIPIENT, MEILI, MONGO, SSH_KEY, extras_app
+from tests.helpers import AGE_RECIPIENT, CRYPT_KEY, MEILI, MONGO, SSH_KEY, extras_app
 from tools.harness import ProgramResult, run_program
 
 SITE = Path(pytest.__file__).resolve().parent.parent
@@ -139,6 +139,7 @@ RUNS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         {
             "ladder:backups.accessKeyId": "id",
             "ladder:backups.secretAccessKey": "key",
+            "ladder:backups.encryptionKey": CRYPT_KEY,
             "ladder:secrets.MONGO_INITDB_ROOT_PASSWORD": "x",
         },
     ),

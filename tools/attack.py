@@ -76,6 +76,8 @@ PAYLOADS: tuple[str, ...] = (
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyExampleKeyExampleKeyExample00 dev@laptop"
 # A real age public key (age-keygen); its private half was not kept.
 AGE_RECIPIENT = "age1ym624q7ynj8qyd53mhtguj0mkstnc23dkqgw0dsx0r457nrma4vqyq607j"
+# The cluster backups' crypt passphrase of the examples and tests (`openssl rand -base64 32` shape).
+CRYPT_KEY = "q6Jv1m0v2Yc3bT8rXkP4nW9sZ7eH5aD1fG0uL2iQ8oE="
 SECRET_KEYS = [
     "ladder:secrets",
     "ladder:vps",

@@ -18,7 +18,7 @@ import yaml
 
 from components.render import backup as b
 from components.render.sudo import ADMIN_USER
-from components.settings import NAMESPACE, ConfigError, Settings, parse_settings
+from components.settings import NAMESPACE, ConfigError, Settings, backs_up_archives, parse_settings
 from tools.harness import placeholder_secrets, stack_config
 
 
@@ -213,6 +213,68 @@ def _cluster_operator(s: Settings, stack: str, source: str | None, at: str | Non
     ]
 
 
+def _config_get(stack: str, key: str) -> str:
+    """`pulumi config get` decrypts a secret value itself; it lands in a variable, never a file."""
+    return f"\"$(pulumi config get --stack {stack} --path 'ladder:backups.{key}')\""
+
+
+def _cluster_files(s: Settings, stack: str) -> list[str]:
+    """Service volumes and accessories (issue 14), sealed by rclone crypt in the backup pod:
+    fetched and decrypted on the operator's machine with the same two rclone remotes."""
+    from components.cluster.stack import archive_target, tenant_specs
+    from components.render import k8s_extras as x
+
+    if s.backups is None or not backs_up_archives(s):
+        return []
+    q = shlex.quote
+    password = f"RCLONE_CONFIG_{x.CRYPT_REMOTE}_PASSWORD"
+    secrets = [*x.STORE_REMOTE_KEYS, password]
+    specs = tenant_specs(s, stack=stack)
+    env = x.rclone_env(archive_target(s.backups, stack, specs[0].namespace))
+    owners = [(n, "deployment", "tar.gz") for n, svc in sorted(s.app.services.items()) if svc.volumes]
+    owners += [
+        (n, "statefulset", "dump" if a.backup.command else "tar.gz")
+        for n, a in sorted(s.accessories.items())
+        if a.backup is not None
+    ]
+    out = [
+        f"# files: service volumes and accessories, sealed in the backup pod by rclone crypt (key: ladder:backups."
+        f"encryptionKey), stored as s3://{s.backups.bucket}/{stack}/<namespace>/volumes/<name>/<UTC time>.<ext>"
+        f"{x.SEALED_SUFFIX}",
+        "# run on YOUR machine with rclone (any release since 1.60: the crypt format has not changed); the remotes",
+        "# come from the environment only, the keys from the stack config straight into this shell (no file)",
+        f"pulumi stack output kubeconfig --stack {stack} --show-secrets > kubeconfig-{stack}",
+        *(f"export {k}={q(v)}" for k, v in sorted(env.items())),
+        f"{x.STORE_REMOTE_KEYS[0]}={_config_get(stack, 'accessKeyId')}",
+        f"{x.STORE_REMOTE_KEYS[1]}={_config_get(stack, 'secretAccessKey')}",
+        # pipefail: a failed `config get` must not leave rclone obscuring an empty line.
+        f'{password}="$(set -o pipefail; pulumi config get --stack {stack} --path '
+        "'ladder:backups.encryptionKey' | rclone obscure -)\"",
+        f"export {' '.join(secrets)}",
+    ]
+    for spec in specs:
+        for name, kind, ext in owners:
+            folder = f"{x.CRYPT_REMOTE}:{stack}/{spec.namespace}/volumes/{name}"
+            local = f"{spec.namespace}-{name}.{ext}"
+            out += [
+                f"# {spec.namespace}/{name}: the newest archive, decrypted here (for an older one set NAME to a"
+                " name `rclone lsl` shows)",
+                f"rclone lsl {folder}/",
+                f'NAME="$(rclone lsf --files-only {folder}/ | sort | tail -n 1)"',
+                f'rclone copyto "{folder}/${{NAME:?no archive in {folder}}}" {local}',
+            ]
+            k = f"kubectl --kubeconfig kubeconfig-{stack} -n {spec.namespace}"
+            if ext == "tar.gz":
+                out.append(
+                    f"{k} exec -i {kind}/{name} -c {name} -- tar xzf - -C / < {local}"
+                    "  # into the live volume (needs tar in the image)"
+                )
+            else:
+                out.append(f"#   {local} is the accessory's own dump: feed it to its restore tool")
+    out.append(f"unset {' '.join(secrets)}")
+    return out
+
+
 def _cluster_managed(s: Settings, stack: str, source: str | None, at: str | None) -> list[str]:
     when = at or source or "<RFC3339 time within the provider's retention>"
     return [
@@ -240,9 +302,10 @@ def restore_steps(s: Settings, stack: str, source: str | None = None, at: str | 
         if mode == "managed":
             return header + _cluster_managed(s, stack, source, at) + files
         return header + _vps(s, stack, source) + _vps_files(s, stack)
+    files = _cluster_files(s, stack)
     if mode == "managed":
-        return header + _cluster_managed(s, stack, source, at)
-    return header + _cluster_operator(s, stack, source, at)
+        return header + _cluster_managed(s, stack, source, at) + files
+    return header + _cluster_operator(s, stack, source, at) + files
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -43,7 +43,7 @@ class AppArgs:
     images: list[pulumi.Resource] = field(default_factory=list)
     # accessory name -> its secretEnv values (Pulumi secrets)
     accessory_secrets: Mapping[str, Mapping[str, pulumi.Input[str]]] = field(default_factory=dict)
-    # Where volume and accessory backups go, and the keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
+    # Where volume and accessory backups go, and their Secret (`k8s_extras.backup_secret_data`).
     backup_target: x.BackupTarget | None = None
     backup_credentials: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 

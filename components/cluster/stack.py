@@ -28,7 +28,7 @@ from components.cluster.redis import Redis, RedisArgs
 from components.render import appenv, helm_values
 from components.render import k8s as r
 from components.render import k8s_extras as x
-from components.settings import Settings
+from components.settings import BackupsConfig, Settings, backs_up_archives
 
 ANYWHERE = "0.0.0.0/0"
 
@@ -88,7 +88,11 @@ def backup_target(s: Settings, stack: str, namespace: str) -> x.BackupTarget | N
     """Volume and accessory backups go beside the tenant's Postgres backups: `<stack>/<namespace>/volumes/`."""
     if s.backups is None or not backups_enabled(s):
         return None
-    b = s.backups
+    return archive_target(s.backups, stack, namespace)
+
+
+def archive_target(b: BackupsConfig, stack: str, namespace: str) -> x.BackupTarget:
+    """Where a tenant's archives are, whether or not this config holds the keys (the restore plan)."""
     return x.BackupTarget(bucket=b.bucket, region=b.region, prefix=f"{stack}/{namespace}/volumes", endpoint=b.endpoint)
 
 
@@ -212,16 +216,16 @@ class ClusterStack(pulumi.ComponentResource):
             for acc_name, acc in s.accessories.items()
         }
         backup_keys: dict[str, pulumi.Input[str]] = {}
-        if s.backups is not None and backups_enabled(s):
-            assert s.backups.access_key_id is not None and s.backups.secret_access_key is not None
-            backup_keys = {
-                "AWS_ACCESS_KEY_ID": pulumi.Output.secret(s.backups.access_key_id.get_secret_value()),
-                "AWS_SECRET_ACCESS_KEY": pulumi.Output.secret(s.backups.secret_access_key.get_secret_value()),
-            }
-        wants_backup = any(svc.volumes for svc in s.app.services.values()) or any(
-            acc.backup for acc in s.accessories.values()
-        )
-        if wants_backup and not backups_enabled(s):
+        b = s.backups
+        if b is not None and backups_enabled(s) and b.encryption_key is not None:
+            # Settings refuse archives without a key; without archives no Secret is made.
+            assert b.access_key_id is not None and b.secret_access_key is not None
+            backup_keys = x.backup_secret_data(
+                pulumi.Output.secret(b.access_key_id.get_secret_value()),
+                pulumi.Output.secret(b.secret_access_key.get_secret_value()),
+                pulumi.Output.secret(b.encryption_key.get_secret_value()),
+            )
+        if backs_up_archives(s) and not backups_enabled(s):
             pulumi.log.warn(
                 "service volumes and accessory backups are not backed up: set ladder:backups with "
                 "accessKeyId and secretAccessKey (secrets)",

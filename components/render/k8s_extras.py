@@ -12,12 +12,19 @@
   is scheduled beside the pod that owns the claim (required pod affinity) and mounts it
   read-only. Retention is the bucket's lifecycle rule (`backups.retentionDays` when
   Ladder creates the bucket). Every pod passes the restricted Pod Security profile.
+- Encryption: the archive is sealed in the pod before upload by rclone's `crypt` remote
+  (NaCl secretbox, key from `ladder:backups.encryptionKey` by scrypt) layered on an `s3`
+  remote, both configured only by `RCLONE_CONFIG_<REMOTE>_<OPTION>` environment variables.
+  No official image ships `age`; rclone's own image does ship rclone. The passphrase and
+  the bucket keys live in the tenant's Secret (`envFrom`), never in a plain env value,
+  the command or an annotation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from components import versions
 from components.render import k8s as r
@@ -25,11 +32,28 @@ from components.render.resources import cpu_millis, memory_mb
 from components.settings import Accessory, Resources, accessory_env_names, volume_slug
 
 Obj = dict[str, Any]
+T = TypeVar("T")
 
-BACKUP_CREDENTIALS = "volume-backup-credentials"  # Secret: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+BACKUP_CREDENTIALS = "volume-backup-credentials"  # Secret: see backup_secret_data
 BACKUP_RESOURCES = Resources(cpu="100m", memory="256Mi")
-# The uploader: every input comes from the environment, nothing from the config is in the script.
-UPLOAD_SCRIPT = 'set -eu; aws s3 cp /backup/archive "s3://$BUCKET/$PREFIX/$(date -u +%Y%m%dT%H%M%SZ).$EXT"'
+# rclone remotes: BACKUP is the bucket's s3 remote, SEALED the crypt remote wrapping it.
+STORE_REMOTE = "BACKUP"
+CRYPT_REMOTE = "SEALED"
+# The Secret's only key that is not an rclone option: the passphrase as the operator holds
+# it. rclone wants crypt passwords obscured (`rclone obscure`); the script obscures it with
+# the image's own rclone, so the Secret holds the same text the operator restores with.
+KEY_VAR = "LADDER_BACKUP_KEY"
+# With filename encryption off, rclone keeps the name and appends ".bin": objects land at
+# <prefix>/<owner>/<timestamp>.<ext>.bin; through the crypt remote the name is read back without it.
+SEALED_SUFFIX = ".bin"
+# The uploader: every input comes from the environment, nothing from the config is in the
+# script. The key is obscured through stdin (never argv), then dropped from the environment.
+UPLOAD_SCRIPT = (
+    'set -eu; : "${LADDER_BACKUP_KEY:?}"; '
+    'RCLONE_CONFIG_SEALED_PASSWORD="$(printf \'%s\\n\' "$LADDER_BACKUP_KEY" | rclone obscure -)"; '
+    "export RCLONE_CONFIG_SEALED_PASSWORD; unset LADDER_BACKUP_KEY; "
+    'exec rclone copyto "$ARCHIVE" "SEALED:$PREFIX/$(date -u +%Y%m%dT%H%M%SZ).$EXT"'
+)
 # The dump wrapper: the accessory's command (argv, no shell parsing) writes to stdout.
 DUMP_SCRIPT = 'set -eu; "$@" > /backup/archive'
 STARTING_DEADLINE_S = 300
@@ -181,19 +205,68 @@ def job_cronjobs(spec: r.TenantSpec) -> list[Obj]:
     return out
 
 
-def _uploader(target: BackupTarget, owner: str, ext: str) -> Obj:
+# rclone's s3 `provider` per endpoint host (its per-provider quirks); any other endpoint is
+# "Other" ("Any other S3 compatible provider"), no endpoint is AWS.
+_S3_PROVIDERS = (("digitaloceanspaces.com", "DigitalOcean"), ("your-objectstorage.com", "Hetzner"))
+
+
+def s3_provider(endpoint: str | None) -> str:
+    if endpoint is None:
+        return "AWS"
+    host = urlsplit(endpoint).hostname or ""
+    return next((p for suffix, p in _S3_PROVIDERS if host == suffix or host.endswith("." + suffix)), "Other")
+
+
+def _option(remote: str, option: str) -> str:
+    """rclone's `RCLONE_CONFIG_` + remote + `_` + option, upper case (rclone docs, "Config file")."""
+    return f"RCLONE_CONFIG_{remote}_{option}".upper()
+
+
+def rclone_env(target: BackupTarget) -> dict[str, str]:
+    """The two remotes without their secrets: an s3 remote on the bucket and a crypt remote on it.
+
+    Filename encryption is off: names are timestamps and owners already readable in the
+    prefix, and plain names keep a bucket listing, lifecycle rules and picking the newest
+    archive usable without the key. Contents are what is sealed. password2 (the scrypt salt) stays unset:
+    the salt guards weak passphrases against precomputed tables, and the passphrase is
+    required to be long and random; one value is one thing fewer to lose for a restore.
+    """
     env = {
-        "BUCKET": target.bucket,
-        "PREFIX": f"{target.prefix}/{owner}",
-        "EXT": ext,
-        "AWS_DEFAULT_REGION": target.region,
-        "HOME": "/tmp",
+        _option(STORE_REMOTE, "type"): "s3",
+        _option(STORE_REMOTE, "provider"): s3_provider(target.endpoint),
+        _option(STORE_REMOTE, "region"): target.region,
+        _option(STORE_REMOTE, "env_auth"): "false",
+        # The key may lack CreateBucket; the bucket exists (Ladder's or yours).
+        _option(STORE_REMOTE, "no_check_bucket"): "true",
+        _option(CRYPT_REMOTE, "type"): "crypt",
+        _option(CRYPT_REMOTE, "remote"): f"{STORE_REMOTE}:{target.bucket}",
+        _option(CRYPT_REMOTE, "filename_encryption"): "off",
     }
     if target.endpoint:
-        env["AWS_ENDPOINT_URL"] = target.endpoint  # aws-cli >= 2.13 reads it
+        env[_option(STORE_REMOTE, "endpoint")] = target.endpoint
+    return env
+
+
+# The s3 remote's two secret options (rclone names), in the Secret and the restore plan.
+STORE_REMOTE_KEYS = (_option(STORE_REMOTE, "access_key_id"), _option(STORE_REMOTE, "secret_access_key"))
+
+
+def backup_secret_data(access_key_id: T, secret_access_key: T, passphrase: T) -> dict[str, T]:
+    """The tenant's backup Secret: the bucket keys as rclone options and the crypt passphrase."""
+    return {STORE_REMOTE_KEYS[0]: access_key_id, STORE_REMOTE_KEYS[1]: secret_access_key, KEY_VAR: passphrase}
+
+
+def _uploader(target: BackupTarget, owner: str, ext: str) -> Obj:
+    env = {
+        **rclone_env(target),
+        "ARCHIVE": "/backup/archive",
+        "PREFIX": f"{target.prefix}/{owner}",
+        "EXT": ext,
+        "HOME": "/tmp",
+    }
     return {
         "name": "upload",
-        "image": versions.AWS_CLI_IMAGE,
+        "image": versions.RCLONE_IMAGE,
         "imagePullPolicy": "Always",
         "command": ["/bin/sh", "-c", UPLOAD_SCRIPT],
         "env": _env(env),
