@@ -5,24 +5,28 @@ from __future__ import annotations
 import pulumi
 import pulumi_digitalocean as digitalocean
 
+from components import backup_buckets
+from components.buckets import Keys
 from components.settings import Settings
 
 
 def backup_bucket(
-    name: str, s: Settings, region: str, opts: pulumi.ResourceOptions
+    name: str, s: Settings, region: str, opts: pulumi.ResourceOptions, tenant: str | None = None
 ) -> digitalocean.SpacesBucket | None:
-    """A private Spaces bucket whose lifecycle rule enforces `backups.retentionDays` (when `backups.create`).
+    """A private Spaces bucket whose lifecycle rule enforces `backups.retentionDays` (when `backups.create`):
+    `backups.bucket`, or with `tenant` that tenant's own (`backup_buckets.tenant_backup_bucket`).
 
     Versioned: Spaces keys have no write-only grant, so the key that uploads could delete;
     with versioning a delete or overwrite keeps the previous version for `retentionDays`
     more (docs/operations.md, who can delete backups). Versioning cannot be turned off again.
+    Protected like the data: it holds the only copies of the backups.
     """
     b = s.backups
     if b is None or not b.create:
         return None
     return digitalocean.SpacesBucket(
-        f"{name}-backups",
-        name=b.bucket,
+        f"{name}-backups" if tenant is None else f"{name}-backups-{tenant}",
+        name=b.bucket if tenant is None else backup_buckets.tenant_backup_bucket(s, tenant),
         region=region,
         acl="private",
         versioning=digitalocean.SpacesBucketVersioningArgs(enabled=True),
@@ -38,6 +42,34 @@ def backup_bucket(
         ],
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=s.protected)),
     )
+
+
+def tenant_backup_keys(
+    name: str, s: Settings, tenants: list[str], region: str, opts: pulumi.ResourceOptions
+) -> dict[str, Keys]:
+    """Per tenant (`backup_buckets.mints_tenant_keys`): its bucket and one Spaces key with a single
+    `readwrite` grant on it, as (access key id, secret key), both Pulumi secrets.
+
+    `backups.bucket` itself is always made (it keeps the archives written before the tenants had
+    their own buckets, and is the app's own tenant's). Without minted keys: {} (tenants use the
+    user's key)."""
+    shared = backup_bucket(name, s, region, opts)
+    if not backup_buckets.mints_tenant_keys(s):
+        return {}
+    assert shared is not None  # mints_tenant_keys implies backups.create
+    keys: dict[str, Keys] = {}
+    for tenant in tenants:
+        own = shared if backup_buckets.keeps_shared_bucket(s, tenant) else backup_bucket(name, s, region, opts, tenant)
+        assert own is not None
+        key = digitalocean.SpacesKey(
+            f"{name}-backup-key-{tenant}",
+            name=f"{s.app.name}-{pulumi.get_stack()}-{tenant}-backups",
+            grants=[digitalocean.SpacesKeyGrantArgs(bucket=own.name, permission="readwrite")],
+            opts=opts,
+        )
+        # The SDK registers secretKey as a secret output; the id is wrapped too (with it, half a credential).
+        keys[tenant] = (pulumi.Output.secret(key.access_key), pulumi.Output.secret(key.secret_key))
+    return keys
 
 
 # Droplet alert policies: (metric, threshold %) over 10 minutes, mailed to alertEmail.

@@ -25,7 +25,7 @@ from pydantic import (
     field_validator,
 )
 
-from components import grammar, versions
+from components import backup_buckets, grammar, versions
 from components.app_overrides import OVERRIDES_KEY, apply_app_overrides
 
 NAMESPACE = "ladder"
@@ -1077,6 +1077,7 @@ def _cross_checks(s: Settings) -> Iterable[tuple[str, str]]:
             )
         if s.backups.create and provider != "digitalocean":
             yield f"{ns}:backups.create", "Ladder creates buckets on DigitalOcean Spaces only; give an existing bucket"
+        yield from backup_buckets.tenant_bucket_problems(s)
 
 
 def _app_checks(s: Settings) -> Iterable[tuple[str, str]]:

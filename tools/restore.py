@@ -12,14 +12,18 @@ import argparse
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from components import backup_buckets
 from components.render import backup as b
 from components.render.sudo import ADMIN_USER
 from components.settings import NAMESPACE, ConfigError, Settings, backs_up_archives, parse_settings
 from tools.harness import placeholder_secrets, stack_config
+
+if TYPE_CHECKING:
+    from components.render.k8s import TenantSpec
 
 
 def load_stack_settings(stack: str, overrides: Mapping[str, Any] | None = None) -> Settings:
@@ -163,7 +167,7 @@ def cnpg_restore_manifest(s: Settings, stack: str, source: str | None = None, at
 
     assert s.backups is not None
     spec = tenant_specs(s)[0]
-    args = b.cnpg_backup_args(s.backups, spec.namespace, POSTGRES_CLUSTER, stack)
+    args = _cnpg_args(s, spec, stack)
     restored = f"{POSTGRES_CLUSTER}-restore"
     return {
         "apiVersion": "postgresql.cnpg.io/v1",
@@ -190,8 +194,10 @@ def _cluster_operator(s: Settings, stack: str, source: str | None, at: str | Non
     k = f"kubectl --kubeconfig kubeconfig-{stack} -n {namespace}"
     db = _db(s)
     return [
-        "# cluster rung, CloudNativePG: base backups + continuous WAL in the object store",
+        "# cluster rung, CloudNativePG: base backups + continuous WAL in the object store, per tenant:",
+        *_cnpg_archives(s, stack),
         "# recovery point: the last archived WAL segment (minutes); --at TIME restores to a point in time",
+        f"# the steps below restore {namespace}; the recovery Cluster reads through that namespace's ObjectStore",
         f"pulumi stack output kubeconfig --stack {stack} --show-secrets > kubeconfig-{stack}",
         f"{k} get backups.postgresql.cnpg.io",
         "# 1. recover into a NEW cluster (CloudNativePG never restores in place); the tenant's quota",
@@ -213,6 +219,26 @@ def _cluster_operator(s: Settings, stack: str, source: str | None, at: str | Non
     ]
 
 
+def _cnpg_args(s: Settings, spec: TenantSpec, stack: str) -> b.CnpgBackupArgs:
+    """Where the rung sends this tenant's CloudNativePG backups (its own bucket where Ladder minted it a key)."""
+    from components.render.k8s import POSTGRES_CLUSTER
+
+    assert s.backups is not None
+    bucket = backup_buckets.tenant_backup_bucket(s, spec.tenant.name)
+    return b.cnpg_backup_args(s.backups, spec.namespace, POSTGRES_CLUSTER, stack, bucket)
+
+
+def _cnpg_archives(s: Settings, stack: str) -> list[str]:
+    """One comment line per tenant: where its CloudNativePG archive is."""
+    from components.cluster.stack import tenant_specs
+
+    lines = []
+    for spec in tenant_specs(s, stack=stack):
+        args = _cnpg_args(s, spec, stack)
+        lines.append(f"#   {spec.namespace}: s3://{args.bucket}/{args.prefix}/ (ObjectStore {args.store_name})")
+    return lines
+
+
 def _config_get(stack: str, key: str) -> str:
     """`pulumi config get` decrypts a secret value itself; it lands in a variable, never a file."""
     return f"\"$(pulumi config get --stack {stack} --path 'ladder:backups.{key}')\""
@@ -230,7 +256,7 @@ def _cluster_files(s: Settings, stack: str) -> list[str]:
     password = f"RCLONE_CONFIG_{x.CRYPT_REMOTE}_PASSWORD"
     secrets = [*x.STORE_REMOTE_KEYS, password]
     specs = tenant_specs(s, stack=stack)
-    env = x.rclone_env(archive_target(s.backups, stack, specs[0].namespace))
+    env = x.rclone_env(archive_target(s, stack, specs[0].tenant.name))
     owners = [(n, "deployment", "tar.gz") for n, svc in sorted(s.app.services.items()) if svc.volumes]
     owners += [
         (n, "statefulset", "dump" if a.backup.command else "tar.gz")
@@ -239,8 +265,9 @@ def _cluster_files(s: Settings, stack: str) -> list[str]:
     ]
     out = [
         f"# files: service volumes and accessories, sealed in the backup pod by rclone crypt (key: ladder:backups."
-        f"encryptionKey), stored as s3://{s.backups.bucket}/{stack}/<namespace>/volumes/<name>/<UTC time>.<ext>"
+        f"encryptionKey), stored as s3://<tenant's bucket>/{stack}/<namespace>/volumes/<name>/<UTC time>.<ext>"
         f"{x.SEALED_SUFFIX}",
+        "# the bucket keys are YOURS (ladder:backups): on DigitalOcean they must reach every tenant's bucket",
         "# run on YOUR machine with rclone (any release since 1.60: the crypt format has not changed); the remotes",
         "# come from the environment only, the keys from the stack config straight into this shell (no file)",
         f"pulumi stack output kubeconfig --stack {stack} --show-secrets > kubeconfig-{stack}",
@@ -253,6 +280,11 @@ def _cluster_files(s: Settings, stack: str) -> list[str]:
         f"export {' '.join(secrets)}",
     ]
     for spec in specs:
+        # A tenant with its own bucket: the one remote option that names the bucket changes.
+        own = x.rclone_env(archive_target(s, stack, spec.tenant.name))
+        changed = {k: v for k, v in own.items() if env.get(k) != v}
+        out += [f"export {k}={q(v)}  # {spec.namespace}'s bucket" for k, v in sorted(changed.items())]
+        env = own
         for name, kind, ext in owners:
             folder = f"{x.CRYPT_REMOTE}:{stack}/{spec.namespace}/volumes/{name}"
             local = f"{spec.namespace}-{name}.{ext}"

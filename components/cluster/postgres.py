@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as kubernetes
 import pulumi_random as random
 
-from components import versions
+from components import backup_buckets, versions
+from components.buckets import Keys
 from components.cluster.data import TenantStore
 from components.cluster.platform import custom_resource, helm_release
 from components.cluster.providers import ClusterHandle
@@ -23,6 +25,16 @@ def backups_enabled(s: Settings) -> bool:
     return bool(s.backups and s.backups.access_key_id is not None and s.backups.secret_access_key is not None)
 
 
+def user_backup_keys(s: Settings) -> Keys:
+    """The user's `ladder:backups` keys as Pulumi secrets: every tenant's where Ladder mints none."""
+    b = s.backups
+    assert b is not None and b.access_key_id is not None and b.secret_access_key is not None
+    return (
+        pulumi.Output.secret(b.access_key_id.get_secret_value()),
+        pulumi.Output.secret(b.secret_access_key.get_secret_value()),
+    )
+
+
 MANAGED_PORT = 25060
 
 
@@ -33,6 +45,9 @@ class PostgresArgs:
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     # kube-prometheus-stack's release (its CRDs define PodMonitor), when monitoring is on.
     monitoring: pulumi.Resource | None = None
+    # tenant -> (access key id, secret key) Ladder minted for that tenant's own backup bucket
+    # (`do_common.tenant_backup_keys`); a tenant not in it uses the user's `ladder:backups` keys.
+    backup_keys: Mapping[str, Keys] = field(default_factory=dict)
 
 
 class Postgres(pulumi.ComponentResource):
@@ -44,6 +59,7 @@ class Postgres(pulumi.ComponentResource):
         self._settings = args.settings
         self._protect = args.settings.protected
         self._monitoring = args.monitoring
+        self._backup_keys = args.backup_keys
         s = args.settings
         child = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
         self.mode = s.postgres.mode
@@ -183,20 +199,28 @@ class Postgres(pulumi.ComponentResource):
         self, spec: r.TenantSpec, opts: pulumi.ResourceOptions, ready: list[pulumi.Resource]
     ) -> backup.CnpgBackupArgs:
         b = self._settings.backups
-        assert b is not None and b.access_key_id is not None and b.secret_access_key is not None
+        assert b is not None
         tenant = spec.tenant.name
+        key_id, secret_key = self._backup_keys.get(tenant) or user_backup_keys(self._settings)
+        region = b.region
+        data: pulumi.Output[dict[str, str]] = pulumi.Output.all(key_id, secret_key).apply(
+            lambda v: backup.cnpg_credentials(v[0], v[1], region)
+        )
+        secret_data: pulumi.Output[dict[str, str]] = pulumi.Output.secret(data)
         creds = kubernetes.core.v1.Secret(
             f"{tenant}-postgres-backup-credentials",
             metadata=r.meta(backup.CNPG_CREDENTIALS_SECRET, spec.namespace, spec),
             type="Opaque",
-            string_data=pulumi.Output.secret(
-                backup.cnpg_credentials(
-                    b.access_key_id.get_secret_value(), b.secret_access_key.get_secret_value(), b.region
-                )
-            ),
+            string_data=secret_data,
             opts=opts,
         )
-        args = backup.cnpg_backup_args(b, spec.namespace, r.POSTGRES_CLUSTER, pulumi.get_stack())
+        args = backup.cnpg_backup_args(
+            b,
+            spec.namespace,
+            r.POSTGRES_CLUSTER,
+            pulumi.get_stack(),
+            backup_buckets.tenant_backup_bucket(self._settings, tenant),
+        )
         body = backup.cnpg_object_store(args)
         store = kubernetes.apiextensions.CustomResource(
             f"{tenant}-postgres-object-store",

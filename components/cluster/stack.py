@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 import pulumi
 import pulumi_kubernetes as kubernetes
 
-from components import images, versions
-from components.buckets import Buckets, BucketsArgs
+from components import backup_buckets, images, versions
+from components.buckets import Buckets, BucketsArgs, Keys
 from components.cluster.app import App, AppArgs
 from components.cluster.data import TenantStore
 from components.cluster.platform import (
@@ -22,13 +22,13 @@ from components.cluster.platform import (
     MonitoringArgs,
     helm_release,
 )
-from components.cluster.postgres import Postgres, PostgresArgs, backups_enabled
+from components.cluster.postgres import Postgres, PostgresArgs, backups_enabled, user_backup_keys
 from components.cluster.providers import create_cluster
 from components.cluster.redis import Redis, RedisArgs
 from components.render import appenv, helm_values
 from components.render import k8s as r
 from components.render import k8s_extras as x
-from components.settings import BackupsConfig, Settings, backs_up_archives
+from components.settings import Settings, backs_up_archives
 
 ANYWHERE = "0.0.0.0/0"
 
@@ -84,16 +84,25 @@ def _tenant_env(s: Settings, stack: str, tenant: str) -> dict[str, str]:
     return appenv.extra_env(s, tenant_label(s, stack, tenant), host)
 
 
-def backup_target(s: Settings, stack: str, namespace: str) -> x.BackupTarget | None:
+def backup_target(s: Settings, stack: str, tenant: str) -> x.BackupTarget | None:
     """Volume and accessory backups go beside the tenant's Postgres backups: `<stack>/<namespace>/volumes/`."""
     if s.backups is None or not backups_enabled(s):
         return None
-    return archive_target(s.backups, stack, namespace)
+    return archive_target(s, stack, tenant)
 
 
-def archive_target(b: BackupsConfig, stack: str, namespace: str) -> x.BackupTarget:
-    """Where a tenant's archives are, whether or not this config holds the keys (the restore plan)."""
-    return x.BackupTarget(bucket=b.bucket, region=b.region, prefix=f"{stack}/{namespace}/volumes", endpoint=b.endpoint)
+def archive_target(s: Settings, stack: str, tenant: str) -> x.BackupTarget:
+    """Where a tenant's archives are, whether or not this config holds the keys (the restore plan):
+    the tenant's bucket (`backup_buckets.tenant_backup_bucket`), under its namespace."""
+    b = s.backups
+    assert b is not None
+    namespace = r.namespace_name(s.app.name, tenant)
+    return x.BackupTarget(
+        bucket=backup_buckets.tenant_backup_bucket(s, tenant),
+        region=b.region,
+        prefix=f"{stack}/{namespace}/volumes",
+        endpoint=b.endpoint,
+    )
 
 
 def _external_ports(s: Settings) -> list[tuple[int, str]]:
@@ -162,6 +171,20 @@ class ClusterStack(pulumi.ComponentResource):
                 helm_values.metrics_server_values(),
                 pulumi.ResourceOptions(parent=self, providers=[handle.provider], depends_on=handle.depends_on),
             )
+        stack = pulumi.get_stack()
+        # The backup buckets (and, where the store allows, a key per tenant) before the
+        # tenants' Secrets that carry those keys.
+        minted: dict[str, Keys] = {}
+        if s.provider_name == "digitalocean":
+            from components import do_common
+
+            minted = do_common.tenant_backup_keys(
+                name,
+                s,
+                [t.name for t in s.effective_tenants],
+                s.cluster.region or "fra1",
+                pulumi.ResourceOptions(parent=self),
+            )
         postgres = Postgres(
             "postgres",
             PostgresArgs(
@@ -169,6 +192,7 @@ class ClusterStack(pulumi.ComponentResource):
                 handle,
                 depends_on=[*handle.depends_on, certs.release],
                 monitoring=self.monitoring.release if self.monitoring else None,
+                backup_keys=minted,
             ),
             opts=on_cluster,
         )
@@ -203,28 +227,32 @@ class ClusterStack(pulumi.ComponentResource):
         # Built once for all tenants, before any of their workloads roll.
         plain = pulumi.ResourceOptions(parent=self)
         docr = images.minted_docr_login(name, s, write=any(svc.build for svc in s.app.services.values()), opts=plain)
-        minted = [docr] if docr else []
-        self.images = images.build_images(name, s, push=True, opts=plain, extra_logins=minted)
-        logins = [*images.registry_logins(s), *minted]
+        docr_logins = [docr] if docr else []
+        self.images = images.build_images(name, s, push=True, opts=plain, extra_logins=docr_logins)
+        logins = [*images.registry_logins(s), *docr_logins]
         registry_config = images.docker_config_output(logins) if logins else None
 
         self.apps: dict[str, App] = {}
         first_host: pulumi.Output[str] | None = None
-        stack = pulumi.get_stack()
         accessory_secrets = {
             acc_name: {key: pulumi.Output.secret(s.secret(key) or "") for key in acc.secret_env}
             for acc_name, acc in s.accessories.items()
         }
-        backup_keys: dict[str, pulumi.Input[str]] = {}
         b = s.backups
-        if b is not None and backups_enabled(s) and b.encryption_key is not None:
-            # Settings refuse archives without a key; without archives no Secret is made.
-            assert b.access_key_id is not None and b.secret_access_key is not None
-            backup_keys = x.backup_secret_data(
-                pulumi.Output.secret(b.access_key_id.get_secret_value()),
-                pulumi.Output.secret(b.secret_access_key.get_secret_value()),
-                pulumi.Output.secret(b.encryption_key.get_secret_value()),
-            )
+        passphrase = (
+            pulumi.Output.secret(b.encryption_key.get_secret_value())
+            if b is not None and backups_enabled(s) and b.encryption_key is not None
+            else None
+        )
+
+        def archive_keys(tenant: str) -> dict[str, pulumi.Input[str]]:
+            """The tenant's `volume-backup-credentials`: its minted key, or the user's where none is minted.
+            Settings refuse archives without a passphrase; without archives no Secret is made."""
+            if passphrase is None:
+                return {}
+            key_id, secret_key = minted.get(tenant) or user_backup_keys(s)
+            return x.backup_secret_data(key_id, secret_key, passphrase)
+
         if backs_up_archives(s) and not backups_enabled(s):
             pulumi.log.warn(
                 "service volumes and accessory backups are not backed up: set ladder:backups with "
@@ -252,8 +280,8 @@ class ClusterStack(pulumi.ComponentResource):
                     registry_config=registry_config,
                     images=self.images.resources,
                     accessory_secrets=accessory_secrets,
-                    backup_target=backup_target(s, stack, spec.namespace),
-                    backup_credentials=backup_keys,
+                    backup_target=backup_target(s, stack, spec.tenant.name),
+                    backup_credentials=archive_keys(spec.tenant.name),
                 ),
                 opts=pulumi.ResourceOptions(parent=self, providers=[handle.provider], depends_on=handle.depends_on),
             )
@@ -264,9 +292,5 @@ class ClusterStack(pulumi.ComponentResource):
             first = tenant_specs(s, stack=stack)[0]
             first_host = pulumi.Output.from_input(f"{r.POSTGRES_CLUSTER}-rw.{first.namespace}.svc.cluster.local")
         self.database_host = first_host
-        if s.provider_name == "digitalocean":
-            from components import do_common
-
-            do_common.backup_bucket(name, s, s.cluster.region or "fra1", pulumi.ResourceOptions(parent=self))
         self.url = pulumi.Output.from_input(f"https://{s.domain}")
         self.register_outputs({"url": self.url, "kubeconfig": self.kubeconfig})

@@ -631,13 +631,14 @@ class CnpgBackupArgs:
 CNPG_CREDENTIALS_SECRET = "backup-credentials"
 
 
-def cnpg_backup_args(backups: BackupsConfig, namespace: str, cluster: str, stack: str) -> CnpgBackupArgs:
+def cnpg_backup_args(backups: BackupsConfig, namespace: str, cluster: str, stack: str, bucket: str) -> CnpgBackupArgs:
     """One definition of where a tenant's CloudNativePG backups go, shared by the cluster
-    rung (which creates them) and `tools.restore` (which reads them back)."""
+    rung (which creates them) and `tools.restore` (which reads them back). `bucket` is the
+    tenant's (`backup_buckets.tenant_backup_bucket`): `backups.bucket` unless Ladder made it one."""
     return CnpgBackupArgs(
         cluster=cluster,
         namespace=namespace,
-        bucket=backups.bucket,
+        bucket=bucket,
         prefix=f"{stack}/{namespace}",
         credentials_secret=CNPG_CREDENTIALS_SECRET,
         endpoint=backups.endpoint,
