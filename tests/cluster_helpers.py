@@ -6,7 +6,7 @@ from functools import cache
 from typing import Any
 
 from tests.helpers import CRYPT_KEY, SSH_KEY
-from tools.harness import ProgramResult, Registration, run_program
+from tools.harness import LadderMocks, ProgramResult, Registration, run_program
 from tools.manifests import manifests_from
 
 TENANTS3 = [
@@ -201,3 +201,38 @@ def urn_of(result: ProgramResult, name: str, type_suffix: str) -> str:
 def pod_spec(manifest: dict[str, Any]) -> dict[str, Any]:
     spec: dict[str, Any] = manifest["spec"]["template"]["spec"]
     return spec
+
+
+SPACES_KEY = "digitalocean:index/spacesKey:SpacesKey"
+
+
+class MintedKeyMocks(LadderMocks):
+    """A Spaces key answers with an access key and secret of its own (named after the resource),
+    so a test can see which key reaches which tenant's Secret."""
+
+    def computed(self, typ: str, name: str, state: dict[str, Any]) -> dict[str, Any]:
+        if typ == SPACES_KEY:
+            return {"accessKey": f"MINTED-ID-{name}", "secretKey": f"MINTED-SECRET-{name}"}
+        return super().computed(typ, name, state)
+
+
+# EXTRAS with a backup bucket Ladder creates: each tenant its own bucket and key (issue 12 item 11).
+TENANT_KEYS: dict[str, Any] = {**EXTRAS, "ladder:backups": {**BACKUPS, "create": True}}
+
+
+@cache
+def tenant_keys(preview: bool = False, tenants: tuple[str, ...] = ()) -> ProgramResult:
+    """The extras stack with `backups.create` under `MintedKeyMocks`; `tenants` replaces the tenant
+    names (the app's own tenant is `shop`)."""
+    overrides = dict(TENANT_KEYS)
+    if tenants:
+        overrides["ladder:tenants"] = [{"name": n, "domain": f"{n}.example.com"} for n in tenants]
+    secrets = {
+        "digitalocean:token": USER_TOKEN,
+        **BACKUP_SECRETS,
+        "ladder:secrets.MONGO_INITDB_ROOT_PASSWORD": "mongo-secret-value",
+    }
+    result = run_program("production", overrides=overrides, secrets=secrets, mocks=MintedKeyMocks(), preview=preview)
+    if result.error is not None:
+        raise AssertionError(f"tenant keys failed: {result.error!r}")
+    return result
