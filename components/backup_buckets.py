@@ -21,21 +21,13 @@ if TYPE_CHECKING:
 NAMESPACE = "ladder"
 
 
-def mints_tenant_keys(s: Settings) -> bool:
-    """True when each tenant's backups get their own bucket and a Spaces key limited to it.
-
-    Only on the cluster rung on DigitalOcean, for a bucket Ladder creates (`backups.create`),
-    and only when backups run at all (the user's keys are set: they stay the operator's key
-    for restores and reach no cluster Secret)."""
+def bucket_per_tenant(s: Settings) -> bool:
+    """True when each tenant's backups go to a bucket of its own (and, once backups run, a
+    Spaces key limited to it): the cluster rung on DigitalOcean, for a bucket Ladder creates
+    (`backups.create`). Settled by config alone, not by the keys being set, so the restore
+    plan, which never holds the secrets, names the same buckets the rung writes to."""
     b = s.backups
-    return (
-        s.phase == "cluster"
-        and s.provider == "digitalocean"
-        and b is not None
-        and b.create
-        and b.access_key_id is not None
-        and b.secret_access_key is not None
-    )
+    return s.phase == "cluster" and s.provider == "digitalocean" and b is not None and b.create
 
 
 def keeps_shared_bucket(s: Settings, tenant: str) -> bool:
@@ -47,7 +39,7 @@ def tenant_backup_bucket(s: Settings, tenant: str) -> str:
     """The bucket a tenant's CloudNativePG and volume backups go to (`ladder:backups.bucket`
     for the app's own tenant and wherever keys are not minted per tenant)."""
     assert s.backups is not None
-    if not mints_tenant_keys(s) or keeps_shared_bucket(s, tenant):
+    if not bucket_per_tenant(s) or keeps_shared_bucket(s, tenant):
         return s.backups.bucket
     return f"{s.backups.bucket}-{tenant}"
 
@@ -55,7 +47,7 @@ def tenant_backup_bucket(s: Settings, tenant: str) -> str:
 def tenant_bucket_problems(s: Settings) -> Iterator[tuple[str, str]]:
     """(key path, what is wrong) for every derived bucket name the S3/Spaces grammar refuses
     (3-63 characters among others), checked before any resource exists."""
-    if not mints_tenant_keys(s):
+    if not bucket_per_tenant(s):
         return
     for i, tenant in enumerate(s.tenants):
         name = tenant_backup_bucket(s, tenant.name)

@@ -47,16 +47,17 @@ def backup_bucket(
 def tenant_backup_keys(
     name: str, s: Settings, tenants: list[str], region: str, opts: pulumi.ResourceOptions
 ) -> dict[str, Keys]:
-    """Per tenant (`backup_buckets.mints_tenant_keys`): its bucket and one Spaces key with a single
-    `readwrite` grant on it, as (access key id, secret key), both Pulumi secrets.
+    """Per tenant (`backup_buckets.bucket_per_tenant`, once backups run: the user's keys are set):
+    its bucket and one Spaces key with a single `readwrite` grant on it, as (access key id,
+    secret key), both Pulumi secrets.
 
     `backups.bucket` itself is always made (it keeps the archives written before the tenants had
-    their own buckets, and is the app's own tenant's). Without minted keys: {} (tenants use the
-    user's key)."""
+    their own buckets, and is the app's own tenant's). Otherwise {}: tenants use the user's key."""
     shared = backup_bucket(name, s, region, opts)
-    if not backup_buckets.mints_tenant_keys(s):
+    b = s.backups
+    if not backup_buckets.bucket_per_tenant(s) or b is None or b.access_key_id is None or b.secret_access_key is None:
         return {}
-    assert shared is not None  # mints_tenant_keys implies backups.create
+    assert shared is not None  # bucket_per_tenant implies backups.create
     keys: dict[str, Keys] = {}
     for tenant in tenants:
         own = shared if backup_buckets.keeps_shared_bucket(s, tenant) else backup_bucket(name, s, region, opts, tenant)

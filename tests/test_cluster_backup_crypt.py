@@ -283,18 +283,21 @@ def _stub(path: Path, body: str) -> None:
     path.chmod(0o755)
 
 
-def test_the_printed_restore_plan_gets_every_archive_back(tmp_path: Path) -> None:
+@pytest.mark.parametrize("keyed", [False, True], ids=["shared-bucket", "bucket-per-tenant"])
+def test_the_printed_restore_plan_gets_every_archive_back(tmp_path: Path, keyed: bool) -> None:
     """Every backup CronJob of the extras stack uploads (its rendered command and env, local
     remote); then `python -m tools.restore`'s file steps run in bash with stand-ins for
     `pulumi` (answers the config the stack holds) and `kubectl` (keeps what it is fed): each
-    archive comes back byte for byte, and the tar archives are fed to the owner's pod."""
+    archive comes back byte for byte, and the tar archives are fed to the owner's pod.
+    `keyed`: Ladder creates the bucket on DigitalOcean, so each tenant uploads to its own
+    bucket with its own key, and the plan must read each from the right one."""
     import copy
 
-    from tests.cluster_helpers import EXTRAS
+    from tests.cluster_helpers import EXTRAS, TENANT_KEYS, tenant_keys
     from tools import restore
 
     _rclone()
-    result = production("extras")
+    result = tenant_keys() if keyed else production("extras")
     store, home, bin_dir, work = (tmp_path / d for d in ("store", "home", "bin", "work"))
     for d in (store, home, bin_dir, work):
         d.mkdir()
@@ -313,7 +316,9 @@ def test_the_printed_restore_plan_gets_every_archive_back(tmp_path: Path) -> Non
         assert run.returncode == 0, run.stderr
     assert len(sent) == 6
 
-    overrides = copy.deepcopy(EXTRAS)
+    if keyed:  # the uploads landed in one directory (bucket) per tenant
+        assert sorted(p.name for p in store.iterdir()) == ["shop-backups-acme", "shop-backups-globex"]
+    overrides = copy.deepcopy(TENANT_KEYS if keyed else EXTRAS)
     del overrides["ladder:accessories"]["mongo"]["secretEnv"]  # no placeholder for it; not a file step
     steps = restore.restore_steps(restore.load_stack_settings("production", overrides), "production")
     start = next(i for i, line in enumerate(steps) if line.startswith("# files:"))

@@ -247,3 +247,25 @@ def test_tenant_backup_bucket_follows_the_rule() -> None:
     assert tenant_backup_bucket(keyed, "acme") == "shop-backups-acme"
     shared = parse_settings(_do_config("shop-backups", ["shop", "acme"], create=False), SECRET_KEYS)
     assert tenant_backup_bucket(shared, "acme") == "shop-backups"
+
+
+def test_the_restore_plan_names_each_tenants_bucket() -> None:
+    """The plan holds no secrets, so the bucket rule must follow from the config alone; the
+    file steps' round trip is run in test_cluster_backup_crypt (bucket-per-tenant)."""
+    import copy
+
+    from tools import restore
+
+    overrides = copy.deepcopy(TENANT_KEYS)
+    overrides["ladder:tenants"] = [{"name": n, "domain": f"{n}.example.com"} for n in WITH_PRIMARY]
+    del overrides["ladder:accessories"]["mongo"]["secretEnv"]
+    steps = restore.restore_steps(restore.load_stack_settings("production", overrides), "production")
+    for tenant, bucket in EXPECTED_BUCKETS.items():
+        ns = _namespace(tenant)
+        assert f"#   {ns}: s3://{bucket}/production/{ns}/ (ObjectStore postgres-store)" in steps
+    exports = [line for line in steps if line.startswith("export RCLONE_CONFIG_SEALED_REMOTE=")]
+    assert exports == [
+        "export RCLONE_CONFIG_SEALED_REMOTE=BACKUP:shop-backups",
+        "export RCLONE_CONFIG_SEALED_REMOTE=BACKUP:shop-backups-acme  # shop-acme's bucket",
+        "export RCLONE_CONFIG_SEALED_REMOTE=BACKUP:shop-backups-globex  # shop-globex's bucket",
+    ]
