@@ -111,6 +111,18 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"ladder:monitoring": MONITORING, "ladder:backups": BACKUPS},
         {**SMTP, **BACKUP_SECRETS},
     ),
+    # Ladder creates the backup bucket: each tenant its own bucket and minted Spaces key (issue 12 item 11).
+    "doks-tenant-keys": (
+        "production",
+        {
+            "ladder:tenants": [
+                {"name": "shop", "domain": "shop.example.com"},
+                {"name": "acme", "domain": "acme.example.com"},
+            ],
+            "ladder:backups": {**BACKUPS, "create": True},
+        },
+        BACKUP_SECRETS,
+    ),
     "k3s": (
         "production",
         {"ladder:provider": "hetzner", "ladder:vps": HETZNER_NODES, "ladder:cluster.nodeSize": "cx33"},
