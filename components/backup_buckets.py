@@ -18,7 +18,7 @@ from components import grammar
 if TYPE_CHECKING:
     from components.settings import Settings
 
-NAMESPACE = "ladder"
+NAMESPACE = "ladder"  # settings.NAMESPACE; settings imports this module, so not imported from there
 
 
 def bucket_per_tenant(s: Settings) -> bool:
