@@ -58,8 +58,9 @@ UPLOAD_SCRIPT = (
     "export RCLONE_CONFIG_SEALED_PASSWORD; unset LADDER_BACKUP_KEY; "
     'exec rclone copyto "$ARCHIVE" "SEALED:$PREFIX/$(date -u +%Y%m%dT%H%M%SZ).$EXT"'
 )
-# The dump wrapper: the accessory's command (argv, no shell parsing) writes to stdout.
-DUMP_SCRIPT = 'set -eu; "$@" > /backup/archive'
+# The dump wrapper: the dump command (argv, no shell parsing) writes to stdout, into the file
+# the uploader seals (LADDER_ARCHIVE, a name no accessory env is likely to carry).
+DUMP_SCRIPT = 'set -eu; "$@" > "$LADDER_ARCHIVE"'
 # The tenant's Postgres dump: custom format (compressed, selective `pg_restore`), every
 # connection parameter from libpq's environment (PG*), the password from a secretKeyRef.
 PG_DUMP_COMMAND = ("pg_dump", "--format=custom")
@@ -382,7 +383,7 @@ def _dump(base: Obj, argv: tuple[str, ...] | list[str], env: list[Obj]) -> Obj:
         **base,
         "name": "dump",
         "command": ["sh", "-c", DUMP_SCRIPT, "dump", *argv],
-        "env": env,
+        "env": [*env, {"name": "LADDER_ARCHIVE", "value": "/backup/archive"}],
         "volumeMounts": [{"name": "backup", "mountPath": "/backup"}, {"name": "tmp", "mountPath": "/tmp"}],
     }
 
