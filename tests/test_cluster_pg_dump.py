@@ -395,13 +395,17 @@ def _stub(path: Path, body: str) -> None:
     path.chmod(0o755)
 
 
-def test_round_trip_dump_seal_decrypt_restore(postgres: dict[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("keyed", [False, True], ids=["shared-bucket", "bucket-per-tenant"])
+def test_round_trip_dump_seal_decrypt_restore(postgres: dict[str, str], tmp_path: Path, keyed: bool) -> None:
+    """`keyed`: Ladder creates the bucket on DigitalOcean, so each tenant's dump goes to its own
+    bucket with its own key, and the plan must read each from the right one."""
+    from tests.cluster_helpers import TENANT_KEYS, tenant_keys
     from tools import restore
 
     require_tool(shutil.which("rclone"), "rclone (Debian/Ubuntu package `rclone`)")
     _pg_bin("pg_dump")
     _pg_bin("pg_restore")
-    result = production("extras")
+    result = tenant_keys() if keyed else production("extras")
     store, home, bin_dir, work = (tmp_path / d for d in ("store", "home", "bin", "work"))
     for d in (store, home, bin_dir, work):
         d.mkdir()
@@ -447,7 +451,8 @@ def test_round_trip_dump_seal_decrypt_restore(postgres: dict[str, str], tmp_path
         env["XDG_CONFIG_HOME"] = str(home)
         run = subprocess.run(upload["command"], env=env, cwd=store, capture_output=True, text=True, timeout=120)
         assert run.returncode == 0, run.stderr
-        (sealed,) = (store / "shop-backups" / "production" / ns / "dumps" / "postgres").iterdir()
+        bucket = f"shop-backups-{ns.removeprefix('shop-')}" if keyed else "shop-backups"
+        (sealed,) = (store / bucket / "production" / ns / "dumps" / "postgres").iterdir()
         assert sealed.name.endswith(".dump" + x.SEALED_SUFFIX)
         body = sealed.read_bytes()
         assert body.startswith(b"RCLONE\x00\x00") and b"PGDMP" not in body
@@ -456,7 +461,7 @@ def test_round_trip_dump_seal_decrypt_restore(postgres: dict[str, str], tmp_path
     # Lose the database: a fresh, empty one owned by the app's role.
     _psql(postgres, f"DROP DATABASE {db}; CREATE DATABASE {db} OWNER {db};")
 
-    overrides = copy.deepcopy(EXTRAS)
+    overrides = copy.deepcopy(TENANT_KEYS if keyed else EXTRAS)
     del overrides["ladder:accessories"]["mongo"]["secretEnv"]
     steps = restore.restore_steps(restore.load_stack_settings("production", overrides), "production")
     start = next(i for i, line in enumerate(steps) if line.startswith("# postgres dumps:"))
