@@ -102,7 +102,7 @@ def test_cluster_cnpg(tmp_path: Path) -> None:
     # the tenant's labels; admitted by the tenant's NetworkPolicies (tests/test_cluster_models.py)
     assert manifest["metadata"]["labels"]["app.kubernetes.io/instance"] == "shop"
     # the app's role owns what is restored
-    (copy,) = [s for s in steps if "pg_restore" in s]
+    (copy,) = [s for s in steps if "pg_dump" in s and "pg_restore" in s]  # the recovery Cluster's copy
     assert "--no-owner" in copy and "--role=shop" in copy  # ladder:app.name -> database and owner
     # the same CRD contract as the program's Cluster
     index = contracts.crd_index([contracts.contract("cloudnative-pg", versions.CLOUDNATIVE_PG_CHART.version)])

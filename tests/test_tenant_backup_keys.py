@@ -263,9 +263,13 @@ def test_the_restore_plan_names_each_tenants_bucket() -> None:
     for tenant, bucket in EXPECTED_BUCKETS.items():
         ns = _namespace(tenant)
         assert f"#   {ns}: s3://{bucket}/production/{ns}/ (ObjectStore postgres-store)" in steps
-    exports = [line for line in steps if line.startswith("export RCLONE_CONFIG_SEALED_REMOTE=")]
-    assert exports == [
-        "export RCLONE_CONFIG_SEALED_REMOTE=BACKUP:shop-backups",
-        "export RCLONE_CONFIG_SEALED_REMOTE=BACKUP:shop-backups-acme  # shop-acme's bucket",
-        "export RCLONE_CONFIG_SEALED_REMOTE=BACKUP:shop-backups-globex  # shop-globex's bucket",
-    ]
+    # The sealed Postgres dumps' steps, then the file steps: each section switches buckets per tenant.
+    dumps = next(i for i, line in enumerate(steps) if line.startswith("# postgres dumps:"))
+    files = next(i for i, line in enumerate(steps) if line.startswith("# files:"))
+    for section in (steps[dumps:files], steps[files:]):
+        exports = [line for line in section if line.startswith("export RCLONE_CONFIG_SEALED_REMOTE=")]
+        assert exports == [
+            "export RCLONE_CONFIG_SEALED_REMOTE=BACKUP:shop-backups",
+            "export RCLONE_CONFIG_SEALED_REMOTE=BACKUP:shop-backups-acme  # shop-acme's bucket",
+            "export RCLONE_CONFIG_SEALED_REMOTE=BACKUP:shop-backups-globex  # shop-globex's bucket",
+        ]

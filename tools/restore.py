@@ -18,6 +18,7 @@ import yaml
 
 from components import backup_buckets
 from components.render import backup as b
+from components.render import k8s_extras as x
 from components.render.sudo import ADMIN_USER
 from components.settings import NAMESPACE, ConfigError, Settings, backs_up_archives, parse_settings
 from tools.harness import placeholder_secrets, stack_config
@@ -248,13 +249,9 @@ def _cluster_files(s: Settings, stack: str) -> list[str]:
     """Service volumes and accessories (issue 14), sealed by rclone crypt in the backup pod:
     fetched and decrypted on the operator's machine with the same two rclone remotes."""
     from components.cluster.stack import archive_target, tenant_specs
-    from components.render import k8s_extras as x
 
     if s.backups is None or not backs_up_archives(s):
         return []
-    q = shlex.quote
-    password = f"RCLONE_CONFIG_{x.CRYPT_REMOTE}_PASSWORD"
-    secrets = [*x.STORE_REMOTE_KEYS, password]
     specs = tenant_specs(s, stack=stack)
     env = x.rclone_env(archive_target(s, stack, specs[0].tenant.name))
     owners = [(n, "deployment", "tar.gz") for n, svc in sorted(s.app.services.items()) if svc.volumes]
@@ -267,6 +264,41 @@ def _cluster_files(s: Settings, stack: str) -> list[str]:
         f"# files: service volumes and accessories, sealed in the backup pod by rclone crypt (key: ladder:backups."
         f"encryptionKey), stored as s3://<tenant's bucket>/{stack}/<namespace>/volumes/<name>/<UTC time>.<ext>"
         f"{x.SEALED_SUFFIX}",
+        *_rclone_session(stack, env),
+    ]
+    for spec in specs:
+        out += _tenant_bucket(s, stack, spec, env)
+        env = x.rclone_env(archive_target(s, stack, spec.tenant.name))
+        for name, kind, ext in owners:
+            folder = f"{x.CRYPT_REMOTE}:{stack}/{spec.namespace}/volumes/{name}"
+            local = f"{spec.namespace}-{name}.{ext}"
+            out += [
+                f"# {spec.namespace}/{name}: the newest archive, decrypted here (for an older one set NAME to a"
+                " name `rclone lsl` shows)",
+                *_newest(folder, local),
+            ]
+            k = f"kubectl --kubeconfig kubeconfig-{stack} -n {spec.namespace}"
+            if ext == "tar.gz":
+                out.append(
+                    f"{k} exec -i {kind}/{name} -c {name} -- tar xzf - -C / < {local}"
+                    "  # into the live volume (needs tar in the image)"
+                )
+            else:
+                out.append(f"#   {local} is the accessory's own dump: feed it to its restore tool")
+    out.append(_RCLONE_UNSET)
+    return out
+
+
+_RCLONE_SECRETS = (*x.STORE_REMOTE_KEYS, f"RCLONE_CONFIG_{x.CRYPT_REMOTE}_PASSWORD")
+_RCLONE_UNSET = f"unset {' '.join(_RCLONE_SECRETS)}"
+
+
+def _rclone_session(stack: str, env: Mapping[str, str]) -> list[str]:
+    """The kubeconfig, the two rclone remotes (plain values, as the CronJobs have them) and
+    the three secrets read from the stack config straight into this shell (no file)."""
+    q = shlex.quote
+    password = _RCLONE_SECRETS[2]
+    return [
         "# the bucket keys are YOURS (ladder:backups): on DigitalOcean they must reach every tenant's bucket",
         "# run on YOUR machine with rclone (any release since 1.60: the crypt format has not changed); the remotes",
         "# come from the environment only, the keys from the stack config straight into this shell (no file)",
@@ -277,33 +309,69 @@ def _cluster_files(s: Settings, stack: str) -> list[str]:
         # pipefail: a failed `config get` must not leave rclone obscuring an empty line.
         f'{password}="$(set -o pipefail; pulumi config get --stack {stack} --path '
         "'ladder:backups.encryptionKey' | rclone obscure -)\"",
-        f"export {' '.join(secrets)}",
+        f"export {' '.join(_RCLONE_SECRETS)}",
+    ]
+
+
+def _tenant_bucket(s: Settings, stack: str, spec: TenantSpec, env: Mapping[str, str]) -> list[str]:
+    """A tenant with its own bucket: re-export the one remote option that names the bucket."""
+    from components.cluster.stack import archive_target
+
+    own = x.rclone_env(archive_target(s, stack, spec.tenant.name))
+    changed = {k: v for k, v in own.items() if env.get(k) != v}
+    return [f"export {k}={shlex.quote(v)}  # {spec.namespace}'s bucket" for k, v in sorted(changed.items())]
+
+
+def _newest(folder: str, local: str) -> list[str]:
+    """List a sealed folder, pick its newest object (names are UTC times) and decrypt it here."""
+    return [
+        f"rclone lsl {folder}/",
+        f'NAME="$(rclone lsf --files-only {folder}/ | sort | tail -n 1)"',
+        f'rclone copyto "{folder}/${{NAME:?no archive in {folder}}}" {local}',
+    ]
+
+
+def _cluster_dumps(s: Settings, stack: str) -> list[str]:
+    """The sealed logical dumps (`postgres-dump` CronJobs): decrypted on the operator's machine,
+    then fed to `pg_restore` in the tenant's primary through `kubectl exec -i`: the operand
+    image's own pg_restore (the server's major, never older than the dump), over the local
+    socket as the instance's user, so no password, no port-forward and no local Postgres tools."""
+    from components.cluster.stack import archive_target, tenant_specs
+    from components.render.k8s import POSTGRES_CLUSTER
+
+    # Settled by the config's shape, not by its secrets (the plan never holds them): the
+    # CronJob runs where the keys and `encryptionKey` are set (`stack.dumps_postgres`).
+    if s.backups is None or s.postgres.mode != "operator":
+        return []
+    specs = tenant_specs(s, stack=stack)
+    env = x.rclone_env(archive_target(s, stack, specs[0].tenant.name))
+    db = _db(s)
+    out = [
+        f"# postgres dumps: pg_dump --format=custom per tenant on '{s.backups.schedule if s.backups else ''}', "
+        f"sealed in the pod by rclone crypt, stored as s3://<tenant's bucket>/{stack}/<namespace>/dumps/"
+        f"{x.PG_DUMP_OWNER}/<UTC time>.dump{x.SEALED_SUFFIX}",
+        "# an alternative to the recovery Cluster above when the object store or Barman's archive is unusable:",
+        "# no point in time, up to one schedule interval of writes lost; restores into the LIVE database;",
+        "# they exist once ladder:backups.encryptionKey is set (without it Postgres has Barman's archive only)",
+        *_rclone_session(stack, env),
     ]
     for spec in specs:
-        # A tenant with its own bucket: the one remote option that names the bucket changes.
-        own = x.rclone_env(archive_target(s, stack, spec.tenant.name))
-        changed = {k: v for k, v in own.items() if env.get(k) != v}
-        out += [f"export {k}={q(v)}  # {spec.namespace}'s bucket" for k, v in sorted(changed.items())]
-        env = own
-        for name, kind, ext in owners:
-            folder = f"{x.CRYPT_REMOTE}:{stack}/{spec.namespace}/volumes/{name}"
-            local = f"{spec.namespace}-{name}.{ext}"
-            out += [
-                f"# {spec.namespace}/{name}: the newest archive, decrypted here (for an older one set NAME to a"
-                " name `rclone lsl` shows)",
-                f"rclone lsl {folder}/",
-                f'NAME="$(rclone lsf --files-only {folder}/ | sort | tail -n 1)"',
-                f'rclone copyto "{folder}/${{NAME:?no archive in {folder}}}" {local}',
-            ]
-            k = f"kubectl --kubeconfig kubeconfig-{stack} -n {spec.namespace}"
-            if ext == "tar.gz":
-                out.append(
-                    f"{k} exec -i {kind}/{name} -c {name} -- tar xzf - -C / < {local}"
-                    "  # into the live volume (needs tar in the image)"
-                )
-            else:
-                out.append(f"#   {local} is the accessory's own dump: feed it to its restore tool")
-    out.append(f"unset {' '.join(secrets)}")
+        out += _tenant_bucket(s, stack, spec, env)
+        env = x.rclone_env(archive_target(s, stack, spec.tenant.name))
+        target = archive_target(s, stack, spec.tenant.name)
+        local = f"{spec.namespace}-{x.PG_DUMP_OWNER}.dump"
+        k = f"kubectl --kubeconfig kubeconfig-{stack} -n {spec.namespace}"
+        out += [
+            f"# {spec.namespace}: the newest dump, decrypted here (for an older one set NAME to a name `rclone lsl`"
+            " shows)",
+            *_newest(f"{x.CRYPT_REMOTE}:{target.dumps}/{x.PG_DUMP_OWNER}", local),
+            f"PRIMARY=$({k} get cluster.postgresql.cnpg.io {POSTGRES_CLUSTER}"
+            " -o jsonpath='{.status.currentPrimary}')",
+            f"{k} scale deployment --all --replicas=0  # stop writers; the next `pulumi up` restores replicas",
+            f'{k} exec -i "$PRIMARY" -c postgres -- pg_restore --clean --if-exists --no-owner --no-privileges'
+            f" --role={db} --single-transaction -d {db} < {local}",
+        ]
+    out += [f"pulumi up --stack {stack} --yes  # puts the app's replicas back", _RCLONE_UNSET]
     return out
 
 
@@ -337,7 +405,7 @@ def restore_steps(s: Settings, stack: str, source: str | None = None, at: str | 
     files = _cluster_files(s, stack)
     if mode == "managed":
         return header + _cluster_managed(s, stack, source, at) + files
-    return header + _cluster_operator(s, stack, source, at) + files
+    return header + _cluster_operator(s, stack, source, at) + _cluster_dumps(s, stack) + files
 
 
 def main(argv: Sequence[str] | None = None) -> int:

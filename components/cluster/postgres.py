@@ -120,7 +120,7 @@ class Postgres(pulumi.ComponentResource):
             password = random.RandomPassword(f"{tenant}-postgres-password", length=32, special=False, opts=after)
             owner = kubernetes.core.v1.Secret(
                 f"{tenant}-postgres-owner",
-                metadata=r.meta("postgres-owner", spec.namespace, spec),
+                metadata=r.meta(r.POSTGRES_OWNER_SECRET, spec.namespace, spec),
                 type="kubernetes.io/basic-auth",
                 string_data=pulumi.Output.secret(password.result.apply(lambda pw: {"username": db, "password": pw})),
                 opts=after,
@@ -133,7 +133,7 @@ class Postgres(pulumi.ComponentResource):
                 spec,
                 versions.CNPG_POSTGRES_IMAGES[self._settings.postgres.version],
                 db,
-                "postgres-owner",
+                r.POSTGRES_OWNER_SECRET,
                 backup.cnpg_cluster_plugins(backup_args) if backup_args else None,
             )
             cluster = kubernetes.apiextensions.CustomResource(

@@ -70,9 +70,23 @@ def tenant_specs(s: Settings, built: images.ServiceImages | None = None, stack: 
             extra_env=tuple(sorted(_tenant_env(s, stack, t.name).items())),
             backup_schedule=s.backups.schedule if s.backups is not None and backups_enabled(s) else None,
             db_ca=s.postgres.mode == "managed",
+            postgres_dump_image=versions.CNPG_POSTGRES_IMAGES[s.postgres.version] if dumps_postgres(s) else None,
+            backup_port=_backup_port(s),
         )
         for t in s.effective_tenants
     ]
+
+
+def dumps_postgres(s: Settings) -> bool:
+    """A sealed `pg_dump` per tenant beside Barman: CloudNativePG, backups on and a passphrase
+    (without `backups.encryptionKey` Postgres is backed up by Barman alone)."""
+    b = s.backups
+    return s.postgres.mode == "operator" and backups_enabled(s) and b is not None and b.encryption_key is not None
+
+
+def _backup_port(s: Settings) -> int:
+    endpoint = s.backups.endpoint if s.backups is not None else None
+    return (urlsplit(endpoint).port or 443) if endpoint else 443
 
 
 def _tenant_env(s: Settings, stack: str, tenant: str) -> dict[str, str]:
@@ -85,7 +99,8 @@ def _tenant_env(s: Settings, stack: str, tenant: str) -> dict[str, str]:
 
 
 def backup_target(s: Settings, stack: str, tenant: str) -> x.BackupTarget | None:
-    """Volume and accessory backups go beside the tenant's Postgres backups: `<stack>/<namespace>/volumes/`."""
+    """Volume and accessory backups go beside the tenant's Postgres backups: `<stack>/<namespace>/volumes/`,
+    its sealed database dumps to `<stack>/<namespace>/dumps/postgres/`."""
     if s.backups is None or not backups_enabled(s):
         return None
     return archive_target(s, stack, tenant)
@@ -102,6 +117,7 @@ def archive_target(s: Settings, stack: str, tenant: str) -> x.BackupTarget:
         region=b.region,
         prefix=f"{stack}/{namespace}/volumes",
         endpoint=b.endpoint,
+        dumps=f"{stack}/{namespace}/dumps",
     )
 
 
@@ -253,6 +269,12 @@ class ClusterStack(pulumi.ComponentResource):
             key_id, secret_key = minted.get(tenant) or user_backup_keys(s)
             return x.backup_secret_data(key_id, secret_key, passphrase)
 
+        if s.postgres.mode == "operator" and backups_enabled(s) and not dumps_postgres(s):
+            pulumi.log.warn(
+                "Postgres is backed up by Barman alone, encrypted only server-side by the store if at all: set "
+                "ladder:backups.encryptionKey (a secret) for a nightly pg_dump sealed in the cluster before upload",
+                resource=self,
+            )
         if backs_up_archives(s) and not backups_enabled(s):
             pulumi.log.warn(
                 "service volumes and accessory backups are not backed up: set ladder:backups with "

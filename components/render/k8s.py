@@ -37,7 +37,8 @@ Obj = dict[str, Any]
 PART_OF = "app.kubernetes.io/part-of"
 NAME = "app.kubernetes.io/name"
 INSTANCE = "app.kubernetes.io/instance"
-ROLE = "ladder.dev/role"  # app | data: what NetworkPolicies select
+ROLE = "ladder.dev/role"  # app | data | backup: what NetworkPolicies select
+BACKUP_ROLE = "backup"  # the Postgres dump pod: Postgres and the object store, nothing else
 
 APP_SECRET = "app-secrets"
 APP_CONFIG = "app-env"
@@ -46,6 +47,8 @@ TLS_SECRET = "app-tls"
 PULL_SECRET = "registry-credentials"  # kubernetes.io/dockerconfigjson, when registries are configured
 MONITORING_NAMESPACE = "monitoring"
 POSTGRES_CLUSTER = "postgres"  # CloudNativePG Cluster name; its services are postgres-rw/-ro/-r
+# kubernetes.io/basic-auth (`username`, `password`): the database owner, bootstrapped by initdb.
+POSTGRES_OWNER_SECRET = "postgres-owner"
 VALKEY = "valkey"
 VALKEY_PORT = 6379
 POSTGRES_PORT = 5432
@@ -113,6 +116,11 @@ class TenantSpec:
     # Managed Postgres: its CA (a ConfigMap DB_CA_CONFIG_MAP in the namespace) is mounted into
     # every app container at DB_CA_DIR, and DATABASE_URL verifies the server against it.
     db_ca: bool = False
+    # CloudNativePG's operand image when the tenant's database is dumped and sealed beside
+    # Barman (operator Postgres, backups on, `backups.encryptionKey` set); and the port of
+    # the backup bucket's endpoint, the only place that dump pod may reach outside the namespace.
+    postgres_dump_image: str | None = None
+    backup_port: int = 443
 
     @property
     def namespace(self) -> str:
@@ -425,8 +433,23 @@ def network_policies(spec: TenantSpec) -> dict[str, Obj]:
             "policyTypes": ["Ingress"],
             "ingress": valkey_ingress,
         }
+    backup_pods = {"matchLabels": {ROLE: BACKUP_ROLE, INSTANCE: spec.tenant.name}}
     if spec.data.postgres_in_namespace:
-        policies["allow-postgres"] = _postgres_policy(spec, app_pods)
+        policies["allow-postgres"] = _postgres_policy(spec, app_pods, backup_pods)
+    if spec.postgres_dump_image is not None and spec.data.postgres_in_namespace:
+        # The dump pod: its database and the bucket's endpoint (public addresses only), as
+        # `allow-app-egress` would give it much more (the app, Valkey, accessories, egress rules).
+        policies["allow-backup-egress"] = {
+            "podSelector": backup_pods,
+            "policyTypes": ["Egress"],
+            "egress": [
+                {"to": [{"podSelector": CNPG_PODS}], "ports": _ports([POSTGRES_PORT])},
+                {
+                    "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}],
+                    "ports": _ports([spec.backup_port]),
+                },
+            ],
+        }
     for acc_name, acc in spec.accessories:
         policies[f"allow-{acc_name}-from-app"] = {
             "podSelector": {"matchLabels": accessory_selector(spec, acc_name)},
@@ -436,14 +459,14 @@ def network_policies(spec: TenantSpec) -> dict[str, Obj]:
     return {name: {"metadata": meta(name, ns, spec), "spec": body} for name, body in policies.items()}
 
 
-def _postgres_policy(spec: TenantSpec, app_pods: Obj) -> Obj:
+def _postgres_policy(spec: TenantSpec, app_pods: Obj, backup_pods: Obj) -> Obj:
     """Every CloudNativePG pod of the namespace (the live cluster, a recovery cluster of
-    any name, their Jobs): Postgres from the tenant's app, replication between
+    any name, their Jobs): Postgres from the tenant's app and its dump pod, replication between
     instances, the operator's status and management connections, Prometheus on the
     exporter; out to each other, the Kubernetes API and the object store (both outside
     the cluster network on 443/6443)."""
     ingress: list[Obj] = [
-        {"from": [{"podSelector": app_pods}], "ports": _ports([POSTGRES_PORT])},
+        {"from": [{"podSelector": app_pods}, {"podSelector": backup_pods}], "ports": _ports([POSTGRES_PORT])},
         {"from": [{"podSelector": CNPG_PODS}], "ports": _ports([POSTGRES_PORT, CNPG_STATUS_PORT])},
         {
             "from": [{"namespaceSelector": _ns_selector(CNPG_NAMESPACE)}],

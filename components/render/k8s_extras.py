@@ -18,6 +18,10 @@
   No official image ships `age`; rclone's own image does ship rclone. The passphrase and
   the bucket keys live in the tenant's Secret (`envFrom`), never in a plain env value,
   the command or an annotation.
+- Postgres (`postgres.mode: operator`): beside the Barman Cloud plugin (base backups and WAL,
+  server-side encryption only, point-in-time recovery), a `postgres-dump` CronJob per tenant
+  runs `pg_dump --format=custom` through the same dump wrapper and the same sealing uploader,
+  so the database also leaves the cluster encrypted client-side (`postgres_dump_cronjob`).
 """
 
 from __future__ import annotations
@@ -54,8 +58,14 @@ UPLOAD_SCRIPT = (
     "export RCLONE_CONFIG_SEALED_PASSWORD; unset LADDER_BACKUP_KEY; "
     'exec rclone copyto "$ARCHIVE" "SEALED:$PREFIX/$(date -u +%Y%m%dT%H%M%SZ).$EXT"'
 )
-# The dump wrapper: the accessory's command (argv, no shell parsing) writes to stdout.
-DUMP_SCRIPT = 'set -eu; "$@" > /backup/archive'
+# The dump wrapper: the dump command (argv, no shell parsing) writes to stdout, into the file
+# the uploader seals (LADDER_ARCHIVE, a name no accessory env is likely to carry).
+DUMP_SCRIPT = 'set -eu; "$@" > "$LADDER_ARCHIVE"'
+# The tenant's Postgres dump: custom format (compressed, selective `pg_restore`), every
+# connection parameter from libpq's environment (PG*), the password from a secretKeyRef.
+PG_DUMP_COMMAND = ("pg_dump", "--format=custom")
+PG_DUMP_JOB = "postgres-dump"  # not `backup-postgres`: a service may be named `postgres`
+PG_DUMP_OWNER = "postgres"  # objects under BackupTarget.dumps/<owner>/
 STARTING_DEADLINE_S = 300
 BACKUP_DEADLINE_S = 4 * 3600
 
@@ -68,6 +78,9 @@ class BackupTarget:
     region: str
     prefix: str  # e.g. shop/production/shop: objects land under <prefix>/<owner>/
     endpoint: str | None = None
+    # Where database dumps land (<dumps>/<owner>/): apart from `prefix`, so no service's
+    # volume folder can share it, and apart from Barman's `<serverName>/` folders.
+    dumps: str = ""
 
 
 def accessory_secret_name(name: str) -> str:
@@ -171,10 +184,11 @@ def accessory_host(spec: r.TenantSpec, name: str) -> str:
 # CronJobs
 
 
-def cronjob(spec: r.TenantSpec, name: str, schedule: str, pod: Obj, deadline_s: int) -> Obj:
+def cronjob(spec: r.TenantSpec, name: str, schedule: str, pod: Obj, deadline_s: int, role: str = "app") -> Obj:
     """A CronJob that never overlaps itself, in UTC, whose failed runs stay visible (history,
-    exit code in the Job's status) instead of being retried into success."""
-    labels = {r.NAME: name, r.INSTANCE: spec.tenant.name, r.PART_OF: spec.app.name, r.ROLE: "app"}
+    exit code in the Job's status) instead of being retried into success. `role` picks the
+    NetworkPolicies its pods fall under (`k8s.network_policies`)."""
+    labels = {r.NAME: name, r.INSTANCE: spec.tenant.name, r.PART_OF: spec.app.name, r.ROLE: role}
     return {
         "metadata": r.meta(name, spec.namespace, spec, **{r.NAME: name}),
         "spec": {
@@ -256,11 +270,11 @@ def backup_secret_data(access_key_id: T, secret_access_key: T, passphrase: T) ->
     return {STORE_REMOTE_KEYS[0]: access_key_id, STORE_REMOTE_KEYS[1]: secret_access_key, KEY_VAR: passphrase}
 
 
-def _uploader(target: BackupTarget, owner: str, ext: str) -> Obj:
+def _uploader(target: BackupTarget, prefix: str, ext: str) -> Obj:
     env = {
         **rclone_env(target),
         "ARCHIVE": "/backup/archive",
-        "PREFIX": f"{target.prefix}/{owner}",
+        "PREFIX": prefix,
         "EXT": ext,
         "HOME": "/tmp",
     }
@@ -292,10 +306,17 @@ def _tar(paths: list[str], mounts: list[Obj]) -> Obj:
 def _backup_pod(
     spec: r.TenantSpec, init: Obj, target: BackupTarget, owner: str, ext: str, claims: list[Obj], size_gb: int
 ) -> Obj:
+    return _sealing_pod(spec, init, target, f"{target.prefix}/{owner}", ext, claims, size_gb)
+
+
+def _sealing_pod(
+    spec: r.TenantSpec, init: Obj, target: BackupTarget, prefix: str, ext: str, claims: list[Obj], size_gb: int
+) -> Obj:
+    """`init` leaves /backup/archive in the scratch emptyDir; the uploader seals it to <prefix>/."""
     scratch = {"name": "backup", "emptyDir": {"sizeLimit": f"{max(1, size_gb)}Gi"}}
     return r.pod_spec(
         spec,
-        [_uploader(target, owner, ext)],
+        [_uploader(target, prefix, ext)],
         extra_volumes=[scratch, *claims],
         initContainers=[init],
     )
@@ -339,15 +360,10 @@ def backup_cronjobs(spec: r.TenantSpec, target: BackupTarget) -> list[Obj]:
             continue
         size = sum(v.size_gb for v in acc.volumes.values()) or 1
         if acc.backup.command:
-            dump = {
-                **accessory_container(spec, name, acc),
-                "name": "dump",
-                "command": ["sh", "-c", DUMP_SCRIPT, "dump", *acc.backup.command],
-                "env": _env({**acc.env, **_accessory_address(spec, name, acc)}),
-                "volumeMounts": [{"name": "backup", "mountPath": "/backup"}, {"name": "tmp", "mountPath": "/tmp"}],
-            }
+            base = accessory_container(spec, name, acc)
             for key in ("ports", "readinessProbe", "livenessProbe"):
-                dump.pop(key, None)
+                base.pop(key, None)
+            dump = _dump(base, acc.backup.command, _env({**acc.env, **_accessory_address(spec, name, acc)}))
             pod = _backup_pod(spec, dump, target, name, "dump", [], size)
         else:
             paths = acc.backup.paths or []
@@ -356,7 +372,64 @@ def backup_cronjobs(spec: r.TenantSpec, target: BackupTarget) -> list[Obj]:
             pod = _backup_pod(spec, _tar(paths, mounts), target, name, "tar.gz", volumes, size)
             pod["affinity"] = _beside(r.accessory_selector(spec, name))
         out.append(cronjob(spec, f"backup-{name}", schedule, pod, BACKUP_DEADLINE_S))
+    out += postgres_dump_cronjob(spec, target)
     return out
+
+
+def _dump(base: Obj, argv: tuple[str, ...] | list[str], env: list[Obj]) -> Obj:
+    """The dump init container: `base`'s image, env source and security, `argv` (no shell
+    parsing: the wrapper passes it as "$@") writing to /backup/archive; /tmp for HOME."""
+    return {
+        **base,
+        "name": "dump",
+        "command": ["sh", "-c", DUMP_SCRIPT, "dump", *argv],
+        "env": [*env, {"name": "LADDER_ARCHIVE", "value": "/backup/archive"}],
+        "volumeMounts": [{"name": "backup", "mountPath": "/backup"}, {"name": "tmp", "mountPath": "/tmp"}],
+    }
+
+
+def _secret_ref(name: str, secret: str, key: str) -> Obj:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def postgres_dump_env(spec: r.TenantSpec) -> list[Obj]:
+    """libpq's environment for the tenant's database: the primary through the `-rw` Service
+    (a standby's `-ro` may not exist, instances can be 1, and a long dump on a hot standby is
+    cancelled by replay conflicts), TLS required (CloudNativePG always serves it), and the
+    owner role's name and password from the Secret Ladder bootstraps the Cluster with
+    (`bootstrap.initdb.secret`; with it CloudNativePG makes no `<cluster>-app` Secret).
+    PGPASSWORD is read by libpq from the environment: never on argv, never in a plain value."""
+    plain = {
+        "PGHOST": f"{r.POSTGRES_CLUSTER}-rw.{spec.namespace}.svc.cluster.local",
+        "PGPORT": str(r.POSTGRES_PORT),
+        "PGDATABASE": spec.app.database,
+        "PGSSLMODE": "require",
+        "HOME": "/tmp",
+    }
+    return [
+        *_env(plain),
+        _secret_ref("PGUSER", r.POSTGRES_OWNER_SECRET, "username"),
+        _secret_ref("PGPASSWORD", r.POSTGRES_OWNER_SECRET, "password"),
+    ]
+
+
+def postgres_dump_cronjob(spec: r.TenantSpec, target: BackupTarget) -> list[Obj]:
+    """The tenant's nightly sealed logical dump, when its Postgres is CloudNativePG's, backups
+    run and the stack has an encryption key (`spec.postgres_dump_image` is then the operand
+    image: its pg_dump is the server's major, as pg_dump must be at least the server's)."""
+    if spec.backup_schedule is None or spec.postgres_dump_image is None or not target.dumps:
+        return []
+    base = {
+        "name": "dump",
+        "image": spec.postgres_dump_image,
+        "imagePullPolicy": "Always",
+        "resources": r.resources_block(BACKUP_RESOURCES),
+        "securityContext": r.container_security_context(),
+    }
+    dump = _dump(base, PG_DUMP_COMMAND, postgres_dump_env(spec))
+    prefix = f"{target.dumps}/{PG_DUMP_OWNER}"
+    pod = _sealing_pod(spec, dump, target, prefix, "dump", [], spec.postgres_storage_gb)
+    return [cronjob(spec, PG_DUMP_JOB, spec.backup_schedule, pod, BACKUP_DEADLINE_S, role=r.BACKUP_ROLE)]
 
 
 def _accessory_address(spec: r.TenantSpec, name: str, acc: Accessory) -> dict[str, str]:
@@ -386,6 +459,8 @@ def extra_pods(spec: r.TenantSpec) -> list[tuple[Resources, int]]:
         for _, acc in spec.accessories:
             if acc.backup is not None:
                 pods.append((_larger(acc.resources, BACKUP_RESOURCES) if acc.backup.command else BACKUP_RESOURCES, 1))
+        if spec.postgres_dump_image is not None:
+            pods.append((BACKUP_RESOURCES, 1))
     return pods
 
 
