@@ -53,7 +53,7 @@ from components.render.compose import (
     route_network_name,
 )
 from components.render.hardening import WAIT_CLOUD_INIT
-from components.render.heredoc import heredoc
+from components.render.heredoc import write_file
 from components.render.vps_extras import DEPLOY_LOCK, VolumeDir
 from components.render.watch import WatchArgs
 
@@ -116,19 +116,11 @@ def revision(definition: str, env_file: str) -> str:
 
 
 def _heredoc(path: str, content: str, mode: str) -> str:
-    """Write `content` to `path` (relative to the project, or absolute) atomically.
-
-    A missing parent is created with mode 0750; an existing one (`/etc/systemd/system`,
-    `/usr/local/sbin`) keeps its mode (`install -d -m` would change it)."""
-    target = path if path.startswith("/") else f"{PROJECT_DIR}/{path}"
-    parent = shlex.quote(target.rsplit("/", 1)[0])
-    parent_mode = "0755" if path.startswith("/") else "0750"  # system locations are world-readable
-    return (
-        f"[ -d {parent} ] || install -d -m {parent_mode} {parent}\n"
-        f"{heredoc('cat > ' + shlex.quote(target + '.new'), content)}\n"
-        f"chmod {mode} {shlex.quote(target + '.new')}\n"
-        f"mv -f {shlex.quote(target + '.new')} {shlex.quote(target)}\n"
-    )
+    """Write `content` to `path` (relative to the project, or absolute) atomically; a missing
+    project directory is created 0750, a system one 0755 (system locations are world-readable)."""
+    if path.startswith("/"):
+        return write_file(path, content, mode)
+    return write_file(f"{PROJECT_DIR}/{path}", content, mode, parent_mode="0750")
 
 
 # Health status when a container has a healthcheck, else its run state.

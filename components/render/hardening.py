@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from components.render import sudo
-from components.render.heredoc import heredoc
+from components.render.heredoc import heredoc, write_file
 
 DEPLOY_USER = "deploy"
 
@@ -235,20 +235,6 @@ class Logins:
     deploy_key: str  # OpenSSH public key
 
 
-def _entry_point() -> str:
-    """Install (or refresh) `ladder-apply`, root:root 0755, atomically: a half-written entry
-    point would fail every later command."""
-    path = shlex.quote(sudo.ENTRY_POINT)
-    return "\n".join(
-        [
-            heredoc(f"cat > {path}.new", sudo.entry_point_script()),
-            f"chown root:root {path}.new",
-            f"chmod 0755 {path}.new",
-            f"mv -f {path}.new {path}",
-        ]
-    )
-
-
 # Reads the keys on stdin; the user's home from the passwd database (not `~user`, which a
 # name could turn into something else). Root writes in a directory the user owns, so nothing
 # there is trusted: a symlinked ~/.ssh is refused, the new file is made by mktemp (never an
@@ -342,7 +328,7 @@ set -euo pipefail
 {helpers}
 main() {{
 wait_cloud_init
-{_entry_point()}
+{write_file(sudo.ENTRY_POINT, sudo.entry_point_script(), '0755').rstrip()}
 {users}
 wanted=" {sources} "
 anywhere={anywhere}
