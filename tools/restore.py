@@ -248,12 +248,9 @@ def _config_get(stack: str, key: str) -> str:
 def _cluster_files(s: Settings, stack: str) -> list[str]:
     """Service volumes and accessories (issue 14), sealed by rclone crypt in the backup pod:
     fetched and decrypted on the operator's machine with the same two rclone remotes."""
-    from components.cluster.stack import archive_target, tenant_specs
-
     if s.backups is None or not backs_up_archives(s):
         return []
-    specs = tenant_specs(s, stack=stack)
-    env = x.rclone_env(archive_target(s, stack, specs[0].tenant.name))
+    session, tenants = _sealed_tenants(s, stack)
     owners = [(n, "deployment", "tar.gz") for n, svc in sorted(s.app.services.items()) if svc.volumes]
     owners += [
         (n, "statefulset", "dump" if a.backup.command else "tar.gz")
@@ -264,11 +261,10 @@ def _cluster_files(s: Settings, stack: str) -> list[str]:
         f"# files: service volumes and accessories, sealed in the backup pod by rclone crypt (key: ladder:backups."
         f"encryptionKey), stored as s3://<tenant's bucket>/{stack}/<namespace>/volumes/<name>/<UTC time>.<ext>"
         f"{x.SEALED_SUFFIX}",
-        *_rclone_session(stack, env),
+        *session,
     ]
-    for spec in specs:
-        out += _tenant_bucket(s, stack, spec, env)
-        env = x.rclone_env(archive_target(s, stack, spec.tenant.name))
+    for spec, _, switch in tenants:
+        out += switch
         for name, kind, ext in owners:
             folder = f"{x.CRYPT_REMOTE}:{stack}/{spec.namespace}/volumes/{name}"
             local = f"{spec.namespace}-{name}.{ext}"
@@ -313,13 +309,23 @@ def _rclone_session(stack: str, env: Mapping[str, str]) -> list[str]:
     ]
 
 
-def _tenant_bucket(s: Settings, stack: str, spec: TenantSpec, env: Mapping[str, str]) -> list[str]:
-    """A tenant with its own bucket: re-export the one remote option that names the bucket."""
-    from components.cluster.stack import archive_target
+def _sealed_tenants(s: Settings, stack: str) -> tuple[list[str], list[tuple[TenantSpec, x.BackupTarget, list[str]]]]:
+    """The rclone session (its remotes on the first tenant's bucket), then per tenant its
+    archive target and the exports that move the remotes to its bucket where that differs
+    from the previous tenant's."""
+    from components.cluster.stack import archive_target, tenant_specs
 
-    own = x.rclone_env(archive_target(s, stack, spec.tenant.name))
-    changed = {k: v for k, v in own.items() if env.get(k) != v}
-    return [f"export {k}={shlex.quote(v)}  # {spec.namespace}'s bucket" for k, v in sorted(changed.items())]
+    targets = [(spec, archive_target(s, stack, spec.tenant.name)) for spec in tenant_specs(s, stack=stack)]
+    env = x.rclone_env(targets[0][1])
+    session = _rclone_session(stack, env)
+    tenants = []
+    for spec, target in targets:
+        own = x.rclone_env(target)
+        moved = sorted((k, v) for k, v in own.items() if env.get(k) != v)
+        switch = [f"export {k}={shlex.quote(v)}  # {spec.namespace}'s bucket" for k, v in moved]
+        tenants.append((spec, target, switch))
+        env = own
+    return session, tenants
 
 
 def _newest(folder: str, local: str) -> list[str]:
@@ -336,29 +342,25 @@ def _cluster_dumps(s: Settings, stack: str) -> list[str]:
     then fed to `pg_restore` in the tenant's primary through `kubectl exec -i`: the operand
     image's own pg_restore (the server's major, never older than the dump), over the local
     socket as the instance's user, so no password, no port-forward and no local Postgres tools."""
-    from components.cluster.stack import archive_target, tenant_specs
     from components.render.k8s import POSTGRES_CLUSTER
 
     # Settled by the config's shape, not by its secrets (the plan never holds them): the
     # CronJob runs where the keys and `encryptionKey` are set (`stack.dumps_postgres`).
     if s.backups is None or s.postgres.mode != "operator":
         return []
-    specs = tenant_specs(s, stack=stack)
-    env = x.rclone_env(archive_target(s, stack, specs[0].tenant.name))
+    session, tenants = _sealed_tenants(s, stack)
     db = _db(s)
     out = [
-        f"# postgres dumps: pg_dump --format=custom per tenant on '{s.backups.schedule if s.backups else ''}', "
+        f"# postgres dumps: pg_dump --format=custom per tenant on '{s.backups.schedule}', "
         f"sealed in the pod by rclone crypt, stored as s3://<tenant's bucket>/{stack}/<namespace>/dumps/"
         f"{x.PG_DUMP_OWNER}/<UTC time>.dump{x.SEALED_SUFFIX}",
         "# an alternative to the recovery Cluster above when the object store or Barman's archive is unusable:",
         "# no point in time, up to one schedule interval of writes lost; restores into the LIVE database;",
         "# they exist once ladder:backups.encryptionKey is set (without it Postgres has Barman's archive only)",
-        *_rclone_session(stack, env),
+        *session,
     ]
-    for spec in specs:
-        out += _tenant_bucket(s, stack, spec, env)
-        env = x.rclone_env(archive_target(s, stack, spec.tenant.name))
-        target = archive_target(s, stack, spec.tenant.name)
+    for spec, target, switch in tenants:
+        out += switch
         local = f"{spec.namespace}-{x.PG_DUMP_OWNER}.dump"
         k = f"kubectl --kubeconfig kubeconfig-{stack} -n {spec.namespace}"
         out += [
