@@ -328,7 +328,7 @@ set -euo pipefail
 {helpers}
 main() {{
 wait_cloud_init
-{write_file(sudo.ENTRY_POINT, sudo.entry_point_script(), '0755').rstrip()}
+{write_file(sudo.ENTRY_POINT, sudo.entry_point_script(), "0755").rstrip()}
 {users}
 wanted=" {sources} "
 anywhere={anywhere}

@@ -66,6 +66,9 @@ DUMP_SCRIPT = 'set -eu; "$@" > "$LADDER_ARCHIVE"'
 PG_DUMP_COMMAND = ("pg_dump", "--format=custom")
 PG_DUMP_JOB = "postgres-dump"  # not `backup-postgres`: a service may be named `postgres`
 PG_DUMP_OWNER = "postgres"  # objects under BackupTarget.dumps/<owner>/
+# The one file in the scratch emptyDir (mounted at /backup) that a backup pod's init container
+# writes and its uploader seals.
+ARCHIVE = "/backup/archive"
 STARTING_DEADLINE_S = 300
 BACKUP_DEADLINE_S = 4 * 3600
 
@@ -273,7 +276,7 @@ def backup_secret_data(access_key_id: T, secret_access_key: T, passphrase: T) ->
 def _uploader(target: BackupTarget, prefix: str, ext: str) -> Obj:
     env = {
         **rclone_env(target),
-        "ARCHIVE": "/backup/archive",
+        "ARCHIVE": ARCHIVE,
         "PREFIX": prefix,
         "EXT": ext,
         "HOME": "/tmp",
@@ -296,7 +299,7 @@ def _tar(paths: list[str], mounts: list[Obj]) -> Obj:
         "name": "archive",
         "image": versions.BUSYBOX_IMAGE,
         "imagePullPolicy": "Always",
-        "command": ["tar", "czf", "/backup/archive", "-C", "/", *(p.lstrip("/") for p in paths)],
+        "command": ["tar", "czf", ARCHIVE, "-C", "/", *(p.lstrip("/") for p in paths)],
         "resources": r.resources_block(BACKUP_RESOURCES),
         "securityContext": r.container_security_context(),
         "volumeMounts": [{"name": "backup", "mountPath": "/backup"}, *mounts],
@@ -383,7 +386,7 @@ def _dump(base: Obj, argv: tuple[str, ...] | list[str], env: list[Obj]) -> Obj:
         **base,
         "name": "dump",
         "command": ["sh", "-c", DUMP_SCRIPT, "dump", *argv],
-        "env": [*env, {"name": "LADDER_ARCHIVE", "value": "/backup/archive"}],
+        "env": [*env, {"name": "LADDER_ARCHIVE", "value": ARCHIVE}],
         "volumeMounts": [{"name": "backup", "mountPath": "/backup"}, {"name": "tmp", "mountPath": "/tmp"}],
     }
 
